@@ -1,0 +1,189 @@
+"""The Starlette application: routes, body limits and the one error-to-HTTP mapping.
+
+``create_app(settings)`` is the factory uvicorn calls (once per worker). The model
+is loaded and warmed up in the lifespan, off the event loop; ``/health/ready``
+answers 503 until that has succeeded.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import AsyncIterator
+from typing import Any
+
+import msgspec
+from starlette.applications import Starlette
+from starlette.concurrency import run_in_threadpool
+from starlette.exceptions import HTTPException
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
+
+from restpredict._version import __version__
+from restpredict.errors import (
+    MethodNotAllowedError,
+    NotFoundError,
+    NotReadyError,
+    PayloadTooLargeError,
+    RestPredictError,
+    UnsupportedMediaTypeError,
+)
+from restpredict.model import LoadedModel, load_configured_model
+from restpredict.payload import decode_predict, encode_predictions
+from restpredict.settings import Settings
+
+__all__ = ["JSON", "PROBLEM_JSON", "create_app", "problem_response"]
+
+JSON = "application/json"
+PROBLEM_JSON = "application/problem+json"
+
+
+class JSONResponse(Response):
+    """A response encoded by msgspec (fast, and it refuses NaN rather than emit bad JSON)."""
+
+    media_type = JSON
+
+    def render(self, content: Any) -> bytes:
+        return content if isinstance(content, bytes) else msgspec.json.encode(content)
+
+
+def create_app(settings: Settings, model: LoadedModel | None = None) -> Starlette:
+    """Build the app; ``model`` skips loading (tests, and the single-process CLI path)."""
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        loaded = model or await run_in_threadpool(load_configured_model, settings)
+        if model is None:
+            await run_in_threadpool(loaded.warm_up)
+        app.state.model = loaded
+        app.state.ready = True
+        yield
+        app.state.ready = False
+
+    app = Starlette(
+        routes=[
+            Route("/predict", predict, methods=["POST"]),
+            Route("/health/live", live, methods=["GET"]),
+            Route("/health/ready", ready, methods=["GET"]),
+            Route("/metadata", metadata, methods=["GET"]),
+        ],
+        exception_handlers={
+            RestPredictError: _restpredict_error,
+            HTTPException: _http_exception,
+            Exception: _unexpected_error,
+        },
+        lifespan=lifespan,
+    )
+    app.state.settings = settings
+    app.state.model = None
+    app.state.ready = False
+    return app
+
+
+async def predict(request: Request) -> Response:
+    """``POST /predict``: features or named instances in, predictions (and probabilities) out."""
+    model = _model(request)
+    settings: Settings = request.app.state.settings
+    body = await read_json_body(request, settings.max_body_bytes)
+    query = decode_predict(
+        body,
+        model.schema,
+        max_rows=settings.max_rows,
+        ignore_unknown=settings.unknown_columns == "ignore",
+    )
+    prediction = await run_in_threadpool(
+        model.predict, query.rows, labels=query.labels, proba=query.proba
+    )
+    return JSONResponse(encode_predictions(model, prediction))
+
+
+async def live(request: Request) -> Response:
+    """The process is up and its event loop answers."""
+    return JSONResponse({"status": "live"})
+
+
+async def ready(request: Request) -> Response:
+    """The model is loaded and a warm-up prediction succeeded."""
+    _model(request)
+    return JSONResponse({"status": "ready", "model": request.app.state.model.name})
+
+
+async def metadata(request: Request) -> Response:
+    """What is being served: file, hash, schema, versions."""
+    model = _model(request)
+    return JSONResponse({**model.metadata(), "restpredict_version": __version__})
+
+
+def _model(request: Request) -> LoadedModel:
+    state = request.app.state
+    if not state.ready or state.model is None:
+        raise NotReadyError("the model is not loaded yet; retry shortly")
+    model: LoadedModel = state.model
+    return model
+
+
+async def read_json_body(request: Request, limit: int) -> bytes:
+    """The body, refused early by Content-Length and again by counting streamed bytes."""
+    content_type = request.headers.get("content-type")
+    if content_type is not None:
+        _check_json_content_type(content_type)
+    declared = request.headers.get("content-length")
+    if declared is not None and declared.isdigit() and int(declared) > limit:
+        raise PayloadTooLargeError(f"body is {declared} bytes; the limit is {limit} bytes")
+    chunks: list[bytes] = []
+    size = 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > limit:
+            raise PayloadTooLargeError(f"body is over the limit of {limit} bytes")
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def _check_json_content_type(value: str) -> None:
+    media, _, params = value.partition(";")
+    media = media.strip().lower()
+    charset = params.strip().lower().removeprefix("charset=").strip('"') if params else "utf-8"
+    if (media == JSON or media.endswith("+json")) and charset in ("utf-8", "utf8"):
+        return
+    raise UnsupportedMediaTypeError(
+        f"Content-Type {value!r} is not supported; send application/json (UTF-8)"
+    )
+
+
+def problem_response(error: RestPredictError, headers: dict[str, str] | None = None) -> Response:
+    """RFC 9457 problem+json, plus a stable ``code``: the one error schema of the API."""
+    body = {
+        "type": f"urn:restpredict:problem:{error.code}",
+        "title": error.title,
+        "status": error.status,
+        "detail": error.detail,
+        "code": error.code,
+        **error.extra,
+    }
+    return JSONResponse(body, status_code=error.status, headers=headers, media_type=PROBLEM_JSON)
+
+
+async def _restpredict_error(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, RestPredictError)
+    return problem_response(exc)
+
+
+async def _http_exception(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, HTTPException)
+    if exc.status_code == 405:
+        allowed = exc.headers.get("Allow", "") if exc.headers else ""
+        error: RestPredictError = MethodNotAllowedError(
+            f"{request.method} is not allowed on {request.url.path}; allowed: {allowed}"
+        )
+        return problem_response(error, headers={"Allow": allowed})
+    if exc.status_code == 404:
+        error = NotFoundError(f"no route for {request.url.path}")
+    else:
+        error = RestPredictError(str(exc.detail))
+        error.status = exc.status_code  # type: ignore[misc]
+    return problem_response(error)
+
+
+async def _unexpected_error(request: Request, exc: Exception) -> Response:
+    return problem_response(RestPredictError("unexpected server error; see the server log"))

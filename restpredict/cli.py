@@ -1,0 +1,332 @@
+"""The ``restpredict`` command: a thin skin over the library.
+
+Each command builds Settings from flags, calls one library function and leaves
+error handling to ``_errors_to_exit_codes``: a RestPredictError becomes one red
+line on stderr and its documented exit code, never a traceback.
+"""
+
+from __future__ import annotations
+
+import functools
+import io
+import json
+import os
+import sys
+from collections.abc import Callable, Iterator
+from contextlib import ExitStack, contextmanager
+from pathlib import Path
+from typing import IO, Annotated, Any, TypeVar
+
+import typer
+from rich.console import Console
+from rich.markup import escape
+from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TimeRemainingColumn
+
+from restpredict._version import __version__
+from restpredict.client import Client
+from restpredict.errors import ExitCode, InputError, RestPredictError
+from restpredict.model import LoadedModel, load_configured_model
+from restpredict.payload import prediction_document, rows_to_query
+from restpredict.render import OutputFormat, PredictionWriter, metadata_table, startup_panel
+from restpredict.rows import CountingReader, chunks, detect_format, parse_features
+from restpredict.schema import ModelSchema
+from restpredict.settings import Settings, load_settings
+
+__all__ = ["app"]
+
+app = typer.Typer(
+    name="restpredict",
+    help="Serve a trained scikit-learn model over HTTP, query it, and ship it.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+stderr = Console(stderr=True, highlight=False)
+F = TypeVar("F", bound=Callable[..., Any])
+
+# Options shared by every command that loads a model, declared once.
+ModelArg = Annotated[
+    Path | None,
+    typer.Argument(help="Model file (.joblib, .pkl, .pickle, .skops). Omit to use the demo."),
+]
+ConfigOpt = Annotated[
+    Path | None,
+    typer.Option(
+        "--config",
+        "-c",
+        envvar="RESTPREDICT_CONFIG",
+        help="restpredict.yaml to read settings from.",
+    ),
+]
+Sha256Opt = Annotated[
+    str | None, typer.Option("--sha256", help="Refuse the model unless its SHA-256 matches.")
+]
+AllowMismatchOpt = Annotated[
+    bool | None,
+    typer.Option(
+        "--allow-version-mismatch/--no-allow-version-mismatch",
+        help="Serve a model pickled with another scikit-learn version.",
+        show_default=False,
+    ),
+]
+TrustedTypeOpt = Annotated[
+    list[str] | None,
+    typer.Option("--trusted-type", help="A type a .skops file may load (repeatable)."),
+]
+
+
+def _errors_to_exit_codes(command: F) -> F:
+    """The one place library errors become a message and an exit code."""
+
+    @functools.wraps(command)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return command(*args, **kwargs)
+        except RestPredictError as exc:
+            _fail(exc.detail, exc.exit_code)
+        except KeyboardInterrupt:
+            _fail("interrupted", 130)
+        except Exception as exc:  # a bug: still one line, never a traceback
+            _fail(f"unexpected {type(exc).__name__}: {exc}", ExitCode.UNEXPECTED)
+
+    return wrapper  # type: ignore[return-value]
+
+
+def _fail(message: str, code: int) -> None:
+    stderr.print(f"[bold red]error:[/] {escape(message)}", soft_wrap=True)
+    raise typer.Exit(code)
+
+
+def _settings(config: Path | None, **flags: Any) -> Settings:
+    if isinstance(flags.get("trusted_types"), list):
+        flags["trusted_types"] = tuple(flags["trusted_types"]) or None
+    return load_settings(config, environ=os.environ, **flags)
+
+
+@app.command()
+@_errors_to_exit_codes
+def serve(
+    model: ModelArg = None,
+    config: ConfigOpt = None,
+    host: Annotated[
+        str | None, typer.Option(help="Interface to bind. [default: 127.0.0.1]")
+    ] = None,
+    port: Annotated[int | None, typer.Option("--port", "-p", help="[default: 8000]")] = None,
+    workers: Annotated[
+        int | None, typer.Option("--workers", "-w", help="Worker processes. [default: 1]")
+    ] = None,
+    sha256: Sha256Opt = None,
+    allow_version_mismatch: AllowMismatchOpt = None,
+    trusted_type: TrustedTypeOpt = None,
+    model_name: Annotated[str | None, typer.Option(help="Name shown in metadata.")] = None,
+    max_body_bytes: Annotated[
+        int | None, typer.Option(help="Largest request body. [default: 4 MiB]")
+    ] = None,
+    max_rows: Annotated[
+        int | None, typer.Option(help="Most rows per request. [default: 10000]")
+    ] = None,
+    unknown_columns: Annotated[
+        str | None, typer.Option(help="reject|ignore named columns the model lacks.")
+    ] = None,
+    log_level: Annotated[str | None, typer.Option(help="[default: info]")] = None,
+) -> None:
+    """Serve MODEL on POST /predict (the built-in iris demo when no MODEL is given)."""
+    from restpredict.server import run
+
+    settings = _settings(
+        config,
+        model=model,
+        host=host,
+        port=port,
+        workers=workers,
+        sha256=sha256,
+        allow_version_mismatch=allow_version_mismatch,
+        trusted_types=trusted_type,
+        model_name=model_name,
+        max_body_bytes=max_body_bytes,
+        max_rows=max_rows,
+        unknown_columns=unknown_columns,
+        log_level=log_level,
+    )
+    loaded = load_configured_model(settings)
+    loaded.warm_up()
+    example = list(loaded.schema.example or [])
+    Console().print(startup_panel(loaded.metadata(), settings, example))
+    run(settings, loaded)
+
+
+@app.command()
+@_errors_to_exit_codes
+def predict(
+    model: Annotated[
+        Path | None, typer.Option("--model", "-m", help="Predict locally with this model file.")
+    ] = None,
+    url: Annotated[
+        str | None, typer.Option("--url", "-u", help="Predict with a running server.")
+    ] = None,
+    features: Annotated[
+        str | None,
+        typer.Option("--features", "-f", help="One row: 5.1,3.5,1.4,0.2 or a JSON array."),
+    ] = None,
+    input_path: Annotated[
+        str | None,
+        typer.Option("--input", "-i", help="Rows from a .csv/.json/.jsonl file, or - for stdin."),
+    ] = None,
+    input_format: Annotated[
+        str | None, typer.Option("--format", help="csv|json|jsonl (default: from suffix).")
+    ] = None,
+    output: Annotated[
+        str | None, typer.Option("--output", "-o", help="table|json|csv (default: table on a TTY).")
+    ] = None,
+    proba: Annotated[bool, typer.Option("--proba", help="Include class probabilities.")] = False,
+    chunk_size: Annotated[int, typer.Option(min=1, help="Rows per request or batch.")] = 1000,
+    timeout: Annotated[float, typer.Option(help="Seconds per HTTP request.")] = 30.0,
+    config: ConfigOpt = None,
+    sha256: Sha256Opt = None,
+    allow_version_mismatch: AllowMismatchOpt = None,
+    trusted_type: TrustedTypeOpt = None,
+) -> None:
+    """Predict rows with a model file (--model) or a running server (--url)."""
+    if (features is None) == (input_path is None):
+        raise InputError("give exactly one of --features or --input")
+    if model is not None and url is not None:
+        raise InputError("give --model or --url, not both")
+    fmt = _output_format(output)
+    writer = PredictionWriter(fmt, sys.stdout)
+    settings = _settings(
+        config,
+        model=model,
+        sha256=sha256,
+        allow_version_mismatch=allow_version_mismatch,
+        trusted_types=trusted_type,
+    )
+    with ExitStack() as stack:
+        if url is not None:
+            client = stack.enter_context(Client(url, timeout=timeout))
+            run_chunk: Predictor = lambda rows, p: client.predict(rows, proba=p)  # noqa: E731
+            schema: Callable[[], ModelSchema] = lambda: _remote_schema(client)  # noqa: E731
+        else:
+            loaded = load_configured_model(settings)
+            run_chunk = _local(loaded, settings)
+            schema = lambda: loaded.schema  # noqa: E731
+        if features is not None:
+            writer.write(run_chunk([parse_features(features)], proba))
+        else:
+            assert input_path is not None
+            fmt_in = detect_format(input_path, input_format)
+            stream, progress = stack.enter_context(_open_rows(input_path))
+            for chunk in chunks(stream, fmt_in, schema(), chunk_size):
+                writer.write(run_chunk(chunk, proba))
+                progress()
+    if writer.table is not None:
+        Console().print(writer.table)
+
+
+@app.command()
+@_errors_to_exit_codes
+def info(
+    model: ModelArg = None,
+    url: Annotated[str | None, typer.Option("--url", "-u", help="Ask a running server.")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the metadata as JSON.")] = False,
+    config: ConfigOpt = None,
+    sha256: Sha256Opt = None,
+    allow_version_mismatch: AllowMismatchOpt = None,
+    trusted_type: TrustedTypeOpt = None,
+) -> None:
+    """Show a model's input schema, classes and versions."""
+    if url is not None:
+        with Client(url) as client:
+            meta = client.metadata()
+    else:
+        settings = _settings(
+            config,
+            model=model,
+            sha256=sha256,
+            allow_version_mismatch=allow_version_mismatch,
+            trusted_types=trusted_type,
+        )
+        meta = load_configured_model(settings).metadata()
+    if as_json:
+        typer.echo(json.dumps(meta, indent=2))
+    else:
+        Console().print(metadata_table(meta))
+
+
+@app.command()
+def version() -> None:
+    """Print the restpredict version."""
+    typer.echo(__version__)
+
+
+Predictor = Callable[[list[Any], bool], dict[str, Any]]
+
+
+def _local(model: LoadedModel, settings: Settings) -> Predictor:
+    def run_chunk(rows: list[Any], proba: bool) -> dict[str, Any]:
+        query = rows_to_query(
+            rows,
+            model.schema,
+            max_rows=max(len(rows), 1),
+            ignore_unknown=settings.unknown_columns == "ignore",
+            proba=proba,
+        )
+        return prediction_document(model, model.predict(query.rows, proba=query.proba))
+
+    return run_chunk
+
+
+def _remote_schema(client: Client) -> ModelSchema:
+    """CSV columns are typed by the server's schema, read from its /metadata."""
+    meta = client.metadata()
+    names = meta.get("feature_names")
+    kinds = meta.get("feature_kinds")
+    return ModelSchema(
+        n_features=meta.get("n_features"),
+        feature_names=tuple(names) if names else None,
+        feature_kinds=tuple(kinds) if kinds else None,
+        classes=None,
+        has_proba=bool(meta.get("has_proba")),
+        task=meta.get("task", "other"),
+        estimator=meta.get("estimator", ""),
+        example=None,
+    )
+
+
+@contextmanager
+def _open_rows(path: str) -> Iterator[tuple[IO[str], Callable[[], None]]]:
+    """The input as text, with a progress bar on stderr for large files."""
+    if path == "-":
+        yield sys.stdin, lambda: None
+        return
+    try:
+        raw = open(path, "rb")  # noqa: SIM115 - closed below
+    except OSError as exc:
+        raise InputError(f"{path}: cannot read input ({exc.strerror or exc})") from None
+    total = os.fstat(raw.fileno()).st_size
+    counter = CountingReader(raw)
+    text = io.TextIOWrapper(io.BufferedReader(counter), encoding="utf-8", newline="")
+    show = total > 1_000_000 and stderr.is_terminal
+    bar = Progress(
+        TextColumn("predicting"),
+        BarColumn(),
+        DownloadColumn(),
+        TimeRemainingColumn(),
+        console=stderr,
+        disable=not show,
+        transient=True,
+    )
+    task = bar.add_task("rows", total=total)
+    try:
+        with bar:
+            yield text, lambda: bar.update(task, completed=counter.count)
+    except UnicodeDecodeError:
+        raise InputError(f"{path}: not UTF-8 text") from None
+    finally:
+        raw.close()
+
+
+def _output_format(value: str | None) -> OutputFormat:
+    choice = value or ("table" if sys.stdout.isatty() else "json")
+    if choice not in ("table", "json", "csv"):
+        raise InputError(f"--output must be table, json or csv, not {choice!r}")
+    return choice  # type: ignore[return-value]

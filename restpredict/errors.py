@@ -1,0 +1,206 @@
+"""Every error restpredict raises on purpose.
+
+Each class carries the HTTP status the server answers with, the exit code the CLI
+exits with, and a stable machine-readable ``code`` that clients can switch on.
+The server maps them to RFC 9457 problem+json bodies in one handler (``app.py``);
+the CLI maps them to one red line and an exit code in one place (``cli.py``).
+
+    RestPredictError
+    ├── ConfigError ................ bad restpredict.yaml, env var or flag    (exit 2)
+    ├── StartupError ............... the server cannot start (port taken)   (exit 3)
+    │   └── ModelLoadError ......... model file cannot be served
+    │       ├── IntegrityError ..... SHA-256 pin does not match
+    │       ├── VersionMismatchError pickled with another scikit-learn
+    │       └── UnsupportedModelError unknown format, cannot predict, unfitted
+    ├── InputError ................. the request or input rows are wrong    (422, exit 4)
+    │   ├── MalformedBodyError ..... not parseable JSON                      (400)
+    │   ├── PayloadTooLargeError ... body over the size limit                (413)
+    │   └── UnsupportedMediaTypeError  content type is not JSON              (415)
+    ├── NotFoundError .............. no such route                           (404)
+    ├── MethodNotAllowedError ...... route exists, method does not          (405)
+    ├── NotReadyError .............. model not loaded or warmed up yet       (503)
+    ├── PredictionError ............ the model failed or returned NaN/inf    (500, exit 6)
+    └── ClientError ................ talking to a remote server failed       (exit 5)
+        ├── ServerUnreachableError . connection refused, DNS, timeout
+        └── RemoteError ............ the server answered with an error
+"""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar
+
+__all__ = [
+    "ClientError",
+    "ConfigError",
+    "ExitCode",
+    "InputError",
+    "IntegrityError",
+    "MalformedBodyError",
+    "MethodNotAllowedError",
+    "ModelLoadError",
+    "NotFoundError",
+    "NotReadyError",
+    "PayloadTooLargeError",
+    "PredictionError",
+    "RemoteError",
+    "RestPredictError",
+    "ServerUnreachableError",
+    "StartupError",
+    "UnsupportedMediaTypeError",
+    "UnsupportedModelError",
+    "VersionMismatchError",
+]
+
+
+class ExitCode:
+    """Documented process exit codes (README, "Exit codes")."""
+
+    OK = 0
+    UNEXPECTED = 1
+    CONFIG = 2
+    STARTUP = 3
+    BAD_INPUT = 4
+    REMOTE = 5
+    PREDICTION = 6
+
+
+class RestPredictError(Exception):
+    """Base class: an error with a message meant for the user, never a traceback."""
+
+    status: ClassVar[int] = 500
+    exit_code: ClassVar[int] = ExitCode.UNEXPECTED
+    code: str = "internal_error"
+    title: ClassVar[str] = "Internal error"
+
+    def __init__(self, detail: str, *, code: str | None = None, **extra: Any) -> None:
+        super().__init__(detail)
+        self.detail = detail
+        if code is not None:
+            self.code = code
+        self.extra = extra
+
+
+class ConfigError(RestPredictError):
+    """A setting is unknown, of the wrong type or out of range."""
+
+    exit_code = ExitCode.CONFIG
+    code = "config_error"
+    title = "Invalid configuration"
+
+
+class StartupError(RestPredictError):
+    """The server cannot start: the address is taken, or the model cannot be served."""
+
+    exit_code = ExitCode.STARTUP
+    code = "startup_failed"
+    title = "Server cannot start"
+
+
+class ModelLoadError(StartupError):
+    """The model file cannot be read or served."""
+
+    code = "model_load_error"
+    title = "Model cannot be loaded"
+
+
+class IntegrityError(ModelLoadError):
+    """The file's SHA-256 differs from the pinned one; nothing was unpickled."""
+
+    code = "sha256_mismatch"
+
+
+class VersionMismatchError(ModelLoadError):
+    """The model was pickled with a different scikit-learn than the one running."""
+
+    code = "sklearn_version_mismatch"
+
+
+class UnsupportedModelError(ModelLoadError):
+    """Unknown file format, an object that cannot predict, or an unfitted estimator."""
+
+    code = "unsupported_model"
+
+
+class InputError(RestPredictError):
+    """The request is well-formed JSON but not what the model expects."""
+
+    status = 422
+    exit_code = ExitCode.BAD_INPUT
+    code = "invalid_input"
+    title = "Invalid input"
+
+
+class MalformedBodyError(InputError):
+    """The body is not parseable JSON (syntax, encoding, NaN tokens, depth, range)."""
+
+    status = 400
+    code = "malformed_json"
+    title = "Malformed request body"
+
+
+class PayloadTooLargeError(InputError):
+    """The body is larger than ``max_body_bytes``."""
+
+    status = 413
+    code = "payload_too_large"
+    title = "Payload too large"
+
+
+class UnsupportedMediaTypeError(InputError):
+    """The request's Content-Type is not JSON."""
+
+    status = 415
+    code = "unsupported_media_type"
+    title = "Unsupported media type"
+
+
+class NotFoundError(RestPredictError):
+    """No route matches the path."""
+
+    status = 404
+    code = "not_found"
+    title = "Not found"
+
+
+class MethodNotAllowedError(RestPredictError):
+    """The path exists but not with this HTTP method."""
+
+    status = 405
+    code = "method_not_allowed"
+    title = "Method not allowed"
+
+
+class NotReadyError(RestPredictError):
+    """The model is not loaded and warmed up yet, or the server is shutting down."""
+
+    status = 503
+    code = "not_ready"
+    title = "Service not ready"
+
+
+class PredictionError(RestPredictError):
+    """The model raised, or returned values JSON cannot carry (NaN, inf)."""
+
+    exit_code = ExitCode.PREDICTION
+    code = "prediction_failed"
+    title = "Prediction failed"
+
+
+class ClientError(RestPredictError):
+    """A call to a remote restpredict server failed."""
+
+    exit_code = ExitCode.REMOTE
+    code = "client_error"
+    title = "Remote call failed"
+
+
+class ServerUnreachableError(ClientError):
+    """The server could not be reached (refused, DNS, timeout)."""
+
+    code = "server_unreachable"
+
+
+class RemoteError(ClientError):
+    """The server answered with an error status; ``detail`` carries its message."""
+
+    code = "remote_error"

@@ -1,0 +1,291 @@
+"""Load, verify and call a scikit-learn model. No HTTP here.
+
+Loading a pickle runs code from the file. What this module does about it: an
+optional SHA-256 pin is checked against the exact bytes that are then unpickled
+(no window for the file to change between the check and the load), and ``.skops``
+files are loaded with only the types skops trusts plus those the operator names.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import time
+import warnings
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import joblib
+import numpy as np
+import sklearn
+from sklearn.base import BaseEstimator
+from sklearn.exceptions import InconsistentVersionWarning, NotFittedError
+from sklearn.utils.validation import check_is_fitted
+
+from restpredict.errors import (
+    InputError,
+    IntegrityError,
+    ModelLoadError,
+    PredictionError,
+    UnsupportedModelError,
+    VersionMismatchError,
+)
+from restpredict.schema import ModelSchema, infer_schema
+from restpredict.settings import Settings
+
+__all__ = [
+    "PICKLE_SUFFIXES",
+    "SKOPS_SUFFIXES",
+    "LoadedModel",
+    "Prediction",
+    "from_estimator",
+    "load_configured_model",
+    "load_model",
+]
+
+PICKLE_SUFFIXES = (".joblib", ".pkl", ".pickle")
+SKOPS_SUFFIXES = (".skops",)
+
+
+@dataclass(frozen=True)
+class Prediction:
+    """Labels and/or probabilities for a batch of rows, as NumPy arrays."""
+
+    labels: np.ndarray | None = None
+    proba: np.ndarray | None = None
+
+
+@dataclass(frozen=True)
+class LoadedModel:
+    """A verified, fitted estimator with its schema and provenance."""
+
+    estimator: Any
+    schema: ModelSchema
+    name: str
+    sha256: str
+    source: str
+    sklearn_trained: str | None
+    load_seconds: float = 0.0
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def sklearn_running(self) -> str:
+        """The scikit-learn version in this process."""
+        return sklearn.__version__
+
+    def predict(self, rows: Any, *, labels: bool = True, proba: bool = False) -> Prediction:
+        """Run the estimator; outputs JSON cannot carry (NaN, inf) raise PredictionError."""
+        if proba and not self.schema.has_proba:
+            raise InputError(
+                f"{self.schema.estimator} has no predict_proba; ask for labels only",
+                code="proba_unavailable",
+            )
+        rows = self._as_input(rows)
+        try:
+            out_labels = np.asarray(self.estimator.predict(rows)) if labels else None
+            out_proba = np.asarray(self.estimator.predict_proba(rows)) if proba else None
+        except (ValueError, TypeError, KeyError) as exc:
+            # Shapes and types were validated already, so this is about values the
+            # model will not take (say, an unknown category): the client's to fix.
+            raise InputError(
+                f"the model rejected the input: {_first_line(exc)}", code="model_rejected_input"
+            ) from exc
+        except Exception as exc:
+            raise PredictionError(f"the model raised {type(exc).__name__}") from exc
+        for name, out in (("predictions", out_labels), ("probabilities", out_proba)):
+            if out is not None and out.dtype.kind in "fc" and not np.isfinite(out).all():
+                raise PredictionError(
+                    f"the model returned non-finite {name} (NaN or infinity), "
+                    "which JSON cannot carry",
+                    code="non_finite_output",
+                )
+        return Prediction(labels=out_labels, proba=out_proba)
+
+    def warm_up(self) -> None:
+        """One prediction on the schema's example row, so the first real request is not slow."""
+        if self.schema.example is not None:
+            row = np.array([self.schema.example], dtype=object)
+            self.predict(row if not self.schema.numeric_only else row.astype(np.float64))
+
+    def _as_input(self, rows: np.ndarray) -> Any:
+        """A DataFrame with the fitted column names when the model was fitted on one."""
+        names = self.schema.feature_names
+        if names is None:
+            return rows
+        import pandas as pd
+
+        frame = pd.DataFrame(rows, columns=list(names))
+        if rows.dtype == object:
+            kinds = self.schema.feature_kinds or ()
+            numeric = [n for n, k in zip(names, kinds) if k == "number"]
+            frame[numeric] = frame[numeric].astype(np.float64)
+        return frame
+
+    def metadata(self) -> dict[str, Any]:
+        """What ``/metadata`` and ``restpredict info`` show."""
+        s = self.schema
+        return {
+            "name": self.name,
+            "model_file": self.source,
+            "sha256": self.sha256,
+            "estimator": s.estimator,
+            "task": s.task,
+            "n_features": s.n_features,
+            "feature_names": list(s.feature_names) if s.feature_names else None,
+            "feature_kinds": list(s.feature_kinds) if s.feature_kinds else None,
+            "classes": list(s.classes) if s.classes is not None else None,
+            "has_proba": s.has_proba,
+            "sklearn_version_trained": self.sklearn_trained,
+            "sklearn_version_running": self.sklearn_running,
+        }
+
+
+def load_configured_model(settings: Settings) -> LoadedModel:
+    """The model the settings name, or the built-in demo when they name none."""
+    if settings.model is None:
+        from restpredict.demo import demo_model
+
+        return demo_model()
+    return load_model(
+        settings.model,
+        sha256=settings.sha256,
+        allow_version_mismatch=settings.allow_version_mismatch,
+        trusted_types=settings.trusted_types,
+        name=settings.model_name,
+    )
+
+
+def load_model(
+    path: Path,
+    *,
+    sha256: str | None = None,
+    allow_version_mismatch: bool = False,
+    trusted_types: tuple[str, ...] = (),
+    name: str | None = None,
+) -> LoadedModel:
+    """Read, verify, unpickle and inspect a model file; raise ModelLoadError if unfit to serve."""
+    started = time.perf_counter()
+    suffix = path.suffix.lower()
+    if suffix not in PICKLE_SUFFIXES + SKOPS_SUFFIXES:
+        known = ", ".join(PICKLE_SUFFIXES + SKOPS_SUFFIXES)
+        raise UnsupportedModelError(f"{path}: unknown model format {suffix!r} (expected {known})")
+    try:
+        data = path.read_bytes()
+    except OSError as exc:
+        raise ModelLoadError(f"{path}: cannot read model file ({exc.strerror or exc})") from None
+    digest = hashlib.sha256(data).hexdigest()
+    if sha256 is not None and digest != sha256:
+        raise IntegrityError(
+            f"{path}: SHA-256 is {digest}, expected {sha256}; refusing to unpickle it"
+        )
+    if suffix in SKOPS_SUFFIXES:
+        estimator, trained = _load_skops(path, data, trusted_types)
+    else:
+        estimator, trained = _load_pickle(path, data)
+    return from_estimator(
+        estimator,
+        name=name or path.stem,
+        sha256=digest,
+        source=str(path),
+        sklearn_trained=trained,
+        allow_version_mismatch=allow_version_mismatch,
+        started=started,
+    )
+
+
+def from_estimator(
+    estimator: Any,
+    *,
+    name: str,
+    sha256: str,
+    source: str,
+    sklearn_trained: str | None,
+    allow_version_mismatch: bool = False,
+    started: float | None = None,
+) -> LoadedModel:
+    """Check an in-memory estimator is servable and wrap it with its schema."""
+    if (
+        sklearn_trained is not None
+        and sklearn_trained != sklearn.__version__
+        and not allow_version_mismatch
+    ):
+        raise VersionMismatchError(
+            f"{source}: pickled with scikit-learn {sklearn_trained} but {sklearn.__version__} "
+            f"is installed; install scikit-learn=={sklearn_trained} (or re-export the model), "
+            "or pass --allow-version-mismatch to serve it anyway"
+        )
+    if not callable(getattr(estimator, "predict", None)):
+        raise UnsupportedModelError(
+            f"{source}: found a {type(estimator).__module__}.{type(estimator).__qualname__}, "
+            "which has no predict method; save the fitted estimator or Pipeline itself"
+        )
+    try:
+        check_is_fitted(estimator)
+    except NotFittedError:
+        raise UnsupportedModelError(
+            f"{source}: the {type(estimator).__name__} is not fitted; call fit() before saving it"
+        ) from None
+    except TypeError:
+        pass  # not a scikit-learn estimator; predict() will tell
+    return LoadedModel(
+        estimator=estimator,
+        schema=infer_schema(estimator),
+        name=name,
+        sha256=sha256,
+        source=source,
+        sklearn_trained=sklearn_trained,
+        load_seconds=time.perf_counter() - started if started is not None else 0.0,
+    )
+
+
+def _load_pickle(path: Path, data: bytes) -> tuple[Any, str | None]:
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        try:
+            estimator = joblib.load(io.BytesIO(data))
+        except Exception as exc:
+            raise ModelLoadError(
+                f"{path}: not a loadable joblib/pickle file ({type(exc).__name__}: "
+                f"{_first_line(exc)})"
+            ) from None
+    return estimator, _trained_version(estimator, caught)
+
+
+def _load_skops(path: Path, data: bytes, trusted: tuple[str, ...]) -> tuple[Any, str | None]:
+    try:
+        import skops.io as sio
+    except ImportError:
+        raise ModelLoadError(
+            f"{path}: .skops files need the skops package: pip install 'restpredict[skops]'"
+        ) from None
+    try:
+        untrusted = [t for t in sio.get_untrusted_types(data=data) if t not in trusted]
+    except Exception as exc:
+        raise ModelLoadError(f"{path}: not a readable skops file ({_first_line(exc)})") from None
+    if untrusted:
+        raise ModelLoadError(
+            f"{path}: contains types that are not trusted: {', '.join(untrusted)}; "
+            "if you trust them, list them in trusted_types (--trusted-type)",
+            code="untrusted_types",
+        )
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        try:
+            estimator = sio.loads(data, trusted=list(trusted) or None)
+        except Exception as exc:
+            raise ModelLoadError(f"{path}: cannot load skops file ({_first_line(exc)})") from None
+    return estimator, _trained_version(estimator, caught)
+
+
+def _trained_version(estimator: Any, caught: list[warnings.WarningMessage]) -> str | None:
+    """scikit-learn warns when unpickling state saved by another version; else it is ours."""
+    for w in caught:
+        if isinstance(w.message, InconsistentVersionWarning):
+            return str(w.message.original_sklearn_version)
+    return sklearn.__version__ if isinstance(estimator, BaseEstimator) else None
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__

@@ -1,0 +1,260 @@
+"""Turn request bytes into model input and predictions into response bytes. No HTTP here.
+
+JSON is decoded by msgspec straight into typed lists (it rejects NaN tokens,
+booleans and strings where floats belong, and out-of-range numbers while it
+parses), then checked in NumPy. Syntax problems are 400s; well-formed JSON of
+the wrong shape or type is a 422 that says what was expected.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any, Literal
+
+import msgspec
+import numpy as np
+
+from restpredict.errors import InputError, MalformedBodyError
+from restpredict.model import LoadedModel, Prediction
+from restpredict.schema import ModelSchema, Scalar
+
+__all__ = ["Query", "decode_predict", "encode_predictions", "rows_to_query"]
+
+Output = Literal["label", "proba"]
+Row = Sequence[Scalar] | dict[str, Scalar]
+_WHITESPACE = b" \t\r\n"
+
+
+class _Envelope(msgspec.Struct, forbid_unknown_fields=True, rename={"return_": "return"}):
+    features: msgspec.Raw = msgspec.Raw()
+    instances: msgspec.Raw = msgspec.Raw()
+    return_: list[Output] = msgspec.field(default_factory=lambda: ["label"])
+
+
+@dataclass(frozen=True)
+class Query:
+    """Validated model input: a 2-D float array, or an object array of mixed columns."""
+
+    rows: np.ndarray
+    labels: bool = True
+    proba: bool = False
+
+    def __len__(self) -> int:
+        return int(self.rows.shape[0])
+
+
+def decode_predict(
+    body: bytes, schema: ModelSchema, *, max_rows: int, ignore_unknown: bool = False
+) -> Query:
+    """Parse a ``/predict`` body: ``features`` (one row or many) or named ``instances``."""
+    if not body.strip(_WHITESPACE):
+        raise MalformedBodyError('empty body; expected a JSON object like {"features": [...]}')
+    envelope = _decode(body, _Envelope, "")
+    if not envelope.return_:
+        raise InputError('"return" must name at least one of "label", "proba"')
+    has_features, has_instances = bool(envelope.features), bool(envelope.instances)
+    if has_features == has_instances:
+        raise InputError(
+            'expected exactly one of "features" (an array of numbers, or of rows) '
+            'or "instances" (an array of objects keyed by feature name)',
+            code="missing_features" if not has_features else "ambiguous_input",
+        )
+    if has_features:
+        rows = _decode_features(bytes(envelope.features), schema)
+    else:
+        records = _decode(bytes(envelope.instances), list[dict[str, float | str]], "instances")
+        rows = _records_to_rows(records, schema, ignore_unknown=ignore_unknown)
+    _check_count(len(rows), max_rows)
+    return Query(rows=rows, labels="label" in envelope.return_, proba="proba" in envelope.return_)
+
+
+def rows_to_query(
+    rows: Sequence[Row],
+    schema: ModelSchema,
+    *,
+    max_rows: int,
+    ignore_unknown: bool = False,
+    labels: bool = True,
+    proba: bool = False,
+) -> Query:
+    """Validate rows already parsed from CSV/JSON (the CLI) exactly as the server does."""
+    if rows and all(isinstance(r, dict) for r in rows):
+        matrix = _records_to_rows(list(rows), schema, ignore_unknown=ignore_unknown)  # type: ignore[arg-type]
+    else:
+        matrix = _positional_rows(list(rows), schema)  # type: ignore[arg-type]
+    _check_count(len(matrix), max_rows)
+    return Query(rows=matrix, labels=labels, proba=proba)
+
+
+def encode_predictions(model: LoadedModel, prediction: Prediction) -> bytes:
+    """``{"predictions": [...], "probabilities": [{label: p, ...}, ...]}`` as JSON bytes."""
+    return msgspec.json.encode(prediction_document(model, prediction))
+
+
+def prediction_document(model: LoadedModel, prediction: Prediction) -> dict[str, Any]:
+    """The response as plain JSON-native Python (numpy scalars become ints/floats/strs)."""
+    doc: dict[str, Any] = {}
+    if prediction.labels is not None:
+        doc["predictions"] = prediction.labels.tolist()
+    if prediction.proba is not None:
+        classes = [str(c) for c in model.schema.classes or range(prediction.proba.shape[1])]
+        doc["probabilities"] = [dict(zip(classes, row)) for row in prediction.proba.tolist()]
+    return doc
+
+
+def _decode(data: bytes, kind: Any, where: str) -> Any:
+    try:
+        return msgspec.json.decode(data, type=kind)
+    except msgspec.ValidationError as exc:
+        message = str(exc)
+        if "out of range" in message:
+            raise MalformedBodyError(f"{_at(message, where)}: number out of float range") from None
+        raise InputError(_at(message, where), code="invalid_type") from None
+    except msgspec.DecodeError as exc:
+        raise MalformedBodyError(f"invalid JSON: {str(exc).removeprefix('JSON is ')}") from None
+    except RecursionError:
+        raise MalformedBodyError("invalid JSON: nested too deeply") from None
+
+
+def _at(message: str, where: str) -> str:
+    """Rewrite msgspec's ``$[0][2]`` paths so they name the request field."""
+    if where:
+        message = message.replace("`$", f"`{where}")
+    return message.replace("`$.", "`")
+
+
+def _decode_features(raw: bytes, schema: ModelSchema) -> np.ndarray:
+    nested = raw.lstrip(_WHITESPACE)[1:].lstrip(_WHITESPACE).startswith(b"[")
+    scalar: Any = float if schema.numeric_only else float | str
+    try:
+        decoded = _decode(raw, list[list[scalar]] if nested else list[scalar], "features")
+    except InputError as exc:
+        if nested and "got `array`" in exc.detail:
+            raise InputError(
+                '"features" is nested too deeply; expected one row [x1, ..., xN] '
+                "or a list of rows [[x1, ..., xN], ...]",
+                code="invalid_shape",
+            ) from None
+        raise
+    if not decoded:
+        raise InputError('"features" is empty; expected at least one row', code="empty_input")
+    return _positional_rows(decoded if nested else [decoded], schema)
+
+
+def _positional_rows(rows: list[Sequence[Scalar]], schema: ModelSchema) -> np.ndarray:
+    if not rows:
+        raise InputError("no rows given; expected at least one", code="empty_input")
+    widths = {len(r) if isinstance(r, (list, tuple)) else -1 for r in rows}
+    if -1 in widths:
+        raise InputError("expected every row to be an array of values", code="invalid_shape")
+    if len(widths) > 1:
+        raise InputError(
+            f"rows have different lengths ({', '.join(map(str, sorted(widths)))}); "
+            "every row needs the same number of features",
+            code="ragged_rows",
+        )
+    width = widths.pop()
+    expected = schema.n_features
+    if expected is not None and width != expected:
+        names = f" ({', '.join(schema.feature_names)})" if schema.feature_names else ""
+        raise InputError(
+            f"expected {expected} features per row{names}, got {width}", code="wrong_feature_count"
+        )
+    if width == 0:
+        raise InputError("rows are empty; expected at least one feature", code="empty_input")
+    if schema.numeric_only:
+        return _numeric(rows)
+    return _mixed(rows, schema)
+
+
+def _numeric(rows: list[Sequence[Scalar]]) -> np.ndarray:
+    try:
+        matrix = np.array(rows, dtype=np.float64)
+    except (TypeError, ValueError):
+        bad = _first_non_number(rows)
+        raise InputError(
+            f"row {bad[0]}, feature {bad[1]}: expected a number, got {bad[2]!r}",
+            code="invalid_type",
+        ) from None
+    if not np.isfinite(matrix).all():
+        raise MalformedBodyError("a number is out of float range", code="number_out_of_range")
+    return matrix
+
+
+def _first_non_number(rows: list[Sequence[Scalar]]) -> tuple[int, int, Any]:
+    for i, row in enumerate(rows):
+        for j, value in enumerate(row):
+            if isinstance(value, bool) or not isinstance(value, (int, float)):
+                return i, j, value
+    return 0, 0, None
+
+
+def _mixed(rows: list[Sequence[Scalar]], schema: ModelSchema) -> np.ndarray:
+    kinds = schema.feature_kinds or ()
+    names = schema.feature_names or ()
+    matrix = np.empty((len(rows), len(kinds)), dtype=object)
+    for i, row in enumerate(rows):
+        for j, (value, kind) in enumerate(zip(row, kinds)):
+            number = isinstance(value, (int, float)) and not isinstance(value, bool)
+            if kind == "number" and not (number and np.isfinite(value)):
+                raise InputError(
+                    f"row {i}, feature {names[j]!r}: expected a number, got {value!r}",
+                    code="invalid_type",
+                )
+            if kind == "string" and not isinstance(value, str):
+                raise InputError(
+                    f"row {i}, feature {names[j]!r}: expected a string, got {value!r}",
+                    code="invalid_type",
+                )
+            matrix[i, j] = value
+    return matrix
+
+
+def _records_to_rows(
+    records: list[dict[str, Scalar]], schema: ModelSchema, *, ignore_unknown: bool
+) -> np.ndarray:
+    if schema.feature_names is None:
+        raise InputError(
+            "this model was not fitted with feature names, so it takes positional rows: "
+            f'send "features" with {schema.n_features} numbers per row',
+            code="names_unsupported",
+        )
+    if not records:
+        raise InputError('"instances" is empty; expected at least one row', code="empty_input")
+    names = schema.feature_names
+    known = set(names)
+    rows = []
+    for i, record in enumerate(records):
+        missing = [n for n in names if n not in record]
+        if missing:
+            raise InputError(
+                f"instances[{i}] is missing {len(missing)} feature(s): {', '.join(missing)}",
+                code="missing_columns",
+            )
+        if not ignore_unknown and len(record) != len(names):
+            unknown = sorted(set(record) - known)
+            raise InputError(
+                f"instances[{i}] has unknown feature(s): {', '.join(unknown)}; "
+                f"expected exactly: {', '.join(names)}",
+                code="unknown_columns",
+            )
+        rows.append([record[n] for n in names])
+    if schema.numeric_only:
+        for i, row in enumerate(rows):
+            for j, value in enumerate(row):
+                if isinstance(value, str):
+                    raise InputError(
+                        f"instances[{i}].{names[j]}: expected a number, got {value!r}",
+                        code="invalid_type",
+                    )
+        return _numeric(rows)
+    return _mixed(rows, schema)
+
+
+def _check_count(n_rows: int, max_rows: int) -> None:
+    if n_rows > max_rows:
+        raise InputError(
+            f"{n_rows} rows in one request; the limit is {max_rows} (max_rows)",
+            code="too_many_rows",
+        )

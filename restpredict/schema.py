@@ -1,0 +1,153 @@
+"""What a fitted estimator expects and returns, derived from its fitted attributes.
+
+The schema drives request validation, ``/metadata``, the startup panel and the
+container config, so it is computed once, at load time.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Literal
+
+import numpy as np
+from sklearn.base import is_classifier, is_regressor
+
+__all__ = ["ColumnKind", "ModelSchema", "Scalar", "describe_estimator", "infer_schema"]
+
+ColumnKind = Literal["number", "string"]
+Scalar = str | int | float | bool
+Task = Literal["classification", "regression", "clustering", "outlier_detection", "other"]
+
+
+@dataclass(frozen=True)
+class ModelSchema:
+    """The input and output contract of one fitted estimator."""
+
+    n_features: int | None
+    feature_names: tuple[str, ...] | None
+    feature_kinds: tuple[ColumnKind, ...] | None
+    classes: tuple[Scalar, ...] | None
+    has_proba: bool
+    task: Task
+    estimator: str
+    example: tuple[Scalar, ...] | None
+
+    @property
+    def numeric_only(self) -> bool:
+        """True when every column is numeric, so requests can take the NumPy fast path."""
+        return self.feature_kinds is None or all(k == "number" for k in self.feature_kinds)
+
+    @property
+    def wants_frame(self) -> bool:
+        """True when the model was fitted on a DataFrame and should get one back."""
+        return self.feature_names is not None
+
+
+def infer_schema(estimator: Any) -> ModelSchema:
+    """Read n_features_in_, feature_names_in_, classes_ and the task off a fitted estimator."""
+    n_features = getattr(estimator, "n_features_in_", None)
+    names = getattr(estimator, "feature_names_in_", None)
+    feature_names = tuple(str(n) for n in names) if names is not None else None
+    if n_features is None and feature_names is not None:
+        n_features = len(feature_names)
+    kinds: tuple[ColumnKind, ...] | None = None
+    example: tuple[Scalar, ...] | None = None
+    if feature_names is not None:
+        strings = string_columns(estimator, feature_names)
+        kinds = tuple("string" if n in strings else "number" for n in feature_names)
+        example = tuple(strings.get(n, 0.0) for n in feature_names)
+    elif n_features is not None:
+        example = (0.0,) * int(n_features)
+    classes = getattr(estimator, "classes_", None) if is_classifier(estimator) else None
+    return ModelSchema(
+        n_features=int(n_features) if n_features is not None else None,
+        feature_names=feature_names,
+        feature_kinds=kinds,
+        classes=tuple(np.asarray(classes).tolist()) if classes is not None else None,
+        has_proba=hasattr(estimator, "predict_proba"),
+        task=_task(estimator),
+        estimator=describe_estimator(estimator),
+        example=example,
+    )
+
+
+def describe_estimator(estimator: Any) -> str:
+    """``Pipeline(StandardScaler, LogisticRegression)`` rather than a 40-line repr."""
+    steps = getattr(estimator, "steps", None)
+    if steps is not None:
+        inner = ", ".join(describe_estimator(step) for _, step in steps)
+        return f"{type(estimator).__name__}({inner})"
+    return type(estimator).__name__
+
+
+def string_columns(estimator: Any, names: tuple[str, ...]) -> dict[str, Scalar]:
+    """Columns that hold strings, each with one category the model knows.
+
+    scikit-learn does not record input dtypes, so this is read from what the
+    encoders and imputers learned: categories or fill values of object dtype.
+    """
+    found: dict[str, Scalar] = {}
+    for transformer, columns in _column_routes(estimator, names):
+        for step in _steps(transformer):
+            learned = getattr(step, "categories_", None)
+            if learned is None:
+                stats = getattr(step, "statistics_", None)
+                learned = list(stats.reshape(-1, 1)) if stats is not None else None
+            if learned is None:
+                continue
+            for column, values in zip(columns, learned):
+                values = np.asarray(values)
+                if values.dtype.kind in "OUS" and column not in found:
+                    strings = [v for v in values.tolist() if isinstance(v, str)]
+                    found[column] = strings[0] if strings else ""
+    return found
+
+
+def _column_routes(estimator: Any, names: tuple[str, ...]) -> list[tuple[Any, list[str]]]:
+    """(transformer, input columns) pairs for the estimator's first step."""
+    first = estimator
+    while getattr(first, "steps", None):
+        first = first.steps[0][1]
+    routes = getattr(first, "transformers_", None)
+    if routes is None:
+        return [(first, list(names))]
+    pairs = []
+    for _, transformer, columns in routes:
+        if isinstance(transformer, str):
+            continue
+        pairs.append((transformer, _column_names(columns, names)))
+    return pairs
+
+
+def _column_names(columns: Any, names: tuple[str, ...]) -> list[str]:
+    selected = np.arange(len(names))[columns] if isinstance(columns, slice) else columns
+    selected = np.atleast_1d(np.asarray(selected))
+    if selected.dtype.kind == "b":
+        return [n for n, keep in zip(names, selected) if keep]
+    if selected.dtype.kind in "iu":
+        return [names[i] for i in selected]
+    return [str(c) for c in selected]
+
+
+def _steps(transformer: Any) -> list[Any]:
+    steps = getattr(transformer, "steps", None)
+    return [s for _, s in steps] if steps is not None else [transformer]
+
+
+def _task(estimator: Any) -> Task:
+    if is_classifier(estimator):
+        return "classification"
+    if is_regressor(estimator):
+        return "regression"
+    kind = getattr(estimator, "_estimator_type", None)
+    try:
+        from sklearn.utils import get_tags
+
+        kind = get_tags(estimator).estimator_type or kind
+    except (ImportError, AttributeError, TypeError, ValueError):
+        pass
+    if kind == "clusterer":
+        return "clustering"
+    if kind == "outlier_detector":
+        return "outlier_detection"
+    return "other"
