@@ -50,6 +50,11 @@ def decode_predict(
     """Parse a ``/predict`` body: ``features`` (one row or many) or named ``instances``."""
     if not body.strip(_WHITESPACE):
         raise MalformedBodyError('empty body; expected a JSON object like {"features": [...]}')
+    if not body.isascii():  # numeric bodies are ASCII; only then is a UTF-8 check needed
+        try:
+            body.decode("utf-8")
+        except UnicodeDecodeError as exc:
+            raise MalformedBodyError(f"body is not valid UTF-8 (byte {exc.start})") from None
     envelope = _decode(body, _Envelope, "")
     if not envelope.return_:
         raise InputError('"return" must name at least one of "label", "proba"')
