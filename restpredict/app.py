@@ -28,11 +28,19 @@ from restpredict.errors import (
     RestPredictError,
     UnsupportedMediaTypeError,
 )
-from restpredict.model import LoadedModel, load_configured_model
-from restpredict.payload import decode_predict, encode_predictions
+from restpredict.model import LoadedModel, Prediction, load_configured_model
+from restpredict.payload import Query, decode_predict, encode_predictions
 from restpredict.settings import Settings
 
-__all__ = ["JSON", "PROBLEM_JSON", "create_app", "problem_response"]
+__all__ = [
+    "JSON",
+    "PROBLEM_JSON",
+    "create_app",
+    "current_model",
+    "problem_response",
+    "read_json_body",
+    "run_query",
+]
 
 JSON = "application/json"
 PROBLEM_JSON = "application/problem+json"
@@ -82,7 +90,7 @@ def create_app(settings: Settings, model: LoadedModel | None = None) -> Starlett
 
 async def predict(request: Request) -> Response:
     """``POST /predict``: features or named instances in, predictions (and probabilities) out."""
-    model = _model(request)
+    model = current_model(request)
     settings: Settings = request.app.state.settings
     body = await read_json_body(request, settings.max_body_bytes)
     query = decode_predict(
@@ -91,10 +99,15 @@ async def predict(request: Request) -> Response:
         max_rows=settings.max_rows,
         ignore_unknown=settings.unknown_columns == "ignore",
     )
-    prediction = await run_in_threadpool(
+    prediction = await run_query(request, model, query)
+    return JSONResponse(encode_predictions(model, prediction))
+
+
+async def run_query(request: Request, model: LoadedModel, query: Query) -> Prediction:
+    """The one path every endpoint predicts through, off the event loop."""
+    return await run_in_threadpool(
         model.predict, query.rows, labels=query.labels, proba=query.proba
     )
-    return JSONResponse(encode_predictions(model, prediction))
 
 
 async def live(request: Request) -> Response:
@@ -104,17 +117,18 @@ async def live(request: Request) -> Response:
 
 async def ready(request: Request) -> Response:
     """The model is loaded and a warm-up prediction succeeded."""
-    _model(request)
+    current_model(request)
     return JSONResponse({"status": "ready", "model": request.app.state.model.name})
 
 
 async def metadata(request: Request) -> Response:
     """What is being served: file, hash, schema, versions."""
-    model = _model(request)
+    model = current_model(request)
     return JSONResponse({**model.metadata(), "restpredict_version": __version__})
 
 
-def _model(request: Request) -> LoadedModel:
+def current_model(request: Request) -> LoadedModel:
+    """The model serving this request, or NotReadyError (503)."""
     state = request.app.state
     if not state.ready or state.model is None:
         raise NotReadyError("the model is not loaded yet; retry shortly")

@@ -19,7 +19,15 @@ from restpredict.errors import InputError, MalformedBodyError
 from restpredict.model import LoadedModel, Prediction
 from restpredict.schema import ModelSchema, Scalar
 
-__all__ = ["Query", "decode_predict", "encode_predictions", "rows_to_query"]
+__all__ = [
+    "Query",
+    "decode_predict",
+    "encode_predictions",
+    "positional_rows",
+    "prediction_document",
+    "records_to_rows",
+    "rows_to_query",
+]
 
 Output = Literal["label", "proba"]
 Row = Sequence[Scalar] | dict[str, Scalar]
@@ -69,7 +77,7 @@ def decode_predict(
         rows = _decode_features(bytes(envelope.features), schema)
     else:
         records = _decode(bytes(envelope.instances), list[dict[str, float | str]], "instances")
-        rows = _records_to_rows(records, schema, ignore_unknown=ignore_unknown)
+        rows = records_to_rows(records, schema, ignore_unknown=ignore_unknown)
     _check_count(len(rows), max_rows)
     return Query(rows=rows, labels="label" in envelope.return_, proba="proba" in envelope.return_)
 
@@ -85,9 +93,9 @@ def rows_to_query(
 ) -> Query:
     """Validate rows already parsed from CSV/JSON (the CLI) exactly as the server does."""
     if rows and all(isinstance(r, dict) for r in rows):
-        matrix = _records_to_rows(list(rows), schema, ignore_unknown=ignore_unknown)  # type: ignore[arg-type]
+        matrix = records_to_rows(list(rows), schema, ignore_unknown=ignore_unknown)  # type: ignore[arg-type]
     else:
-        matrix = _positional_rows(list(rows), schema)  # type: ignore[arg-type]
+        matrix = positional_rows(list(rows), schema)  # type: ignore[arg-type]
     _check_count(len(matrix), max_rows)
     return Query(rows=matrix, labels=labels, proba=proba)
 
@@ -144,10 +152,11 @@ def _decode_features(raw: bytes, schema: ModelSchema) -> np.ndarray:
         raise
     if not decoded:
         raise InputError('"features" is empty; expected at least one row', code="empty_input")
-    return _positional_rows(decoded if nested else [decoded], schema)
+    return positional_rows(decoded if nested else [decoded], schema)
 
 
-def _positional_rows(rows: list[Sequence[Scalar]], schema: ModelSchema) -> np.ndarray:
+def positional_rows(rows: list[Sequence[Scalar]], schema: ModelSchema) -> np.ndarray:
+    """Check positional rows against the schema; a float64 matrix, or objects for mixed kinds."""
     if not rows:
         raise InputError("no rows given; expected at least one", code="empty_input")
     widths = {len(r) if isinstance(r, (list, tuple)) else -1 for r in rows}
@@ -216,9 +225,10 @@ def _mixed(rows: list[Sequence[Scalar]], schema: ModelSchema) -> np.ndarray:
     return matrix
 
 
-def _records_to_rows(
+def records_to_rows(
     records: list[dict[str, Scalar]], schema: ModelSchema, *, ignore_unknown: bool
 ) -> np.ndarray:
+    """Order named rows by ``feature_names_in_``; missing or unknown names are 422s."""
     if schema.feature_names is None:
         raise InputError(
             "this model was not fitted with feature names, so it takes positional rows: "
