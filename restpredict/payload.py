@@ -95,6 +95,8 @@ def rows_to_query(
     if rows and all(isinstance(r, dict) for r in rows):
         matrix = records_to_rows(list(rows), schema, ignore_unknown=ignore_unknown)  # type: ignore[arg-type]
     else:
+        if schema.numeric_only:  # parsed files carry any JSON type; the server's msgspec does not
+            _reject_non_numbers(list(rows))  # type: ignore[arg-type]
         matrix = positional_rows(list(rows), schema)  # type: ignore[arg-type]
     _check_count(len(matrix), max_rows)
     return Query(rows=matrix, labels=labels, proba=proba)
@@ -186,22 +188,26 @@ def _numeric(rows: list[Sequence[Scalar]]) -> np.ndarray:
     try:
         matrix = np.array(rows, dtype=np.float64)
     except (TypeError, ValueError):
-        bad = _first_non_number(rows)
-        raise InputError(
-            f"row {bad[0]}, feature {bad[1]}: expected a number, got {bad[2]!r}",
-            code="invalid_type",
-        ) from None
+        _reject_non_numbers(rows)
+        raise
     if not np.isfinite(matrix).all():
         raise MalformedBodyError("a number is out of float range", code="number_out_of_range")
     return matrix
 
 
-def _first_non_number(rows: list[Sequence[Scalar]]) -> tuple[int, int, Any]:
+def _reject_non_numbers(rows: list[Sequence[Scalar]]) -> None:
+    """A 422 naming the first value that is not a JSON number (NumPy would coerce "1.5")."""
     for i, row in enumerate(rows):
-        for j, value in enumerate(row):
+        for j, value in enumerate(row if isinstance(row, (list, tuple)) else ()):
             if isinstance(value, bool) or not isinstance(value, (int, float)):
-                return i, j, value
-    return 0, 0, None
+                raise InputError(
+                    f"row {i}, feature {j}: expected a number, got {value!r}", code="invalid_type"
+                )
+            if not np.isfinite(value):
+                raise InputError(
+                    f"row {i}, feature {j}: expected a finite number, got {value!r}",
+                    code="invalid_type",
+                )
 
 
 def _mixed(rows: list[Sequence[Scalar]], schema: ModelSchema) -> np.ndarray:

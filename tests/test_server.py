@@ -1,0 +1,110 @@
+"""End to end: real ``restpredict serve`` processes on loopback, driven over HTTP and the CLI."""
+
+from __future__ import annotations
+
+import json
+import socket
+import subprocess
+import sys
+from collections.abc import Callable
+from pathlib import Path
+
+import httpx
+import numpy as np
+
+from restpredict.errors import ExitCode
+from restpredict.model import LoadedModel
+
+from .conftest import ServerProcess, frame_data
+
+
+def cli(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "restpredict", *args],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+
+
+def test_demo_server_answers_the_readme_curl(serve: Callable[..., ServerProcess]) -> None:
+    server = serve()
+    response = httpx.post(f"{server.url}/predict", json={"features": [5.1, 3.5, 1.4, 0.2]})
+    assert response.json() == {"predictions": ["setosa"]}
+    output = server.output()
+    assert "curl -s" in output and "iris-demo" in output  # the startup panel
+
+
+def test_predict_cli_against_a_server(
+    serve: Callable[..., ServerProcess], iris_path: Path, iris: LoadedModel, tmp_path: Path
+) -> None:
+    server = serve(str(iris_path))
+    one = cli("predict", "--url", server.url, "-f", "6.7,3.0,5.2,2.3", "--proba", "-o", "json")
+    assert one.returncode == 0, one.stderr
+    record = json.loads(one.stdout)
+    assert record["prediction"] == "virginica"
+    assert set(record["probabilities"]) == {"setosa", "versicolor", "virginica"}
+
+    rows = np.random.default_rng(2).uniform(0, 7, size=(250, 4))
+    path = tmp_path / "rows.jsonl"
+    path.write_text("\n".join(json.dumps(r.tolist()) for r in rows))
+    many = cli("predict", "--url", server.url, "-i", str(path), "--chunk-size", "100", "-o", "json")
+    assert many.returncode == 0, many.stderr
+    got = [json.loads(line)["prediction"] for line in many.stdout.splitlines()]
+    assert got == iris.estimator.predict(rows).tolist()
+
+
+def test_dataframe_pipeline_with_strings(
+    serve: Callable[..., ServerProcess], frame_path: Path, frame_model: LoadedModel
+) -> None:
+    server = serve(str(frame_path))
+    frame, _ = frame_data()
+    records = frame.head(10).to_dict(orient="records")
+    response = httpx.post(f"{server.url}/predict", json={"instances": records})
+    assert response.json()["predictions"] == frame_model.estimator.predict(frame.head(10)).tolist()
+    bad = httpx.post(f"{server.url}/predict", json={"instances": [{"size": 1.0}]})
+    assert bad.status_code == 422
+    assert "color" in bad.json()["detail"]
+
+
+def test_remote_error_is_one_line_with_the_server_detail(
+    serve: Callable[..., ServerProcess], iris_path: Path
+) -> None:
+    server = serve(str(iris_path))
+    result = cli("predict", "--url", server.url, "-f", "1,2")
+    assert result.returncode == ExitCode.REMOTE
+    assert result.stderr.strip() == (
+        "error: server answered 422: expected 4 features per row, got 2"
+    )
+
+
+def test_two_workers_serve(serve: Callable[..., ServerProcess], iris_path: Path) -> None:
+    server = serve(str(iris_path), "--workers", "2")
+    with httpx.Client(base_url=server.url) as client:
+        body = {"features": [6.7, 3.0, 5.2, 2.3]}
+        answers = {client.post("/predict", json=body).json()["predictions"][0] for _ in range(20)}
+    assert answers == {"virginica"}
+
+
+def test_port_in_use_exits_3_with_one_line(iris_path: Path) -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        result = cli("serve", str(iris_path), "--port", str(port))
+    assert result.returncode == ExitCode.STARTUP
+    assert f"cannot listen on 127.0.0.1:{port}" in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_sha256_pin_from_config_file(
+    serve: Callable[..., ServerProcess], iris_path: Path, iris: LoadedModel, tmp_path: Path
+) -> None:
+    config = tmp_path / "restpredict.yaml"
+    config.write_text(f"model: {iris_path}\nsha256: {iris.sha256}\nmodel_name: flowers\n")
+    server = serve("--config", str(config))
+    assert httpx.get(f"{server.url}/metadata").json()["name"] == "flowers"
+    config.write_text(f"model: {iris_path}\nsha256: {'ab' * 32}\n")
+    result = cli("serve", "--config", str(config), "--port", "1")
+    assert result.returncode == ExitCode.STARTUP
+    assert "refusing to unpickle" in result.stderr
