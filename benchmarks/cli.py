@@ -1,0 +1,99 @@
+"""``python -m benchmarks``: parse flags, run, print the tables, write JSON, check the goals.
+
+Exit codes: 0 all measured (and every checked goal met or skipped), 1 a server failed or a goal
+failed, 2 the run could not start (bad flags, wrk or restpredict missing).
+"""
+
+from __future__ import annotations
+
+import argparse
+import shlex
+import signal
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from types import FrameType
+
+from benchmarks import goals, table
+from benchmarks.errors import BenchmarkError
+from benchmarks.models import MODELS
+from benchmarks.results import to_dict, write_json
+from benchmarks.runner import run
+from benchmarks.targets import DEFAULT_TARGETS, TARGETS
+from benchmarks.types import RunConfig
+
+OK, FAILED, STARTUP_FAILURE = 0, 1, 2
+QUICK_DURATION_S, QUICK_WARMUP_S = 3, 1
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The flags, with defaults for a full run."""
+    parser = argparse.ArgumentParser(prog="python -m benchmarks", description=__doc__)
+    add = parser.add_argument
+    add("--targets", default=",".join(DEFAULT_TARGETS), help=f"comma list of {sorted(TARGETS)}")
+    add("--models", default=",".join(MODELS), help=f"comma list of {sorted(MODELS)}")
+    add("--rows", default="1,100", help="rows per request, comma list (default 1,100)")
+    add("--concurrency", default="1,32", help="wrk connections, comma list (default 1,32)")
+    add("--duration", type=int, default=10, help="whole seconds of load per cell (default 10)")
+    add("--warmup", type=int, default=2, help="whole seconds of unrecorded load first (default 2)")
+    add("--quick", action="store_true", help=f"smoke run: {QUICK_DURATION_S} s per cell")
+    add("--extra", default="", help='extra args for restpredict, e.g. "--max-batch-size 64"')
+    add("--json", type=Path, help="write the results as JSON to this path")
+    add("--check-targets", action="store_true", help="print PASS/FAIL per ratio target")
+    add("--subject", default="restpredict", help="the target --check-targets judges")
+    add("--startup-timeout", type=float, default=60.0, help="seconds to first prediction")
+    add("--server-core", type=int, default=0, help="CPU for servers (default 0)")
+    add("--load-core", type=int, default=1, help="CPU for wrk and this driver (default 1)")
+    return parser
+
+
+def config_from(args: argparse.Namespace) -> RunConfig:
+    """The run's settings, from parsed flags; ``--quick`` overrides the durations."""
+    return RunConfig(
+        targets=_names(args.targets),
+        models=_names(args.models),
+        rows=tuple(int(n) for n in _names(args.rows)),
+        concurrency=tuple(int(n) for n in _names(args.concurrency)),
+        duration_s=QUICK_DURATION_S if args.quick else args.duration,
+        warmup_s=QUICK_WARMUP_S if args.quick else args.warmup,
+        extra_args=tuple(shlex.split(args.extra)),
+        startup_timeout_s=args.startup_timeout,
+        server_core=args.server_core,
+        load_core=args.load_core,
+    )
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the benchmark; the exit code."""
+    args = build_parser().parse_args(argv)
+    signal.signal(signal.SIGTERM, _exit_on_sigterm)  # so `finally` stops the servers
+    try:
+        config = config_from(args)
+        unknown = sorted(set(config.models) - set(MODELS))
+        if unknown:
+            raise BenchmarkError(f"unknown model(s) {unknown}; known: {sorted(MODELS)}")
+        results = run(config, _progress)
+    except (BenchmarkError, ValueError) as error:
+        print(f"error: {error}", file=sys.stderr)
+        return STARTUP_FAILURE
+    checks = goals.evaluate(results.cells, args.subject) if args.check_targets else []
+    print(table.render("Load", table.LOAD_HEADERS, table.load_rows(results.cells)))
+    print(table.render("Servers", table.SERVER_HEADERS, table.server_rows(results.servers)))
+    for line in table.check_lines(checks, args.subject):
+        print(line)
+    if args.json is not None:
+        write_json(args.json, to_dict(config, results, checks))
+    failed = results.failed or any(check.verdict == "FAIL" for check in checks)
+    return FAILED if failed else OK
+
+
+def _names(text: str) -> tuple[str, ...]:
+    return tuple(name.strip() for name in text.split(",") if name.strip())
+
+
+def _progress(message: str) -> None:
+    print(message, file=sys.stderr, flush=True)
+
+
+def _exit_on_sigterm(signum: int, frame: FrameType | None) -> None:
+    raise SystemExit(128 + signum)
