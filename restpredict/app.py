@@ -60,8 +60,9 @@ def create_app(settings: Settings, model: LoadedModel | None = None) -> Starlett
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
-        loaded = model or await run_in_threadpool(load_configured_model, settings)
-        if model is None:
+        loaded = model
+        if loaded is None:
+            loaded = await run_in_threadpool(load_configured_model, settings)
             await run_in_threadpool(loaded.warm_up)
         app.state.model = loaded
         app.state.ready = True

@@ -72,7 +72,7 @@ class LoadedModel:
     @property
     def sklearn_running(self) -> str:
         """The scikit-learn version in this process."""
-        return sklearn.__version__
+        return str(sklearn.__version__)
 
     def predict(self, rows: Any, *, labels: bool = True, proba: bool = False) -> Prediction:
         """Run the estimator; outputs JSON cannot carry (NaN, inf) raise PredictionError."""

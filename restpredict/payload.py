@@ -184,7 +184,7 @@ def positional_rows(rows: list[Sequence[Scalar]], schema: ModelSchema) -> np.nda
     return _mixed(rows, schema)
 
 
-def _numeric(rows: list[Sequence[Scalar]]) -> np.ndarray:
+def _numeric(rows: Sequence[Sequence[Scalar]]) -> np.ndarray:
     try:
         matrix = np.array(rows, dtype=np.float64)
     except (TypeError, ValueError):
@@ -195,7 +195,7 @@ def _numeric(rows: list[Sequence[Scalar]]) -> np.ndarray:
     return matrix
 
 
-def _reject_non_numbers(rows: list[Sequence[Scalar]]) -> None:
+def _reject_non_numbers(rows: Sequence[Sequence[Scalar]]) -> None:
     """A 422 naming the first value that is not a JSON number (NumPy would coerce "1.5")."""
     for i, row in enumerate(rows):
         for j, value in enumerate(row if isinstance(row, (list, tuple)) else ()):
@@ -210,7 +210,7 @@ def _reject_non_numbers(rows: list[Sequence[Scalar]]) -> None:
                 )
 
 
-def _mixed(rows: list[Sequence[Scalar]], schema: ModelSchema) -> np.ndarray:
+def _mixed(rows: Sequence[Sequence[Scalar]], schema: ModelSchema) -> np.ndarray:
     kinds = schema.feature_kinds or ()
     names = schema.feature_names or ()
     matrix = np.empty((len(rows), len(kinds)), dtype=object)

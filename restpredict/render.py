@@ -7,7 +7,7 @@ import json
 from collections.abc import Iterable
 from typing import IO, Any, Literal
 
-from rich.console import Group
+from rich.console import Group, RenderableType
 from rich.panel import Panel
 from rich.table import Table
 from rich.text import Text
@@ -53,7 +53,7 @@ def startup_panel(meta: dict[str, Any], settings: Settings, example: list[Any]) 
     url = f"http://{host}:{settings.port}"
     body = json.dumps({"features": example})
     curl = f"curl -s {url}/predict -H 'Content-Type: application/json' -d '{body}'"
-    lines = [
+    lines: list[RenderableType] = [
         metadata_table(meta),
         Text(""),
         Text.assemble(
