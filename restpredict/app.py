@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import AsyncIterator
+from pathlib import Path
 from typing import Any
 
 import msgspec
@@ -29,6 +30,7 @@ from restpredict.errors import (
     UnsupportedMediaTypeError,
 )
 from restpredict.model import LoadedModel, Prediction, load_configured_model
+from restpredict.observability import instrument, metrics_endpoint, record_rows, timed
 from restpredict.payload import Query, decode_predict, encode_predictions
 from restpredict.settings import Settings
 
@@ -55,8 +57,13 @@ class JSONResponse(Response):
         return content if isinstance(content, bytes) else msgspec.json.encode(content)
 
 
-def create_app(settings: Settings, model: LoadedModel | None = None) -> Starlette:
-    """Build the app; ``model`` skips loading (tests, and the single-process CLI path)."""
+def create_app(
+    settings: Settings, model: LoadedModel | None = None, *, metrics_dir: Path | None = None
+) -> Starlette:
+    """Build the app; ``model`` skips loading (tests, and the single-process CLI path).
+
+    ``metrics_dir`` is the multiprocess metrics directory ``server.run`` made for its workers.
+    """
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
@@ -65,6 +72,7 @@ def create_app(settings: Settings, model: LoadedModel | None = None) -> Starlett
             loaded = await run_in_threadpool(load_configured_model, settings)
             await run_in_threadpool(loaded.warm_up)
         app.state.model = loaded
+        app.state.metrics.observe_model(loaded)
         app.state.ready = True
         yield
         app.state.ready = False
@@ -75,6 +83,7 @@ def create_app(settings: Settings, model: LoadedModel | None = None) -> Starlett
             Route("/health/live", live, methods=["GET"]),
             Route("/health/ready", ready, methods=["GET"]),
             Route("/metadata", metadata, methods=["GET"]),
+            Route("/metrics", metrics_endpoint, methods=["GET"]),
         ],
         exception_handlers={
             RestPredictError: _restpredict_error,
@@ -83,6 +92,7 @@ def create_app(settings: Settings, model: LoadedModel | None = None) -> Starlett
         },
         lifespan=lifespan,
     )
+    instrument(app, settings, metrics_dir)
     app.state.settings = settings
     app.state.model = None
     app.state.ready = False
@@ -94,21 +104,24 @@ async def predict(request: Request) -> Response:
     model = current_model(request)
     settings: Settings = request.app.state.settings
     body = await read_json_body(request, settings.max_body_bytes)
-    query = decode_predict(
-        body,
-        model.schema,
-        max_rows=settings.max_rows,
-        ignore_unknown=settings.unknown_columns == "ignore",
-    )
+    with timed(request, "decode"):
+        query = decode_predict(
+            body,
+            model.schema,
+            max_rows=settings.max_rows,
+            ignore_unknown=settings.unknown_columns == "ignore",
+        )
     prediction = await run_query(request, model, query)
     return JSONResponse(encode_predictions(model, prediction))
 
 
 async def run_query(request: Request, model: LoadedModel, query: Query) -> Prediction:
     """The one path every endpoint predicts through, off the event loop."""
-    return await run_in_threadpool(
-        model.predict, query.rows, labels=query.labels, proba=query.proba
-    )
+    record_rows(request, len(query))
+    with timed(request, "predict"):
+        return await run_in_threadpool(
+            model.predict, query.rows, labels=query.labels, proba=query.proba
+        )
 
 
 async def live(request: Request) -> Response:

@@ -129,6 +129,17 @@ def serve(
         str | None, typer.Option(help="reject|ignore named columns the model lacks.")
     ] = None,
     log_level: Annotated[str | None, typer.Option(help="[default: info]")] = None,
+    log_format: Annotated[
+        str | None, typer.Option(help="json|text|auto (text on a terminal). [default: auto]")
+    ] = None,
+    access_log: Annotated[
+        bool | None,
+        typer.Option(
+            "--access-log/--no-access-log",
+            help="Log each request. [default: on]",
+            show_default=False,
+        ),
+    ] = None,
 ) -> None:
     """Serve MODEL on POST /predict (the built-in iris demo when no MODEL is given)."""
     from restpredict.server import run
@@ -147,6 +158,8 @@ def serve(
         max_rows=max_rows,
         unknown_columns=unknown_columns,
         log_level=log_level,
+        log_format=log_format,
+        access_log=access_log,
     )
     loaded = load_configured_model(settings)
     loaded.warm_up()

@@ -75,6 +75,14 @@ class Settings(BaseModel):
             raise ValueError("must be non-empty and contain no control characters")
         return value
 
+    # Observability: log format and the access log (logs.py, observability.py).
+    log_format: Literal["auto", "json", "text"] = Field(
+        "auto", description="Log lines as JSON or text; auto: text on a terminal, else JSON."
+    )
+    access_log: bool = Field(
+        True, description="One log line per request (never bodies, queries or other headers)."
+    )
+
 
 def load_settings(
     config: Path | None = None,

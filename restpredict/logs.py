@@ -1,0 +1,113 @@
+"""How the server's log lines look: JSON lines for machines, one readable line for people.
+
+``logging_config(settings)`` is the one logging setup of the server, a plain
+``dictConfig`` dictionary. ``server.run`` hands it to uvicorn, which applies it in
+the server process and again in every spawned worker; nothing is configured at
+import time. Records on the ``restpredict.access`` logger carry their fields in
+``record.access`` (see ``observability.py``); both formatters print them.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from typing import IO, Any, Literal
+
+from restpredict.settings import Settings
+
+__all__ = [
+    "ACCESS_LOGGER",
+    "JsonFormatter",
+    "TextFormatter",
+    "logging_config",
+    "resolve_format",
+]
+
+ACCESS_LOGGER = "restpredict.access"
+LogFormat = Literal["json", "text"]
+
+# Control characters (and Unicode line breaks) in a path or message could forge extra
+# log lines in text mode; JSON escapes them by itself.
+_ESCAPES = {c: f"\\x{c:02x}" for c in (*range(32), 127)} | {
+    0x85: "\\x85",
+    0x2028: "\\u2028",
+    0x2029: "\\u2029",
+}
+
+
+def resolve_format(log_format: str, stream: IO[str]) -> LogFormat:
+    """``auto`` means text on a terminal, JSON lines everywhere else (pipes, files, containers)."""
+    if log_format == "auto":
+        return "text" if stream.isatty() else "json"
+    return "text" if log_format == "text" else "json"
+
+
+def logging_config(settings: Settings, stream: IO[str]) -> dict[str, Any]:
+    """A ``logging.config.dictConfig`` for the server: one handler on stderr, our formatter."""
+    json_lines = resolve_format(settings.log_format, stream) == "json"
+    formatter = "JsonFormatter" if json_lines else "TextFormatter"
+    level = settings.log_level.upper()
+    return {
+        "version": 1,
+        "disable_existing_loggers": False,
+        "formatters": {"restpredict": {"()": f"restpredict.logs.{formatter}"}},
+        "handlers": {
+            "stderr": {
+                "class": "logging.StreamHandler",
+                "formatter": "restpredict",
+                "stream": "ext://sys.stderr",
+            }
+        },
+        "loggers": {
+            "uvicorn": {"level": level},
+            # restpredict writes the access log itself, with request ids and row counts.
+            "uvicorn.access": {"handlers": [], "propagate": False},
+            "restpredict": {"level": level},
+        },
+        "root": {"handlers": ["stderr"], "level": level},
+    }
+
+
+class JsonFormatter(logging.Formatter):
+    """One JSON object per line: time, level, logger, message, plus the access fields."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        doc: dict[str, Any] = {
+            "time": _utc(record.created),
+            "level": record.levelname.lower(),
+            "logger": record.name,
+            "pid": record.process,
+            "message": record.getMessage(),
+        }
+        doc.update(getattr(record, "access", {}))
+        if record.exc_info:
+            doc["exception"] = self.formatException(record.exc_info)
+        return json.dumps(doc, default=str)
+
+
+class TextFormatter(logging.Formatter):
+    """A line a person reads on a terminal, with control characters escaped."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        stamp = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(record.created))
+        fields: dict[str, Any] | None = getattr(record, "access", None)
+        if fields is None:
+            text = record.getMessage()
+        else:
+            text = (
+                f'{fields["client"] or "-"} "{fields["method"]} {fields["path"]}" '
+                f"{fields['status']} {fields['latency_ms']:.1f}ms "
+                f"rows={'-' if fields['rows'] is None else fields['rows']} "
+                f"id={fields['request_id']}"
+            )
+        line = f"{stamp} {record.levelname:<7} {text.translate(_ESCAPES)}"
+        if record.exc_info:
+            line += "\n" + self.formatException(record.exc_info)
+        return line
+
+
+def _utc(created: float) -> str:
+    """RFC 3339 UTC with milliseconds, the form log pipelines parse without configuration."""
+    whole = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(created))
+    return f"{whole}.{int(created % 1 * 1000):03d}Z"

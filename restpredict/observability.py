@@ -1,0 +1,214 @@
+"""What the server records about each request: its id, one access log line, and metrics.
+
+``AccessMiddleware`` is plain ASGI (not ``BaseHTTPMiddleware``): it wraps ``send``
+and nothing else, so it starts no task and never buffers a streamed response.
+It puts an ``Exchange`` in every HTTP scope; endpoints add to it through
+``timed`` and ``record_rows``, so one record feeds both the log line and the
+metrics. It logs the method, path (never the query string), status, latency,
+rows, request id and client address; never a body or any other header.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import inspect
+import logging
+import re
+import time
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from starlette.applications import Starlette
+from starlette.concurrency import run_in_threadpool
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import BaseRoute, Match, Mount
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from restpredict.logs import ACCESS_LOGGER
+from restpredict.metrics import Metrics, Stage
+from restpredict.settings import Settings
+
+__all__ = [
+    "REQUEST_ID_HEADER",
+    "UNMATCHED",
+    "AccessMiddleware",
+    "Exchange",
+    "exchange_of",
+    "instrument",
+    "metrics_endpoint",
+    "record_rows",
+    "route_template",
+    "timed",
+]
+
+REQUEST_ID_HEADER = "x-request-id"
+UNMATCHED = "<unmatched>"  # the route label of every 404, so random paths add no series
+_SCOPE_KEY = "restpredict.exchange"
+# What a request id may be: enough for UUIDs, ULIDs, hex and base64 trace ids; nothing
+# that could break a log line or a header.
+_VALID_ID = re.compile(rb"[A-Za-z0-9._:@/+=-]{1,128}")
+_access_log = logging.getLogger(ACCESS_LOGGER)
+
+
+@dataclass
+class Exchange:
+    """One request as the access log and the metrics see it."""
+
+    request_id: str
+    route: str
+    metrics: Metrics
+    rows: int | None = None
+
+
+def instrument(app: Starlette, settings: Settings, metrics_dir: Path | None = None) -> Metrics:
+    """Give ``app`` its Metrics (``app.state.metrics``) and the access middleware."""
+    metrics = Metrics(metrics_dir)
+    app.state.metrics = metrics
+    app.add_middleware(AccessMiddleware, metrics=metrics, access_log=settings.access_log)
+    return metrics
+
+
+async def metrics_endpoint(request: Request) -> Response:
+    """``GET /metrics``: Prometheus text (or OpenMetrics, if the scraper asks for it).
+
+    Rendering a few hundred samples takes milliseconds of pure Python, so it runs in the
+    thread pool rather than holding up every other request on the event loop.
+    """
+    metrics: Metrics = request.app.state.metrics
+    accept = request.headers.get("accept")
+    body, content_type = await run_in_threadpool(metrics.exposition, accept)
+    return Response(body, media_type=content_type)
+
+
+def exchange_of(request: Request) -> Exchange:
+    """This request's record (AccessMiddleware gives every HTTP request one)."""
+    exchange: Exchange = request.scope[_SCOPE_KEY]
+    return exchange
+
+
+@contextlib.contextmanager
+def timed(request: Request, stage: Stage) -> Iterator[None]:
+    """Time a decode or predict step of this request into its histogram, failed or not."""
+    started = time.perf_counter()
+    try:
+        yield
+    finally:
+        exchange = exchange_of(request)
+        exchange.metrics.observe_stage(exchange.route, stage, time.perf_counter() - started)
+
+
+def record_rows(request: Request, rows: int) -> None:
+    """Count the validated rows of this request, for the histogram and the log line."""
+    exchange = exchange_of(request)
+    exchange.rows = rows
+    exchange.metrics.observe_rows(exchange.route, rows)
+
+
+class AccessMiddleware:
+    """Request ids in and out, metrics for every request, one log line when it is done."""
+
+    def __init__(self, app: ASGIApp, metrics: Metrics, access_log: bool = True) -> None:
+        self.app = app
+        self.metrics = metrics
+        self.access_log = access_log
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        started = time.perf_counter()
+        exchange = Exchange(_request_id(scope), route_template(scope), self.metrics)
+        scope[_SCOPE_KEY] = exchange
+        id_header = (REQUEST_ID_HEADER.encode(), exchange.request_id.encode())
+        status: int | None = None
+
+        async def send_with_id(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+                message = {**message, "headers": [*message.get("headers", ()), id_header]}
+            await send(message)
+
+        try:
+            with self.metrics.in_flight.track_inprogress():
+                await self.app(scope, receive, send_with_id)
+        except Exception as exc:
+            if status is None:
+                await _error_response(scope, receive, send_with_id, exc)
+            raise
+        finally:
+            elapsed = time.perf_counter() - started
+            final = 500 if status is None else status
+            self.metrics.observe_request(exchange.route, scope["method"], final, elapsed)
+            if self.access_log and _access_log.isEnabledFor(logging.INFO):
+                _log(scope, exchange, final, elapsed)
+
+
+def route_template(scope: Scope) -> str:
+    """The path template of the route this request will reach (``/predict``), not its path."""
+    routes: list[BaseRoute] = getattr(scope.get("app"), "routes", [])
+    return _match(routes, scope, "") or UNMATCHED
+
+
+def _match(routes: list[BaseRoute], scope: Scope, prefix: str) -> str | None:
+    """Starlette's own matching: the first full match wins, else the first partial (a 405)."""
+    partial = None
+    for route in routes:
+        match, child_scope = route.matches(scope)
+        if match is Match.NONE:
+            continue
+        template = prefix + getattr(route, "path", "")
+        if isinstance(route, Mount):
+            inner = _match(route.routes, {**scope, **child_scope}, template)
+            template = inner or template + "/{path}"
+        if match is Match.FULL:
+            return template
+        partial = partial or template
+    return partial
+
+
+def _request_id(scope: Scope) -> str:
+    """The client's ``X-Request-ID`` if it is safe to log and echo, else a fresh uuid4."""
+    for name, value in scope["headers"]:
+        if name == b"x-request-id":
+            if _VALID_ID.fullmatch(value):
+                return str(value.decode("ascii"))
+            break
+    return uuid.uuid4().hex
+
+
+async def _error_response(scope: Scope, receive: Receive, send: Send, exc: Exception) -> None:
+    """Answer an unhandled exception with the app's own 500 handler, so the id is echoed too.
+
+    Starlette's outermost middleware would send the same response, but without our
+    header; once we have answered it only re-raises, so the server still logs it.
+    """
+    app = scope.get("app")
+    handlers: dict[Any, Any] = getattr(app, "exception_handlers", {})
+    handler = handlers.get(Exception) or handlers.get(500)
+    if handler is None:
+        return
+    with contextlib.suppress(Exception):  # a failing handler: Starlette's default 500 follows
+        response = handler(Request(scope, receive), exc)
+        if inspect.isawaitable(response):
+            response = await response
+        await response(scope, receive, send)
+
+
+def _log(scope: Scope, exchange: Exchange, status: int, elapsed: float) -> None:
+    client = scope.get("client")
+    fields = {
+        "method": scope["method"],
+        "path": scope["path"],
+        "route": exchange.route,
+        "status": status,
+        "latency_ms": round(elapsed * 1000, 3),
+        "rows": exchange.rows,
+        "request_id": exchange.request_id,
+        "client": f"{client[0]}:{client[1]}" if client else None,
+    }
+    _access_log.info("%s %s %d", scope["method"], scope["path"], status, extra={"access": fields})

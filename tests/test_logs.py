@@ -1,0 +1,160 @@
+"""Log formatters and the logging configuration, rendered to strings."""
+
+from __future__ import annotations
+
+import io
+import json
+import logging
+import logging.config
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+
+from restpredict.errors import ConfigError
+from restpredict.logs import JsonFormatter, TextFormatter, logging_config, resolve_format
+from restpredict.settings import Settings, load_settings
+
+ACCESS = {
+    "method": "POST",
+    "path": "/predict",
+    "route": "/predict",
+    "status": 200,
+    "latency_ms": 1.234,
+    "rows": 3,
+    "request_id": "abc-123",
+    "client": "127.0.0.1:50000",
+}
+
+
+class Terminal(io.StringIO):
+    def isatty(self) -> bool:
+        return True
+
+
+def record(message: str, access: dict[str, Any] | None = None, **kwargs: Any) -> logging.LogRecord:
+    rec = logging.LogRecord("restpredict.access", logging.INFO, __file__, 1, message, (), None)
+    if access is not None:
+        rec.access = access
+    rec.__dict__.update(kwargs)
+    return rec
+
+
+def test_json_line_carries_the_access_fields() -> None:
+    line = JsonFormatter().format(record("POST /predict 200", ACCESS))
+    assert "\n" not in line
+    doc = json.loads(line)
+    assert doc | {"time": "", "pid": 0} == {
+        "time": "",
+        "level": "info",
+        "logger": "restpredict.access",
+        "pid": 0,
+        "message": "POST /predict 200",
+        **ACCESS,
+    }
+    assert doc["time"].endswith("Z") and len(doc["time"]) == len("2024-01-01T00:00:00.000Z")
+
+
+def test_json_escapes_a_forged_line() -> None:
+    line = JsonFormatter().format(record('GET /a\n{"level": "error"} 404'))
+    assert "\n" not in line
+    assert json.loads(line)["message"] == 'GET /a\n{"level": "error"} 404'
+
+
+def test_text_line_for_people() -> None:
+    line = TextFormatter().format(record("POST /predict 200", ACCESS))
+    assert line.endswith(' INFO    127.0.0.1:50000 "POST /predict" 200 1.2ms rows=3 id=abc-123')
+
+
+def test_text_line_without_rows_or_client() -> None:
+    line = TextFormatter().format(record("x", ACCESS | {"rows": None, "client": None}))
+    assert '- "POST /predict" 200 1.2ms rows=- id=abc-123' in line
+
+
+@pytest.mark.parametrize(
+    "path",
+    [
+        pytest.param("/a\nFAKE line", id="newline"),
+        pytest.param("/a\rFAKE", id="carriage-return"),
+        pytest.param("/a\x1b[31mred", id="ansi-escape"),
+        pytest.param("/a\u2028FAKE", id="line-separator"),
+    ],
+)
+def test_text_escapes_control_characters(path: str) -> None:
+    line = TextFormatter().format(record(f"GET {path}", ACCESS | {"path": path}))
+    assert line.splitlines() == [line]
+    assert "\x1b" not in line and "\r" not in line
+
+
+def test_text_line_for_other_loggers_and_exceptions() -> None:
+    try:
+        raise ValueError("boom")
+    except ValueError:
+        import sys
+
+        rec = record("Started server process [1]", exc_info=sys.exc_info())
+    text = TextFormatter().format(rec)
+    first, *rest = text.splitlines()
+    assert first.endswith("INFO    Started server process [1]")
+    assert "ValueError: boom" in rest[-1]
+
+
+@pytest.mark.parametrize(
+    ("setting", "stream", "expected"),
+    [
+        pytest.param("auto", io.StringIO(), "json", id="auto-pipe"),
+        pytest.param("auto", Terminal(), "text", id="auto-terminal"),
+        pytest.param("json", Terminal(), "json", id="json-on-terminal"),
+        pytest.param("text", io.StringIO(), "text", id="text-on-pipe"),
+    ],
+)
+def test_format_choice(setting: str, stream: io.StringIO, expected: str) -> None:
+    assert resolve_format(setting, stream) == expected
+
+
+@pytest.fixture
+def restored_logging() -> Iterator[None]:
+    """dictConfig changes process-wide state; put the loggers it touches back afterwards."""
+    names = ["", "uvicorn", "uvicorn.access", "restpredict"]
+    saved = {
+        n: (lg.handlers[:], lg.level, lg.propagate) for n in names for lg in [logging.getLogger(n)]
+    }
+    yield
+    for n, (handlers, level, propagate) in saved.items():
+        lg = logging.getLogger(n)
+        lg.handlers[:] = handlers
+        lg.setLevel(level)
+        lg.propagate = propagate
+
+
+@pytest.mark.usefixtures("restored_logging")
+def test_logging_config_applies() -> None:
+    settings = Settings(log_format="json", log_level="warning")
+    config = logging_config(settings, Terminal())
+    logging.config.dictConfig(config)
+    (handler,) = logging.getLogger().handlers
+    assert isinstance(handler.formatter, JsonFormatter)
+    assert logging.getLogger().level == logging.WARNING
+    assert logging.getLogger("uvicorn.access").handlers == []
+    assert logging.getLogger("uvicorn.access").propagate is False
+
+
+def test_auto_on_a_terminal_configures_text() -> None:
+    config = logging_config(Settings(), Terminal())
+    assert config["formatters"]["restpredict"]["()"] == "restpredict.logs.TextFormatter"
+
+
+@pytest.mark.parametrize(
+    ("environ", "field", "expected"),
+    [
+        pytest.param({"RESTPREDICT_LOG_FORMAT": "text"}, "log_format", "text", id="format"),
+        pytest.param({"RESTPREDICT_ACCESS_LOG": "false"}, "access_log", False, id="access-log"),
+    ],
+)
+def test_settings_from_environment(environ: dict[str, str], field: str, expected: Any) -> None:
+    assert getattr(load_settings(environ=environ), field) == expected
+
+
+def test_unknown_log_format_is_a_config_error() -> None:
+    with pytest.raises(ConfigError, match="RESTPREDICT_LOG_FORMAT"):
+        load_settings(environ={"RESTPREDICT_LOG_FORMAT": "xml"})
