@@ -195,6 +195,8 @@ def _decode(data: bytes, kind: Any, where: str) -> Any:
 def _at(message: str, where: str) -> str:
     """Rewrite msgspec's ``$[0][2]`` paths so they name the request field."""
     if where:
+        if "`$" not in message:  # the field itself has the wrong type: say which field
+            return f"{message} - at `{where}`"
         message = message.replace("`$", f"`{where}")
     return message.replace("`$.", "`")
 
