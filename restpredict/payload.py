@@ -8,6 +8,7 @@ the wrong shape or type is a 422 that says what was expected.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
@@ -265,11 +266,19 @@ def _reject_non_numbers(rows: Sequence[Sequence[Scalar]]) -> None:
                 raise InputError(
                     f"row {i}, feature {j}: expected a number, got {value!r}", code="invalid_type"
                 )
-            if not np.isfinite(value):
+            if not _finite(value):
                 raise InputError(
                     f"row {i}, feature {j}: expected a finite number, got {value!r}",
                     code="invalid_type",
                 )
+
+
+def _finite(value: Scalar) -> bool:
+    """math.isfinite (np.isfinite is 10x slower per scalar), False for ints beyond float range."""
+    try:
+        return not isinstance(value, str) and math.isfinite(value)
+    except OverflowError:
+        return False
 
 
 def _mixed(rows: Sequence[Sequence[Scalar]], schema: ModelSchema) -> np.ndarray:
@@ -279,7 +288,7 @@ def _mixed(rows: Sequence[Sequence[Scalar]], schema: ModelSchema) -> np.ndarray:
     for i, row in enumerate(rows):
         for j, (value, kind) in enumerate(zip(row, kinds)):
             number = isinstance(value, (int, float)) and not isinstance(value, bool)
-            if kind == "number" and not (number and np.isfinite(value)):
+            if kind == "number" and not (number and _finite(value)):
                 raise InputError(
                     f"row {i}, feature {names[j]!r}: expected a number, got {value!r}",
                     code="invalid_type",
