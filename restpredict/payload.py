@@ -22,6 +22,7 @@ from restpredict.schema import ModelSchema, Scalar
 
 __all__ = [
     "Query",
+    "Row",
     "decode_json",
     "decode_predict",
     "decode_table",
