@@ -7,6 +7,7 @@ from collections.abc import Iterator
 import httpx
 import numpy as np
 import pytest
+from prometheus_client.parser import text_string_to_metric_families
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import Response
@@ -104,3 +105,32 @@ def test_unexpected_errors_are_a_generic_500_in_the_protocols_shape(
     assert response.json() == body
     assert "secret internals" not in response.text
     assert "ZeroDivisionError: secret internals" in caplog.text  # the operator still sees it
+
+
+def test_protocol_traffic_shows_in_metrics_by_route_template(iris: LoadedModel) -> None:
+    with TestClient(create_app(Settings(), iris)) as c:
+        c.post("/v1/models/iris:predict", json={"instances": ROWS[:3].tolist()})
+        c.post("/invocations", json={"inputs": ROWS[:2].tolist()})
+        c.post(
+            "/v2/models/iris/infer",
+            json={
+                "inputs": [
+                    {"name": "x", "shape": [5, 4], "datatype": "FP64", "data": ROWS[:5].tolist()}
+                ]
+            },
+        )
+        c.post("/v2/models/iris/infer", json={"inputs": []})  # a 400: decoded, not predicted
+        metrics = c.get("/metrics").text
+    samples = {
+        (s.name, s.labels.get("route")): s.value
+        for family in text_string_to_metric_families(metrics)
+        for s in family.samples
+    }
+    for route, rows in [
+        ("/v1/models/{name}:predict", 3),
+        ("/invocations", 2),
+        ("/v2/models/{name}/infer", 5),
+    ]:
+        assert samples[("restpredict_request_rows_sum", route)] == rows
+        assert samples[("restpredict_predict_duration_seconds_count", route)] == 1
+    assert samples[("restpredict_decode_duration_seconds_count", "/v2/models/{name}/infer")] == 2

@@ -17,7 +17,9 @@ from starlette.routing import Route
 
 from restpredict.app import JSONResponse, current_model, read_body, run_query
 from restpredict.errors import InputError, RestPredictError
-from restpredict.payload import decode_json, decode_table, rows_to_query
+from restpredict.model import LoadedModel
+from restpredict.observability import timed
+from restpredict.payload import Query, decode_json, decode_table, rows_to_query
 from restpredict.protocols._endpoint import client_status, endpoint, served_model
 from restpredict.settings import Settings
 
@@ -52,6 +54,14 @@ async def predict(request: Request) -> Response:
     model = served_model(request, request.path_params["name"])
     settings: Settings = request.app.state.settings
     body = await read_body(request, settings.max_body_bytes)  # any Content-Type, as KServe
+    with timed(request, "decode"):
+        query = _decode(body, model, settings)
+    prediction = await run_query(request, model, query)
+    assert prediction.labels is not None
+    return JSONResponse(msgspec.json.encode({"predictions": prediction.labels.tolist()}))
+
+
+def _decode(body: bytes, model: LoadedModel, settings: Settings) -> Query:
     envelope: _PredictRequest = decode_json(body, _PredictRequest)
     if bool(envelope.instances) == bool(envelope.inputs):
         raise InputError(
@@ -61,16 +71,13 @@ async def predict(request: Request) -> Response:
         )
     where = "instances" if envelope.instances else "inputs"
     rows = decode_table(bytes(envelope.instances or envelope.inputs), model.schema, where=where)
-    query = rows_to_query(
+    return rows_to_query(
         rows,
         model.schema,
         max_rows=settings.max_rows,
         ignore_unknown=settings.unknown_columns == "ignore",
         where=where,
     )
-    prediction = await run_query(request, model, query)
-    assert prediction.labels is not None
-    return JSONResponse(msgspec.json.encode({"predictions": prediction.labels.tolist()}))
 
 
 routes = [

@@ -26,6 +26,7 @@ from restpredict.errors import (
     UnsupportedMediaTypeError,
 )
 from restpredict.model import LoadedModel
+from restpredict.observability import timed
 from restpredict.payload import Row, decode_json, decode_table, rows_to_query
 from restpredict.protocols._endpoint import client_status, endpoint
 from restpredict.rows import chunks
@@ -65,14 +66,15 @@ async def invocations(request: Request) -> Response:
     settings: Settings = request.app.state.settings
     media = _media_type(request.headers.get("content-type"))
     body = await read_body(request, settings.max_body_bytes)
-    rows, where = _csv_rows(body, model) if media == CSV else _json_rows(body, model)
-    query = rows_to_query(
-        rows,
-        model.schema,
-        max_rows=settings.max_rows,
-        ignore_unknown=settings.unknown_columns == "ignore",
-        where=where,
-    )
+    with timed(request, "decode"):
+        rows, where = _csv_rows(body, model) if media == CSV else _json_rows(body, model)
+        query = rows_to_query(
+            rows,
+            model.schema,
+            max_rows=settings.max_rows,
+            ignore_unknown=settings.unknown_columns == "ignore",
+            where=where,
+        )
     prediction = await run_query(request, model, query)
     assert prediction.labels is not None
     return JSONResponse(msgspec.json.encode({"predictions": prediction.labels.tolist()}))

@@ -28,6 +28,7 @@ from restpredict.errors import (
     UnsupportedMediaTypeError,
 )
 from restpredict.model import LoadedModel, Prediction
+from restpredict.observability import timed
 from restpredict.payload import Row, decode_json, rows_to_query
 from restpredict.protocols import tensors
 from restpredict.protocols._endpoint import client_status, endpoint, served_model
@@ -107,20 +108,20 @@ async def infer(request: Request) -> Response:
     model = _model(request)
     settings: Settings = request.app.state.settings
     body = await _read_infer_body(request, settings.max_body_bytes)
-    header, binary = tensors.split_body(body, request.headers.get(HEADER_LENGTH))
-    infer_request: _InferRequest = decode_json(header, _InferRequest)
-    wanted = _requested_outputs(infer_request, model.schema)
-    arrays = _input_arrays(infer_request.inputs, binary)
-    rows = _rows(infer_request, arrays, model.schema)
-    query = rows_to_query(
-        rows,
-        model.schema,
-        max_rows=settings.max_rows,
-        ignore_unknown=settings.unknown_columns == "ignore",
-        labels="predict" in wanted,
-        proba="predict_proba" in wanted,
-        where="inputs",
-    )
+    with timed(request, "decode"):
+        header, binary = tensors.split_body(body, request.headers.get(HEADER_LENGTH))
+        infer_request: _InferRequest = decode_json(header, _InferRequest)
+        wanted = _requested_outputs(infer_request, model.schema)
+        arrays = _input_arrays(infer_request.inputs, binary)
+        query = rows_to_query(
+            _rows(infer_request, arrays, model.schema),
+            model.schema,
+            max_rows=settings.max_rows,
+            ignore_unknown=settings.unknown_columns == "ignore",
+            labels="predict" in wanted,
+            proba="predict_proba" in wanted,
+            where="inputs",
+        )
     prediction = await run_query(request, model, query)
     return _response(model, infer_request.id, wanted, prediction)
 
