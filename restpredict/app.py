@@ -37,9 +37,11 @@ from restpredict.settings import Settings
 __all__ = [
     "JSON",
     "PROBLEM_JSON",
+    "JSONResponse",
     "create_app",
     "current_model",
     "problem_response",
+    "read_body",
     "read_json_body",
     "run_query",
 ]
@@ -65,6 +67,9 @@ def create_app(
     ``metrics_dir`` is the multiprocess metrics directory ``server.run`` made for its workers.
     """
 
+    # Imported here: the protocol modules predict through this module's run_query.
+    from restpredict.protocols import routes as protocol_routes
+
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         loaded = model
@@ -84,6 +89,7 @@ def create_app(
             Route("/health/ready", ready, methods=["GET"]),
             Route("/metadata", metadata, methods=["GET"]),
             Route("/metrics", metrics_endpoint, methods=["GET"]),
+            *protocol_routes,
         ],
         exception_handlers={
             RestPredictError: _restpredict_error,
@@ -151,10 +157,15 @@ def current_model(request: Request) -> LoadedModel:
 
 
 async def read_json_body(request: Request, limit: int) -> bytes:
-    """The body, refused early by Content-Length and again by counting streamed bytes."""
+    """The body of a JSON request (415 for other content types), size-limited by read_body."""
     content_type = request.headers.get("content-type")
     if content_type is not None:
         _check_json_content_type(content_type)
+    return await read_body(request, limit)
+
+
+async def read_body(request: Request, limit: int) -> bytes:
+    """The body, refused early by Content-Length and again by counting streamed bytes."""
     declared = request.headers.get("content-length")
     if declared is not None and declared.isdigit() and int(declared) > limit:
         raise PayloadTooLargeError(f"body is {declared} bytes; the limit is {limit} bytes")

@@ -12,7 +12,7 @@ import hashlib
 import io
 import time
 import warnings
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -146,7 +146,8 @@ def load_configured_model(settings: Settings) -> LoadedModel:
     if settings.model is None:
         from restpredict.demo import demo_model
 
-        return demo_model()
+        demo = demo_model()
+        return replace(demo, name=settings.model_name) if settings.model_name else demo
     return load_model(
         settings.model,
         sha256=settings.sha256,

@@ -8,6 +8,7 @@ the wrong shape or type is a 422 that says what was expected.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
@@ -21,7 +22,10 @@ from restpredict.schema import ModelSchema, Scalar
 
 __all__ = [
     "Query",
+    "Row",
+    "decode_json",
     "decode_predict",
+    "decode_table",
     "encode_predictions",
     "positional_rows",
     "prediction_document",
@@ -90,10 +94,12 @@ def rows_to_query(
     ignore_unknown: bool = False,
     labels: bool = True,
     proba: bool = False,
+    where: str = "instances",
 ) -> Query:
     """Validate rows already parsed from CSV/JSON (the CLI) exactly as the server does."""
     if rows and all(isinstance(r, dict) for r in rows):
-        matrix = records_to_rows(list(rows), schema, ignore_unknown=ignore_unknown)  # type: ignore[arg-type]
+        records: list[Any] = list(rows)
+        matrix = records_to_rows(records, schema, ignore_unknown=ignore_unknown, where=where)
     else:
         if schema.numeric_only:  # parsed files carry any JSON type; the server's msgspec does not
             _reject_non_numbers(list(rows))  # type: ignore[arg-type]
@@ -118,6 +124,62 @@ def prediction_document(model: LoadedModel, prediction: Prediction) -> dict[str,
     return doc
 
 
+def decode_json(data: bytes, kind: Any, where: str = "") -> Any:
+    """Decode JSON into ``kind``: syntax errors are 400s, wrong types 422s naming ``where``."""
+    return _decode(data, kind, where)
+
+
+def decode_table(
+    raw: bytes, schema: ModelSchema, *, where: str, columns: Sequence[str] | None = None
+) -> list[Row]:
+    """Rows ``[[...]]``, records ``[{name: value}]`` or columns ``{name: [...]}`` as rows.
+
+    The tabular wire formats of KServe V1, TF Serving and MLflow all carry one of these
+    shapes; this only types and reshapes them, and ``rows_to_query`` validates the
+    result exactly as ``/predict`` does. ``columns`` names positional rows (MLflow's
+    ``dataframe_split``) for models fitted with feature names.
+    """
+    text = raw.lstrip(_WHITESPACE)
+    head, inner = text[:1], text[1:].lstrip(_WHITESPACE)[:1]
+    if head == b"{":
+        table = _decode(raw, dict[str, list[float | str]], where)
+        return _columns_to_records(table, where)
+    if head != b"[" or inner not in (b"[", b"{", b"]"):
+        raise InputError(
+            f'"{where}" must be a list of rows [[x1, ..., xN], ...], a list of objects '
+            "[{name: value, ...}, ...] or an object of columns {name: [values], ...}",
+            code="invalid_shape",
+        )
+    if inner == b"]":
+        raise InputError(f'"{where}" is empty; expected at least one row', code="empty_input")
+    if inner == b"{":
+        records: list[Row] = _decode(raw, list[dict[str, float | str]], where)
+        return records
+    scalar: Any = float if schema.numeric_only else float | str
+    rows: list[list[Scalar]] = _decode(raw, list[list[scalar]], where)
+    if columns is None or schema.feature_names is None:
+        return list(rows)
+    for i, row in enumerate(rows):
+        if len(row) != len(columns):
+            raise InputError(
+                f"{where}[{i}] has {len(row)} values but there are {len(columns)} columns",
+                code="ragged_rows",
+            )
+    return [dict(zip(columns, row)) for row in rows]
+
+
+def _columns_to_records(table: dict[str, list[Any]], where: str) -> list[Row]:
+    lengths = {len(values) for values in table.values()}
+    if len(lengths) > 1:
+        raise InputError(
+            f'the columns of "{where}" have different lengths '
+            f"({', '.join(map(str, sorted(lengths)))})",
+            code="ragged_rows",
+        )
+    names = list(table)
+    return [dict(zip(names, values)) for values in zip(*table.values())]
+
+
 def _decode(data: bytes, kind: Any, where: str) -> Any:
     try:
         return msgspec.json.decode(data, type=kind)
@@ -135,6 +197,8 @@ def _decode(data: bytes, kind: Any, where: str) -> Any:
 def _at(message: str, where: str) -> str:
     """Rewrite msgspec's ``$[0][2]`` paths so they name the request field."""
     if where:
+        if "`$" not in message:  # the field itself has the wrong type: say which field
+            return f"{message} - at `{where}`"
         message = message.replace("`$", f"`{where}")
     return message.replace("`$.", "`")
 
@@ -203,11 +267,19 @@ def _reject_non_numbers(rows: Sequence[Sequence[Scalar]]) -> None:
                 raise InputError(
                     f"row {i}, feature {j}: expected a number, got {value!r}", code="invalid_type"
                 )
-            if not np.isfinite(value):
+            if not _finite(value):
                 raise InputError(
                     f"row {i}, feature {j}: expected a finite number, got {value!r}",
                     code="invalid_type",
                 )
+
+
+def _finite(value: Scalar) -> bool:
+    """math.isfinite (np.isfinite is 10x slower per scalar), False for ints beyond float range."""
+    try:
+        return not isinstance(value, str) and math.isfinite(value)
+    except OverflowError:
+        return False
 
 
 def _mixed(rows: Sequence[Sequence[Scalar]], schema: ModelSchema) -> np.ndarray:
@@ -217,7 +289,7 @@ def _mixed(rows: Sequence[Sequence[Scalar]], schema: ModelSchema) -> np.ndarray:
     for i, row in enumerate(rows):
         for j, (value, kind) in enumerate(zip(row, kinds)):
             number = isinstance(value, (int, float)) and not isinstance(value, bool)
-            if kind == "number" and not (number and np.isfinite(value)):
+            if kind == "number" and not (number and _finite(value)):
                 raise InputError(
                     f"row {i}, feature {names[j]!r}: expected a number, got {value!r}",
                     code="invalid_type",
@@ -232,17 +304,25 @@ def _mixed(rows: Sequence[Sequence[Scalar]], schema: ModelSchema) -> np.ndarray:
 
 
 def records_to_rows(
-    records: list[dict[str, Scalar]], schema: ModelSchema, *, ignore_unknown: bool
+    records: list[dict[str, Scalar]],
+    schema: ModelSchema,
+    *,
+    ignore_unknown: bool,
+    where: str = "instances",
 ) -> np.ndarray:
-    """Order named rows by ``feature_names_in_``; missing or unknown names are 422s."""
+    """Order named rows by ``feature_names_in_``; missing or unknown names are 422s.
+
+    ``where`` names the request field in messages (``instances``, ``dataframe_records``...).
+    """
     if schema.feature_names is None:
         raise InputError(
-            "this model was not fitted with feature names, so it takes positional rows: "
-            f'send "features" with {schema.n_features} numbers per row',
+            "this model was not fitted with feature names, so it takes positional rows "
+            f"of {schema.n_features} values, not objects keyed by name "
+            '(in /predict: "features")',
             code="names_unsupported",
         )
     if not records:
-        raise InputError('"instances" is empty; expected at least one row', code="empty_input")
+        raise InputError(f'"{where}" is empty; expected at least one row', code="empty_input")
     names = schema.feature_names
     known = set(names)
     rows = []
@@ -250,13 +330,13 @@ def records_to_rows(
         missing = [n for n in names if n not in record]
         if missing:
             raise InputError(
-                f"instances[{i}] is missing {len(missing)} feature(s): {', '.join(missing)}",
+                f"{where}[{i}] is missing {len(missing)} feature(s): {', '.join(missing)}",
                 code="missing_columns",
             )
         if not ignore_unknown and len(record) != len(names):
             unknown = sorted(set(record) - known)
             raise InputError(
-                f"instances[{i}] has unknown feature(s): {', '.join(unknown)}; "
+                f"{where}[{i}] has unknown feature(s): {', '.join(unknown)}; "
                 f"expected exactly: {', '.join(names)}",
                 code="unknown_columns",
             )
@@ -266,7 +346,7 @@ def records_to_rows(
             for j, value in enumerate(row):
                 if isinstance(value, str):
                     raise InputError(
-                        f"instances[{i}].{names[j]}: expected a number, got {value!r}",
+                        f"{where}[{i}].{names[j]}: expected a number, got {value!r}",
                         code="invalid_type",
                     )
         return _numeric(rows)

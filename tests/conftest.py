@@ -169,3 +169,19 @@ def serve() -> Iterator[Callable[..., ServerProcess]]:
         server.stop()
         if server.process.stdout is not None:
             server.process.stdout.close()
+
+
+@contextlib.contextmanager
+def running_server(*args: str) -> Iterator[str]:
+    """``restpredict serve ARGS`` for a whole module (``serve`` starts one per test); its URL."""
+    port = free_port()
+    command = [sys.executable, "-m", "restpredict", "serve", *args, "--port", str(port)]
+    process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    server = ServerProcess(url=f"http://127.0.0.1:{port}", process=process)
+    try:
+        wait_ready(server.url, process)
+        yield server.url
+    finally:
+        server.stop()
+        if process.stdout is not None:
+            process.stdout.close()
