@@ -23,8 +23,11 @@ from sklearn.datasets import load_iris
 from sklearn.linear_model import LinearRegression, LogisticRegression
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import OneHotEncoder, StandardScaler
+from starlette.testclient import TestClient
 
+from restpredict.app import create_app
 from restpredict.model import LoadedModel, load_model
+from restpredict.settings import Settings
 
 
 def free_port() -> int:
@@ -107,6 +110,21 @@ def iris(iris_path: Path) -> LoadedModel:
 @pytest.fixture(scope="session")
 def frame_model(frame_path: Path) -> LoadedModel:
     return load_model(frame_path)
+
+
+@pytest.fixture(scope="module")
+def client(iris: LoadedModel) -> Iterator[TestClient]:
+    """The iris model in-process, with small limits so 413/422 cases stay small."""
+    app = create_app(Settings(max_body_bytes=64 * 1024, max_rows=50), iris)
+    with TestClient(app, raise_server_exceptions=False) as test_client:
+        yield test_client
+
+
+@pytest.fixture(scope="module")
+def frame_client(frame_model: LoadedModel) -> Iterator[TestClient]:
+    """The DataFrame model (with a string column) in-process."""
+    with TestClient(create_app(Settings(), frame_model), raise_server_exceptions=False) as c:
+        yield c
 
 
 @dataclass

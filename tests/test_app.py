@@ -23,19 +23,6 @@ from .conftest import frame_data, free_port
 ROW = [5.1, 3.5, 1.4, 0.2]
 
 
-@pytest.fixture(scope="module")
-def client(iris: LoadedModel) -> Iterator[TestClient]:
-    app = create_app(Settings(max_body_bytes=64 * 1024, max_rows=50), iris)
-    with TestClient(app, raise_server_exceptions=False) as test_client:
-        yield test_client
-
-
-@pytest.fixture(scope="module")
-def frame_client(frame_model: LoadedModel) -> Iterator[TestClient]:
-    with TestClient(create_app(Settings(), frame_model), raise_server_exceptions=False) as c:
-        yield c
-
-
 def problem(response: httpx.Response, status: int, code: str) -> dict[str, Any]:
     assert response.status_code == status, response.text
     assert response.headers["content-type"] == "application/problem+json"

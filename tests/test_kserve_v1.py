@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -18,13 +18,6 @@ from restpredict.settings import Settings
 from .conftest import ServerProcess, frame_data
 
 ROWS = [[6.8, 2.8, 4.8, 1.4], [6.0, 3.4, 4.5, 1.6], [5.1, 3.5, 1.4, 0.2]]  # KServe's iris sample
-
-
-@pytest.fixture(scope="module")
-def client(iris: LoadedModel) -> Iterator[TestClient]:
-    app = create_app(Settings(max_body_bytes=64 * 1024, max_rows=50), iris)
-    with TestClient(app, raise_server_exceptions=False) as test_client:
-        yield test_client
 
 
 def error(response: httpx.Response, status: int) -> str:
@@ -60,12 +53,6 @@ def test_rows_under_instances_or_inputs(client: TestClient, iris: LoadedModel, k
     response = client.post("/v1/models/iris:predict", json={key: ROWS})
     assert response.status_code == 200
     assert response.json() == {"predictions": iris.estimator.predict(np.array(ROWS)).tolist()}
-
-
-@pytest.fixture(scope="module")
-def frame_client(frame_model: LoadedModel) -> Iterator[TestClient]:
-    with TestClient(create_app(Settings(), frame_model), raise_server_exceptions=False) as c:
-        yield c
 
 
 def test_named_records_and_columns_for_a_dataframe_model(

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -19,19 +19,6 @@ from .conftest import ServerProcess, frame_data
 
 ROWS = [[5.1, 3.5, 1.4, 0.2], [6.7, 3.0, 5.2, 2.3]]
 COLUMNS = ["sepal length", "sepal width", "petal length", "petal width"]
-
-
-@pytest.fixture(scope="module")
-def client(iris: LoadedModel) -> Iterator[TestClient]:
-    app = create_app(Settings(max_body_bytes=64 * 1024, max_rows=50), iris)
-    with TestClient(app, raise_server_exceptions=False) as test_client:
-        yield test_client
-
-
-@pytest.fixture(scope="module")
-def frame_client(frame_model: LoadedModel) -> Iterator[TestClient]:
-    with TestClient(create_app(Settings(), frame_model), raise_server_exceptions=False) as c:
-        yield c
 
 
 def error(response: httpx.Response, status: int, code: str = "BAD_REQUEST") -> str:

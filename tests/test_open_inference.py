@@ -33,13 +33,6 @@ def triton_iris(iris_path: Path) -> Iterator[triton.InferenceServerClient]:
         client.close()
 
 
-@pytest.fixture(scope="module")
-def client(iris: LoadedModel) -> Iterator[TestClient]:
-    app = create_app(Settings(max_body_bytes=64 * 1024, max_rows=50), iris)
-    with TestClient(app, raise_server_exceptions=False) as test_client:
-        yield test_client
-
-
 def text(values: np.ndarray) -> list[str]:
     """tritonclient gives BYTES as bytes (binary) or str (JSON); compare as text."""
     return [v.decode() if isinstance(v, bytes) else str(v) for v in values.ravel()]
