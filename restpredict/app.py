@@ -28,8 +28,11 @@ from restpredict.errors import (
     RestPredictError,
     UnsupportedMediaTypeError,
 )
+from restpredict.middleware import protective_middleware
 from restpredict.model import LoadedModel, Prediction, load_configured_model
 from restpredict.payload import Query, decode_predict, encode_predictions
+from restpredict.reload import Reloader, admin_routes
+from restpredict.serving import ServingState
 from restpredict.settings import Settings
 
 __all__ = [
@@ -68,12 +71,15 @@ def create_app(settings: Settings, model: LoadedModel | None = None) -> Starlett
         yield
         app.state.ready = False
 
+    serving = ServingState()
     app = Starlette(
+        middleware=protective_middleware(settings, serving, problem_response),
         routes=[
             Route("/predict", predict, methods=["POST"]),
             Route("/health/live", live, methods=["GET"]),
             Route("/health/ready", ready, methods=["GET"]),
             Route("/metadata", metadata, methods=["GET"]),
+            *admin_routes(settings),
         ],
         exception_handlers={
             RestPredictError: _restpredict_error,
@@ -85,6 +91,8 @@ def create_app(settings: Settings, model: LoadedModel | None = None) -> Starlett
     app.state.settings = settings
     app.state.model = None
     app.state.ready = False
+    app.state.serving = serving
+    app.state.reloader = Reloader(app.state, settings)
     return app
 
 
@@ -116,8 +124,10 @@ async def live(request: Request) -> Response:
 
 
 async def ready(request: Request) -> Response:
-    """The model is loaded and a warm-up prediction succeeded."""
+    """The model is loaded, a warm-up prediction succeeded, and no shutdown has begun."""
     current_model(request)
+    if request.app.state.serving.draining:
+        raise NotReadyError("the server is shutting down")
     return JSONResponse({"status": "ready", "model": request.app.state.model.name})
 
 
@@ -133,6 +143,7 @@ def current_model(request: Request) -> LoadedModel:
     if not state.ready or state.model is None:
         raise NotReadyError("the model is not loaded yet; retry shortly")
     model: LoadedModel = state.model
+    request.state.model = model  # the model this request is answered by (X-Model-SHA256)
     return model
 
 

@@ -2,19 +2,22 @@
 
 The model is loaded and warmed up *before* the socket is bound, so a server that
 cannot serve never takes the port and the caller gets a StartupError instead.
+Signals, draining and supervised workers are ``lifecycle.py``'s; the header read
+deadline is ``connections.py``'s.
 """
 
 from __future__ import annotations
 
-import functools
+import os
 import socket
 
 import uvicorn
-from uvicorn.supervisors import Multiprocess
 
-from restpredict.app import create_app
+from restpredict.connections import header_deadline_protocol
 from restpredict.errors import StartupError
-from restpredict.model import LoadedModel, load_configured_model
+from restpredict.lifecycle import AppFactory, GracefulServer, Supervisor
+from restpredict.model import LoadedModel
+from restpredict.reload import prepare_model
 from restpredict.settings import Settings
 
 __all__ = ["bind", "run"]
@@ -23,17 +26,14 @@ __all__ = ["bind", "run"]
 def run(settings: Settings, model: LoadedModel | None = None) -> None:
     """Serve until SIGINT/SIGTERM. Several workers each load the model themselves."""
     if model is None:
-        model = load_configured_model(settings)
-        model.warm_up()
+        model = prepare_model(settings)
     sock = bind(settings.host, settings.port)
     if settings.workers == 1:
-        config = _config(settings, create_app(settings, model))
-        uvicorn.Server(config).run(sockets=[sock])
+        GracefulServer(_config(settings, AppFactory(settings, model))).run(sockets=[sock])
         return
     del model  # each spawned worker loads its own copy; the supervisor needs none
-    factory = functools.partial(create_app, settings)
-    config = _config(settings, factory, factory=True)
-    Multiprocess(config, sockets=[sock]).run()
+    config = _config(settings, AppFactory(settings, supervisor_pid=os.getpid()))
+    Supervisor(config, sockets=[sock]).run()
 
 
 def bind(host: str, port: int) -> socket.socket:
@@ -50,13 +50,15 @@ def bind(host: str, port: int) -> socket.socket:
     return sock
 
 
-def _config(settings: Settings, app: object, *, factory: bool = False) -> uvicorn.Config:
+def _config(settings: Settings, factory: AppFactory) -> uvicorn.Config:
     return uvicorn.Config(
-        app,  # type: ignore[arg-type]
-        factory=factory,
+        factory,
+        factory=True,
+        http=header_deadline_protocol(settings.header_timeout),
         workers=settings.workers,
         log_level=settings.log_level,
-        timeout_graceful_shutdown=30,
+        timeout_keep_alive=settings.keep_alive_timeout,
+        timeout_graceful_shutdown=settings.shutdown_timeout,
         timeout_worker_healthcheck=60,  # spawned workers import scikit-learn first
         server_header=False,
     )
