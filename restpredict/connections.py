@@ -7,12 +7,21 @@ httptools and the h11 parser. These protocol classes arm a timer when a connecti
 opens and again after each response; if the next request's headers are not
 complete when it fires, the client gets a 408 problem+json and the connection is
 closed. Request bodies have their own deadline in the app (``limits.py``).
+
+``refuse_new_connections`` serves the graceful shutdown: closing a listening socket
+resets every connection the kernel has already completed but nobody has accepted
+yet, and those clients see a reset after sending their request. Dropping new SYNs
+first (a one-instruction socket filter) lets the server accept and answer what is
+queued before it closes the socket; later clients are refused.
 """
 
 from __future__ import annotations
 
 import asyncio
+import ctypes
 import functools
+import socket
+import struct
 from typing import Any
 
 from uvicorn.protocols.http.h11_impl import H11Protocol
@@ -25,7 +34,7 @@ try:
 except ImportError:  # pragma: no cover - uvicorn[standard] ships httptools
     HttpToolsProtocol = None  # type: ignore[assignment,misc]
 
-__all__ = ["header_deadline_protocol"]
+__all__ = ["header_deadline_protocol", "refuse_new_connections"]
 
 
 def _timeout_response() -> bytes:
@@ -101,3 +110,18 @@ def header_deadline_protocol(header_timeout: float, parser: str = "auto") -> Any
     if parser == "h11" or HttpToolsProtocol is None:
         return functools.partial(H11HeaderDeadline, header_timeout=header_timeout)
     return functools.partial(HttpToolsHeaderDeadline, header_timeout=header_timeout)
+
+
+_SO_ATTACH_FILTER = getattr(socket, "SO_ATTACH_FILTER", 26)  # Linux
+_DROP_ALL = struct.pack("HBBI", 0x06, 0, 0, 0)  # classic BPF: BPF_RET | BPF_K, accept 0 bytes
+
+
+def refuse_new_connections(sock: socket.socket) -> bool:
+    """Make a listening socket drop new SYNs; connections already queued stay acceptable."""
+    program = ctypes.create_string_buffer(_DROP_ALL)
+    fprog = struct.pack("@HP", 1, ctypes.addressof(program))  # struct sock_fprog
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, _SO_ATTACH_FILTER, fprog)
+    except OSError:
+        return False  # not Linux: the socket is simply closed, as uvicorn does
+    return True

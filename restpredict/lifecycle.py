@@ -8,6 +8,11 @@
   requests finish within ``shutdown_timeout``, run the lifespan shutdown. The signal
   is not re-raised afterwards, so a drained SIGTERM exits 0. SIGINT keeps uvicorn's
   behaviour (stop now; a second one forces; exit 130).
+- Before uvicorn closes the listening socket, new SYNs are dropped and the
+  connections the kernel had already queued are accepted and answered for
+  ``ACCEPT_LINGER`` seconds (``connections.refuse_new_connections``); closing at once
+  would reset them. A worker retired by a rolling reload (SIGUSR1) skips this: the
+  socket is shared and the other workers keep serving it.
 - SIGHUP (one worker) reloads the model in place (``reload.Reloader``).
 - A signal arriving before the app is built only stops the server.
 
@@ -40,13 +45,17 @@ from uvicorn.config import STARTUP_FAILURE
 from uvicorn.supervisors.multiprocess import Multiprocess, Process
 
 from restpredict.app import create_app
+from restpredict.connections import refuse_new_connections
 from restpredict.errors import ReloadError
 from restpredict.model import LoadedModel
 from restpredict.settings import Settings
 
-__all__ = ["AppFactory", "GracefulServer", "Supervisor"]
+__all__ = ["ACCEPT_LINGER", "RETIRE", "AppFactory", "GracefulServer", "Supervisor"]
 
 logger = logging.getLogger("uvicorn.error")
+
+ACCEPT_LINGER = 0.25  # seconds to accept already-queued connections before closing
+RETIRE = signal.SIGUSR1  # supervisor to worker: drain and stop, the socket stays served
 
 
 @dataclass
@@ -72,6 +81,7 @@ class GracefulServer(uvicorn.Server):
         super().__init__(config)
         self.reload_on_hup = reload_on_hup
         self._stop_at: float | None = None
+        self._retiring = False
         self._loop: asyncio.AbstractEventLoop | None = None
         self._reloads: set[asyncio.Task[None]] = set()
 
@@ -92,11 +102,12 @@ class GracefulServer(uvicorn.Server):
             await super().serve(sockets)
             return
         on_hup = self._on_hup if self.reload_on_hup else signal.SIG_IGN
-        previous = signal.signal(signal.SIGHUP, on_hup)
+        previous = signal.signal(signal.SIGHUP, on_hup), signal.signal(RETIRE, self._on_retire)
         try:
             await super().serve(sockets)
         finally:
-            signal.signal(signal.SIGHUP, previous)
+            signal.signal(signal.SIGHUP, previous[0])
+            signal.signal(RETIRE, previous[1])
 
     def handle_exit(self, sig: int, frame: FrameType | None) -> None:
         if sig == signal.SIGTERM:
@@ -115,6 +126,17 @@ class GracefulServer(uvicorn.Server):
         app = self.app
         if app is not None:
             app.state.serving.draining = True
+
+    def _on_retire(self, sig: int, frame: FrameType | None) -> None:
+        self._retiring = True
+        self._drain()
+
+    async def shutdown(self, sockets: list[socket] | None = None) -> None:
+        if sockets and not self._retiring and not self.force_exit:
+            for sock in sockets:
+                refuse_new_connections(sock)
+            await asyncio.sleep(ACCEPT_LINGER)  # the server still accepts what is queued
+        await super().shutdown(sockets)
 
     async def on_tick(self, counter: int) -> bool:
         if self._stop_at is not None and time.monotonic() >= self._stop_at:
@@ -195,9 +217,18 @@ class Supervisor(Multiprocess):
                         old.pid,
                     )
                 return
-            old.terminate()
+            self._retire(old)
             old.join()
             self.processes[idx] = new
+
+    @staticmethod
+    def _retire(process: Process) -> None:
+        """Like Process.terminate, but with RETIRE: the worker drains and leaves the socket be."""
+        if process.pid is not None and process.exitcode is None:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(process.pid, RETIRE)
+        process.parent_conn.close()
+        process.child_conn.close()
 
     def keep_subprocess_alive(self) -> None:
         if self.should_exit.is_set():

@@ -70,3 +70,15 @@ def wrap(estimator: Any) -> LoadedModel:
     return from_estimator(
         estimator.fit(None, None), name="t", sha256="0" * 64, source="test", sklearn_trained=None
     )
+
+
+class FailingModel(ClassifierMixin, BaseEstimator):
+    """Fitted, picklable, but every prediction raises: its warm-up fails."""
+
+    def fit(self, X: Any, y: Any) -> FailingModel:
+        self.n_features_in_ = 2
+        self.classes_ = np.array([0, 1])
+        return self
+
+    def predict(self, X: Any) -> np.ndarray:
+        raise RuntimeError("cannot predict")
