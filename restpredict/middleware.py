@@ -1,8 +1,9 @@
 """The protective middleware every app gets, outermost first.
 
 CORS answers browser preflights before anything else; auth refuses strangers before
-their body is read or a slot is taken; the limits bound what is left; the serving
-headers name the model on every response, 401/503/504 included.
+their body is read or a slot is taken; the serving headers (model SHA-256, and
+``Connection: close`` while draining) then cover every answer the limits give,
+503/504/408 included; the limits bound what reaches the routes.
 """
 
 from __future__ import annotations

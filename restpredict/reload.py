@@ -83,22 +83,23 @@ def admin_routes(settings: Settings) -> list[Route]:
 
 
 class _ReloadRequest(msgspec.Struct, forbid_unknown_fields=True):
-    sha256: str | None = None
+    sha256: str | msgspec.UnsetType = msgspec.UNSET  # absent: keep the current pin; never null
 
 
 async def reload(request: Request) -> Response:
     """Reload the configured model file; ``{"sha256": ...}`` pins the new file's hash."""
     wanted = _parse(await request.body())
     supervisor = request.app.state.serving.supervisor_pid
+    pin = None if isinstance(wanted.sha256, msgspec.UnsetType) else wanted.sha256
     if supervisor is not None:
-        if wanted.sha256 is not None:
+        if pin is not None:
             raise ReloadError(
                 "with several workers a reload re-reads the configured file and pin; "
                 "change the pin in the configuration and send SIGHUP instead"
             )
         os.kill(supervisor, signal.SIGHUP)  # uvicorn's supervisor replaces workers one by one
         return JSONResponse({"status": "restarting workers"}, status_code=202)
-    model = await request.app.state.reloader.reload(wanted.sha256)
+    model = await request.app.state.reloader.reload(pin)
     return JSONResponse({"status": "reloaded", "sha256": model.sha256, "model": model.name})
 
 
@@ -111,7 +112,7 @@ def _parse(body: bytes) -> _ReloadRequest:
         raise InputError(f"reload request: {exc}", code="invalid_reload_request") from None
     except msgspec.DecodeError as exc:
         raise MalformedBodyError(f"reload request is not JSON: {exc}") from None
-    if wanted.sha256 is not None:
+    if not isinstance(wanted.sha256, msgspec.UnsetType):
         wanted.sha256 = _checked_sha256(wanted.sha256)
     return wanted
 
