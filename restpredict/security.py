@@ -44,8 +44,11 @@ class BearerAuth:
         self._problem = problem
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http" or scope["path"] in self._open or self._authorized(scope):
+        if scope["type"] == "lifespan" or scope["path"] in self._open or self._authorized(scope):
             await self.app(scope, receive, send)
+            return
+        if scope["type"] == "websocket":
+            await send({"type": "websocket.close", "code": 1008})  # policy violation
             return
         error = UnauthorizedError(
             "this server needs an API key: send 'Authorization: Bearer <key>'"

@@ -162,3 +162,11 @@ def test_cors_allows_only_named_origins(iris: LoadedModel) -> None:
         )
         assert actual.headers["access-control-allow-origin"] == "https://app.example"
         assert "x-model-sha256" in actual.headers["access-control-expose-headers"].lower()
+
+
+def test_websockets_need_the_key_too(secured: TestClient) -> None:
+    from starlette.websockets import WebSocketDisconnect
+
+    with pytest.raises(WebSocketDisconnect) as refused, secured.websocket_connect("/predict"):
+        pass
+    assert refused.value.code == 1008
