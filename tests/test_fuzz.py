@@ -24,7 +24,9 @@ def schemathesis_cli() -> str:
     return found
 
 
-def test_schemathesis_finds_nothing(serve: Callable[..., ServerProcess], iris_path: Path) -> None:
+def test_schemathesis_finds_nothing(
+    serve: Callable[..., ServerProcess], iris_path: Path, tmp_path: Path
+) -> None:
     st = schemathesis_cli()
     server = serve(str(iris_path), "--log-level", "warning", env={"RESTPREDICT_API_KEY": KEY})
     result = subprocess.run(
@@ -46,6 +48,7 @@ def test_schemathesis_finds_nothing(serve: Callable[..., ServerProcess], iris_pa
         capture_output=True,
         text=True,
         timeout=600,
+        cwd=tmp_path,  # its .schemathesis/ cache stays out of the checkout
     )
     assert result.returncode == 0, result.stdout[-6000:] + result.stderr[-2000:]
     assert "No issues found" in result.stdout

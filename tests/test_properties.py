@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -13,7 +14,7 @@ from hypothesis import strategies as st
 from starlette.testclient import TestClient
 
 from restpredict.app import create_app
-from restpredict.model import LoadedModel
+from restpredict.model import LoadedModel, load_model
 from restpredict.settings import Settings
 
 # Every status the README documents for POST /predict on a healthy, idle server.
@@ -94,3 +95,38 @@ def test_valid_rows_get_the_local_prediction(
             [row[c] for c in ("setosa", "versicolor", "virginica")] for row in body["probabilities"]
         ]
         np.testing.assert_allclose(got, expected, rtol=1e-12, atol=1e-300)
+
+
+@pytest.fixture(scope="module")
+def served(iris_path: Path) -> Iterator[TestClient]:
+    """The iris model as ``serve`` runs it: loaded from its file and warmed up."""
+    model = load_model(iris_path)
+    model.warm_up()
+    with TestClient(create_app(Settings(), model), raise_server_exceptions=False) as client:
+        yield client
+
+
+@FAST
+@pytest.mark.filterwarnings("ignore::RuntimeWarning")  # numpy overflow warnings, as in production
+@given(
+    features=st.lists(
+        st.lists(st.floats(allow_nan=False, allow_infinity=False), min_size=4, max_size=4),
+        min_size=1,
+        max_size=5,
+    )
+)
+def test_extreme_finite_values_are_never_a_server_error(
+    served: TestClient, features: list[list[float]]
+) -> None:
+    response = served.post("/predict", json={"features": features, "return": ["label", "proba"]})
+    assert response.status_code in (200, 422), response.text
+    if response.status_code == 422:
+        assert response.json()["code"] in ("non_finite_output", "model_rejected_input")
+
+
+@pytest.mark.filterwarnings("ignore::RuntimeWarning")
+def test_input_that_overflows_a_warmed_up_model_is_a_422(served: TestClient) -> None:
+    rows = [[0.0, 0.0, -1.7976931348623155e308, 0.0]]
+    response = served.post("/predict", json={"features": rows, "return": ["proba"]})
+    assert response.status_code == 422, response.text
+    assert response.json()["code"] == "non_finite_output"
