@@ -29,9 +29,12 @@ from restpredict.errors import (
     RestPredictError,
     UnsupportedMediaTypeError,
 )
+from restpredict.middleware import protective_middleware
 from restpredict.model import LoadedModel, Prediction, load_configured_model
 from restpredict.observability import instrument, metrics_endpoint, record_rows, timed
 from restpredict.payload import Query, decode_predict, encode_predictions
+from restpredict.reload import Reloader, admin_routes
+from restpredict.serving import ServingState
 from restpredict.settings import Settings
 
 __all__ = [
@@ -82,7 +85,9 @@ def create_app(
         yield
         app.state.ready = False
 
+    serving = ServingState()
     app = Starlette(
+        middleware=protective_middleware(settings, serving, problem_response),
         routes=[
             Route("/predict", predict, methods=["POST"]),
             Route("/health/live", live, methods=["GET"]),
@@ -90,6 +95,7 @@ def create_app(
             Route("/metadata", metadata, methods=["GET"]),
             Route("/metrics", metrics_endpoint, methods=["GET"]),
             *protocol_routes,
+            *admin_routes(settings),
         ],
         exception_handlers={
             RestPredictError: _restpredict_error,
@@ -102,6 +108,8 @@ def create_app(
     app.state.settings = settings
     app.state.model = None
     app.state.ready = False
+    app.state.serving = serving
+    app.state.reloader = Reloader(app.state, settings)
     return app
 
 
@@ -136,8 +144,10 @@ async def live(request: Request) -> Response:
 
 
 async def ready(request: Request) -> Response:
-    """The model is loaded and a warm-up prediction succeeded."""
+    """The model is loaded, a warm-up prediction succeeded, and no shutdown has begun."""
     current_model(request)
+    if request.app.state.serving.draining:
+        raise NotReadyError("the server is shutting down")
     return JSONResponse({"status": "ready", "model": request.app.state.model.name})
 
 
@@ -153,6 +163,7 @@ def current_model(request: Request) -> LoadedModel:
     if not state.ready or state.model is None:
         raise NotReadyError("the model is not loaded yet; retry shortly")
     model: LoadedModel = state.model
+    request.state.model = model  # the model this request is answered by (X-Model-SHA256)
     return model
 
 

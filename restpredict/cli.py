@@ -27,6 +27,7 @@ from restpredict.client import Client
 from restpredict.errors import ExitCode, InputError, RestPredictError
 from restpredict.model import LoadedModel, load_configured_model
 from restpredict.payload import prediction_document, rows_to_query
+from restpredict.reload import prepare_model
 from restpredict.render import OutputFormat, PredictionWriter, metadata_table, startup_panel
 from restpredict.rows import CountingReader, chunks, detect_format, parse_features
 from restpredict.schema import ModelSchema
@@ -140,8 +141,45 @@ def serve(
             show_default=False,
         ),
     ] = None,
+    # Hardening: access, limits, timeouts, lifecycle (README "Limits and timeouts").
+    api_key_file: Annotated[
+        Path | None,
+        typer.Option(help="File holding the API key clients must send as a bearer token."),
+    ] = None,
+    open_path: Annotated[
+        list[str] | None,
+        typer.Option(help="A path served without the API key (repeat). [default: health]"),
+    ] = None,
+    cors_origin: Annotated[
+        list[str] | None,
+        typer.Option(help="A browser origin CORS allows (repeat). [default: none]"),
+    ] = None,
+    max_concurrency: Annotated[
+        int | None, typer.Option(help="Requests in flight per worker before 503. [default: 32]")
+    ] = None,
+    header_timeout: Annotated[
+        float | None, typer.Option(help="Seconds to send request headers (408). [default: 10]")
+    ] = None,
+    body_timeout: Annotated[
+        float | None, typer.Option(help="Seconds to send the request body (408). [default: 30]")
+    ] = None,
+    keep_alive_timeout: Annotated[
+        int | None, typer.Option(help="Seconds an idle connection stays open. [default: 5]")
+    ] = None,
+    prediction_timeout: Annotated[
+        float | None, typer.Option(help="Seconds a prediction may take (504). [default: 30]")
+    ] = None,
+    drain_seconds: Annotated[
+        float | None,
+        typer.Option(help="On SIGTERM, serve this long with readiness 503 first. [default: 0]"),
+    ] = None,
+    shutdown_timeout: Annotated[
+        int | None,
+        typer.Option(help="Then, seconds in-flight requests get to finish. [default: 30]"),
+    ] = None,
 ) -> None:
     """Serve MODEL on POST /predict (the built-in iris demo when no MODEL is given)."""
+    from restpredict.security import exposure_warning
     from restpredict.server import run
 
     settings = _settings(
@@ -160,9 +198,21 @@ def serve(
         log_level=log_level,
         log_format=log_format,
         access_log=access_log,
+        api_key_file=api_key_file,
+        open_paths=tuple(open_path) if open_path else None,
+        cors_origins=tuple(cors_origin) if cors_origin else None,
+        max_concurrency=max_concurrency,
+        header_timeout=header_timeout,
+        body_timeout=body_timeout,
+        keep_alive_timeout=keep_alive_timeout,
+        prediction_timeout=prediction_timeout,
+        drain_seconds=drain_seconds,
+        shutdown_timeout=shutdown_timeout,
     )
-    loaded = load_configured_model(settings)
-    loaded.warm_up()
+    warning = exposure_warning(settings)
+    if warning is not None:
+        stderr.print(f"[bold yellow]warning:[/] {escape(warning)}", soft_wrap=True)
+    loaded = prepare_model(settings)
     example = list(loaded.schema.example or [])
     Console().print(startup_panel(loaded.metadata(), settings, example))
     run(settings, loaded)

@@ -19,7 +19,12 @@ the CLI maps them to one red line and an exit code in one place (``cli.py``).
     ├── NotFoundError .............. no such route                           (404)
     ├── MethodNotAllowedError ...... route exists, method does not          (405)
     ├── NotReadyError .............. model not loaded or warmed up yet       (503)
+    ├── UnauthorizedError .......... missing or wrong bearer token           (401)
+    ├── RequestTimeoutError ........ headers or body arrived too slowly      (408)
+    ├── OverloadedError ............ too many requests in flight             (503)
+    ├── ReloadError ................ a hot reload was refused; old model kept (409)
     ├── PredictionError ............ the model failed or returned NaN/inf    (500, exit 6)
+    │   └── PredictionTimeoutError . the model took longer than allowed      (504)
     └── ClientError ................ talking to a remote server failed       (exit 5)
         ├── ServerUnreachableError . connection refused, DNS, timeout
         └── RemoteError ............ the server answered with an error
@@ -40,12 +45,17 @@ __all__ = [
     "ModelLoadError",
     "NotFoundError",
     "NotReadyError",
+    "OverloadedError",
     "PayloadTooLargeError",
     "PredictionError",
+    "PredictionTimeoutError",
+    "ReloadError",
     "RemoteError",
+    "RequestTimeoutError",
     "RestPredictError",
     "ServerUnreachableError",
     "StartupError",
+    "UnauthorizedError",
     "UnsupportedMediaTypeError",
     "UnsupportedModelError",
     "VersionMismatchError",
@@ -178,12 +188,52 @@ class NotReadyError(RestPredictError):
     title = "Service not ready"
 
 
+class UnauthorizedError(RestPredictError):
+    """The request carries no bearer token, or the wrong one (the two are not told apart)."""
+
+    status = 401
+    code = "unauthorized"
+    title = "Unauthorized"
+
+
+class RequestTimeoutError(RestPredictError):
+    """The request headers or body did not arrive within the read timeout."""
+
+    status = 408
+    code = "request_timeout"
+    title = "Request timeout"
+
+
+class OverloadedError(RestPredictError):
+    """Every prediction slot is busy; the client should retry after ``Retry-After``."""
+
+    status = 503
+    code = "overloaded"
+    title = "Service overloaded"
+
+
+class ReloadError(RestPredictError):
+    """A new model could not be loaded, verified or warmed up; the old one keeps serving."""
+
+    status = 409
+    code = "reload_failed"
+    title = "Reload refused"
+
+
 class PredictionError(RestPredictError):
     """The model raised, or returned values JSON cannot carry (NaN, inf)."""
 
     exit_code = ExitCode.PREDICTION
     code = "prediction_failed"
     title = "Prediction failed"
+
+
+class PredictionTimeoutError(PredictionError):
+    """The prediction did not finish within ``prediction_timeout``."""
+
+    status = 504
+    code = "prediction_timeout"
+    title = "Prediction timed out"
 
 
 class ClientError(RestPredictError):

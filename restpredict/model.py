@@ -95,10 +95,17 @@ class LoadedModel:
             raise PredictionError(f"the model raised {type(exc).__name__}") from exc
         for name, out in (("predictions", out_labels), ("probabilities", out_proba)):
             if out is not None and out.dtype.kind in "fc" and not np.isfinite(out).all():
+                message = f"the model returned non-finite {name} (NaN or infinity)"
+                if self.extra.get("warmed_up"):
+                    # Finite on its example row, so these input values are the cause
+                    # (e.g. magnitudes near 1e308 overflow inside the model): 422.
+                    raise InputError(
+                        f"{message} for these input values; they are outside what the model "
+                        "can compute",
+                        code="non_finite_output",
+                    )
                 raise PredictionError(
-                    f"the model returned non-finite {name} (NaN or infinity), "
-                    "which JSON cannot carry",
-                    code="non_finite_output",
+                    f"{message}, which JSON cannot carry", code="non_finite_output"
                 )
         return Prediction(labels=out_labels, proba=out_proba)
 
@@ -107,6 +114,7 @@ class LoadedModel:
         if self.schema.example is not None:
             row = np.array([self.schema.example], dtype=object)
             self.predict(row if not self.schema.numeric_only else row.astype(np.float64))
+            self.extra["warmed_up"] = True  # later non-finite outputs are the input's doing
 
     def _as_input(self, rows: np.ndarray) -> Any:
         """A DataFrame with the fitted column names when the model was fitted on one."""

@@ -2,6 +2,8 @@
 
 The model is loaded and warmed up *before* the socket is bound, so a server that
 cannot serve never takes the port and the caller gets a StartupError instead.
+Signals, draining and supervised workers are ``lifecycle.py``'s; the header read
+deadline is ``connections.py``'s.
 
 Logging is set up by uvicorn from ``logs.logging_config`` in this process and in
 every worker. With several workers, ``run`` is also the one place that sets
@@ -12,7 +14,6 @@ so it must be in the environment before the workers are spawned.
 from __future__ import annotations
 
 import contextlib
-import functools
 import os
 import shutil
 import socket
@@ -22,13 +23,13 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import uvicorn
-from uvicorn.supervisors import Multiprocess
 
-from restpredict.app import create_app
+from restpredict.connections import header_deadline_protocol
 from restpredict.errors import StartupError
+from restpredict.lifecycle import AppFactory, GracefulServer, Supervisor
 from restpredict.logs import logging_config
-from restpredict.metrics import forget_worker
-from restpredict.model import LoadedModel, load_configured_model
+from restpredict.model import LoadedModel
+from restpredict.reload import prepare_model
 from restpredict.settings import Settings
 
 __all__ = ["MULTIPROC_ENV", "bind", "run"]
@@ -39,18 +40,15 @@ MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
 def run(settings: Settings, model: LoadedModel | None = None) -> None:
     """Serve until SIGINT/SIGTERM. Several workers each load the model themselves."""
     if model is None:
-        model = load_configured_model(settings)
-        model.warm_up()
+        model = prepare_model(settings)
     sock = bind(settings.host, settings.port)
     if settings.workers == 1:
-        config = _config(settings, create_app(settings, model))
-        uvicorn.Server(config).run(sockets=[sock])
+        GracefulServer(_config(settings, AppFactory(settings, model))).run(sockets=[sock])
         return
     del model  # each spawned worker loads its own copy; the supervisor needs none
     with _multiprocess_metrics() as metrics_dir:
-        factory = functools.partial(create_app, settings, metrics_dir=metrics_dir)
-        config = _config(settings, factory, factory=True)
-        _Supervisor(config, [sock], metrics_dir).run()
+        factory = AppFactory(settings, supervisor_pid=os.getpid(), metrics_dir=metrics_dir)
+        Supervisor(_config(settings, factory), sockets=[sock], metrics_dir=metrics_dir).run()
 
 
 def bind(host: str, port: int) -> socket.socket:
@@ -83,41 +81,17 @@ def _multiprocess_metrics() -> Iterator[Path]:
         shutil.rmtree(directory, ignore_errors=True)
 
 
-class _Supervisor(Multiprocess):
-    """uvicorn's supervisor, telling prometheus_client about each worker that goes away."""
-
-    def __init__(self, config: uvicorn.Config, sockets: list[socket.socket], metrics: Path) -> None:
-        super().__init__(config, sockets)
-        self.metrics_dir = metrics
-
-    def keep_subprocess_alive(self) -> None:
-        """Dead or hung workers are replaced here."""
-        with self._forgetting_replaced():
-            super().keep_subprocess_alive()
-
-    def handle_signals(self) -> None:
-        """SIGHUP replaces every worker, SIGTTOU retires one."""
-        with self._forgetting_replaced():
-            super().handle_signals()
-
-    @contextlib.contextmanager
-    def _forgetting_replaced(self) -> Iterator[None]:
-        before = {process.pid for process in self.processes}
-        yield
-        for pid in before - {process.pid for process in self.processes}:
-            if pid is not None:
-                forget_worker(self.metrics_dir, pid)
-
-
-def _config(settings: Settings, app: object, *, factory: bool = False) -> uvicorn.Config:
+def _config(settings: Settings, factory: AppFactory) -> uvicorn.Config:
     return uvicorn.Config(
-        app,  # type: ignore[arg-type]
-        factory=factory,
+        factory,
+        factory=True,
+        http=header_deadline_protocol(settings.header_timeout),
         workers=settings.workers,
         log_level=settings.log_level,
         log_config=logging_config(settings, sys.stderr),
         access_log=False,  # restpredict writes its own (observability.py)
-        timeout_graceful_shutdown=30,
+        timeout_keep_alive=settings.keep_alive_timeout,
+        timeout_graceful_shutdown=settings.shutdown_timeout,
         timeout_worker_healthcheck=60,  # spawned workers import scikit-learn first
         server_header=False,
     )

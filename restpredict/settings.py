@@ -14,7 +14,15 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    SecretStr,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 from restpredict.errors import ConfigError
 
@@ -22,6 +30,9 @@ __all__ = ["ENV_PREFIX", "Settings", "load_settings"]
 
 ENV_PREFIX = "RESTPREDICT_"
 _SHA256 = re.compile(r"^[0-9a-f]{64}$")
+_LIST_KEYS = ("trusted_types", "open_paths", "limit_exempt_paths", "cors_origins")
+_SECRET_KEYS = ("api_key",)
+_PROBE_PATHS = ("/health/live", "/health/ready", "/v2/health/live", "/v2/health/ready")
 
 
 class Settings(BaseModel):
@@ -57,6 +68,77 @@ class Settings(BaseModel):
     log_level: Literal["critical", "error", "warning", "info", "debug"] = Field(
         "info", description="Server log level."
     )
+
+    # --- Hardening: access, limits, timeouts and lifecycle (README "Limits", "Security") ---
+    api_key: SecretStr | None = Field(
+        None, description="Bearer token required on every non-open path; never a CLI flag."
+    )
+    api_key_file: Path | None = Field(
+        None, description="File holding the bearer token, read once when settings are built."
+    )
+    open_paths: tuple[str, ...] = Field(
+        _PROBE_PATHS, description="Exact paths served without a token (probes, metrics)."
+    )
+    cors_origins: tuple[str, ...] = Field(
+        (), description="Browser origins allowed by CORS; empty means CORS is off."
+    )
+    max_concurrency: int = Field(
+        32, ge=1, le=100_000, description="Requests in flight per worker before 503."
+    )
+    retry_after: int = Field(1, ge=0, le=3600, description="Retry-After seconds sent with a 503.")
+    limit_exempt_paths: tuple[str, ...] = Field(
+        (*_PROBE_PATHS, "/metrics"),
+        description="Exact paths that bypass the concurrency limit and prediction timeout.",
+    )
+    header_timeout: float = Field(
+        10.0, gt=0, le=3600, description="Seconds to send complete request headers (408, close)."
+    )
+    body_timeout: float = Field(
+        30.0, gt=0, le=3600, description="Seconds to send the whole body after the headers (408)."
+    )
+    keep_alive_timeout: int = Field(
+        5, ge=1, le=3600, description="Seconds an idle keep-alive connection is kept open."
+    )
+    prediction_timeout: float = Field(
+        30.0, gt=0, le=3600, description="Seconds from a complete body to the response (504)."
+    )
+    drain_seconds: float = Field(
+        0.0, ge=0, le=3600, description="After SIGTERM, keep serving this long with readiness 503."
+    )
+    shutdown_timeout: int = Field(
+        30, ge=1, le=3600, description="After the drain, seconds in-flight requests may take."
+    )
+
+    @model_validator(mode="before")
+    @classmethod
+    def _read_api_key_file(cls, data: Any) -> Any:
+        """The key file is read here, once, so the token lives only in a SecretStr."""
+        if not isinstance(data, dict) or data.get("api_key_file") is None:
+            return data
+        if data.get("api_key") is not None:
+            raise ValueError("give api_key_file or api_key (RESTPREDICT_API_KEY), not both")
+        path = Path(data["api_key_file"])
+        try:
+            key = path.read_text(encoding="utf-8").strip()
+        except (OSError, UnicodeDecodeError) as exc:
+            raise ValueError(f"api_key_file: cannot read {path} ({exc})") from None
+        return {**data, "api_key": key}
+
+    @field_validator("api_key")
+    @classmethod
+    def _usable_key(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is not None:
+            key = value.get_secret_value()
+            if not key or any(c.isspace() or not c.isprintable() for c in key):
+                raise ValueError("must be non-empty printable text without whitespace")
+        return value
+
+    @field_validator("open_paths", "limit_exempt_paths")
+    @classmethod
+    def _absolute_paths(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        if any(not path.startswith("/") for path in value):
+            raise ValueError("every path must start with /")
+        return value
 
     @field_validator("sha256")
     @classmethod
@@ -94,8 +176,9 @@ def load_settings(
     layers: list[tuple[str, dict[str, Any], yaml.Node | None]] = []
     if config is not None:
         data, node = _read_yaml(config)
-        if data.get("model") is not None:
-            data["model"] = str((config.parent / str(data["model"])).expanduser())
+        for key in ("model", "api_key_file"):  # relative to the config file
+            if data.get(key) is not None:
+                data[key] = str((config.parent / str(data[key])).expanduser())
         layers.append((str(config), data, node))
     layers.append(("environment", _from_environ(environ or {}), None))
     layers.append(("command line", {k: v for k, v in overrides.items() if v is not None}, None))
@@ -136,7 +219,7 @@ def _from_environ(environ: Mapping[str, str]) -> dict[str, Any]:
         if not name.startswith(ENV_PREFIX) or name == ENV_PREFIX + "CONFIG":
             continue
         key = name[len(ENV_PREFIX) :].lower()
-        if key == "trusted_types":
+        if key in _LIST_KEYS:
             data[key] = tuple(part.strip() for part in value.split(",") if part.strip())
         else:
             data[key] = value
@@ -158,6 +241,10 @@ def _describe(
         known = ", ".join(sorted(Settings.model_fields))
         return f"{where}: unknown key {key!r} (known keys: {known})"
     message = error["msg"].removeprefix("Value error, ")
+    if not loc:  # a whole-object check: its message names the keys; the input may hold secrets
+        return f"{where}: {message}"
+    if loc[0] in _SECRET_KEYS:
+        return f"{where}: {key}: {message}"  # never echo a secret
     return f"{where}: {key}: {message} (got {error.get('input')!r})"
 
 

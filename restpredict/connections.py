@@ -1,0 +1,127 @@
+"""Connection-level protection uvicorn 0.54 lacks: a deadline for request headers.
+
+uvicorn's ``timeout_keep_alive`` only runs between requests, once a response has
+been sent. A client that connects and sends nothing, or trickles header bytes (a
+slowloris), holds its connection forever: tested on uvicorn 0.54 with both the
+httptools and the h11 parser. These protocol classes arm a timer when a connection
+opens and again after each response; if the next request's headers are not
+complete when it fires, the client gets a 408 problem+json and the connection is
+closed. Request bodies have their own deadline in the app (``limits.py``).
+
+``refuse_new_connections`` serves the graceful shutdown: closing a listening socket
+resets every connection the kernel has already completed but nobody has accepted
+yet, and those clients see a reset after sending their request. Dropping new SYNs
+first (a one-instruction socket filter) lets the server accept and answer what is
+queued before it closes the socket; later clients are refused.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import ctypes
+import functools
+import socket
+import struct
+from typing import Any
+
+from uvicorn.protocols.http.h11_impl import H11Protocol
+
+from restpredict.app import problem_response
+from restpredict.errors import RequestTimeoutError
+
+try:
+    from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
+except ImportError:  # pragma: no cover - uvicorn[standard] ships httptools
+    HttpToolsProtocol = None  # type: ignore[assignment,misc]
+
+__all__ = ["header_deadline_protocol", "refuse_new_connections"]
+
+
+def _timeout_response() -> bytes:
+    """A complete HTTP/1.1 408 with the API's problem+json body, sent raw by the protocol."""
+    error = RequestTimeoutError("the request headers did not arrive within the header timeout")
+    response = problem_response(error)
+    head = [b"HTTP/1.1 408 Request Timeout"]
+    head += [name + b": " + value for name, value in response.raw_headers]
+    head.append(b"connection: close")
+    return b"\r\n".join(head) + b"\r\n\r\n" + response.body
+
+
+class _HeaderDeadline:
+    """Mixin for a uvicorn HTTP protocol: close connections whose headers arrive too slowly."""
+
+    header_timeout: float
+    loop: asyncio.AbstractEventLoop
+    transport: asyncio.Transport
+    cycle: Any
+    _deadline: asyncio.TimerHandle | None = None
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        super().connection_made(transport)  # type: ignore[misc]
+        self._arm()
+
+    def on_response_complete(self) -> None:
+        super().on_response_complete()  # type: ignore[misc]
+        self._arm()
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        if self._deadline is not None:
+            self._deadline.cancel()
+        super().connection_lost(exc)  # type: ignore[misc]
+
+    def _arm(self) -> None:
+        if self._deadline is not None:
+            self._deadline.cancel()
+        self._deadline = self.loop.call_later(self.header_timeout, self._expire)
+
+    def _expire(self) -> None:
+        self._deadline = None
+        if self.transport.is_closing():
+            return
+        if self.cycle is not None and not self.cycle.response_complete:
+            return  # the headers came in time; the request is being answered
+        self.transport.write(_TIMEOUT_RESPONSE)
+        self.transport.close()
+
+
+_TIMEOUT_RESPONSE = _timeout_response()
+
+
+class H11HeaderDeadline(_HeaderDeadline, H11Protocol):
+    """uvicorn's h11 protocol with a header deadline."""
+
+    def __init__(self, *args: Any, header_timeout: float, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.header_timeout = header_timeout
+
+
+if HttpToolsProtocol is not None:
+
+    class HttpToolsHeaderDeadline(_HeaderDeadline, HttpToolsProtocol):
+        """uvicorn's httptools protocol with a header deadline."""
+
+        def __init__(self, *args: Any, header_timeout: float, **kwargs: Any) -> None:
+            super().__init__(*args, **kwargs)
+            self.header_timeout = header_timeout
+
+
+def header_deadline_protocol(header_timeout: float, parser: str = "auto") -> Any:
+    """The protocol factory for ``uvicorn.Config(http=...)``; picklable for spawned workers."""
+    if parser == "h11" or HttpToolsProtocol is None:
+        return functools.partial(H11HeaderDeadline, header_timeout=header_timeout)
+    return functools.partial(HttpToolsHeaderDeadline, header_timeout=header_timeout)
+
+
+_SO_ATTACH_FILTER = getattr(socket, "SO_ATTACH_FILTER", 26)  # Linux
+_DROP_ALL = struct.pack("HBBI", 0x06, 0, 0, 0)  # classic BPF: BPF_RET | BPF_K, accept 0 bytes
+
+
+def refuse_new_connections(sock: socket.socket) -> bool:
+    """Make a listening socket drop new SYNs; connections already queued stay acceptable."""
+    program = ctypes.create_string_buffer(_DROP_ALL)
+    fprog = struct.pack("@HP", 1, ctypes.addressof(program))  # struct sock_fprog
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, _SO_ATTACH_FILTER, fprog)
+    except OSError:
+        return False  # not Linux: the socket is simply closed, as uvicorn does
+    return True

@@ -1,0 +1,50 @@
+"""The protective middleware every app gets, outermost first.
+
+CORS answers browser preflights before anything else; auth refuses strangers before
+their body is read or a slot is taken; the serving headers (model SHA-256, and
+``Connection: close`` while draining) then cover every answer the limits give,
+503/504/408 included; the limits bound what reaches the routes.
+"""
+
+from __future__ import annotations
+
+from starlette.middleware import Middleware
+
+from restpredict._types import ProblemRenderer
+from restpredict.limits import RequestLimits
+from restpredict.security import BearerAuth, cors_middleware
+from restpredict.serving import ServingHeaders, ServingState
+from restpredict.settings import Settings
+
+__all__ = ["protective_middleware"]
+
+
+def protective_middleware(
+    settings: Settings, state: ServingState, problem: ProblemRenderer
+) -> list[Middleware]:
+    """CORS (if origins are named), bearer auth (if a key is set), limits, serving headers."""
+    stack: list[Middleware] = []
+    if settings.cors_origins:
+        stack.append(cors_middleware(settings.cors_origins))
+    if settings.api_key is not None:
+        stack.append(
+            Middleware(
+                BearerAuth,
+                token=settings.api_key,
+                open_paths=settings.open_paths,
+                problem=problem,
+            )
+        )
+    stack.append(Middleware(ServingHeaders, state=state))
+    stack.append(
+        Middleware(
+            RequestLimits,
+            max_concurrency=settings.max_concurrency,
+            retry_after=settings.retry_after,
+            exempt_paths=settings.limit_exempt_paths,
+            body_timeout=settings.body_timeout,
+            prediction_timeout=settings.prediction_timeout,
+            problem=problem,
+        )
+    )
+    return stack

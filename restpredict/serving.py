@@ -1,0 +1,50 @@
+"""What the server process tells the app about itself, and the headers that follow from it."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from starlette.datastructures import MutableHeaders
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+__all__ = ["MODEL_HEADER", "ServingHeaders", "ServingState"]
+
+MODEL_HEADER = "X-Model-SHA256"
+
+
+@dataclass
+class ServingState:
+    """Flags the server flips (on SIGTERM) and the app reads (readiness, headers)."""
+
+    draining: bool = False
+    # Set in workers of a multi-process server: the process to signal for a rolling reload.
+    supervisor_pid: int | None = None
+
+
+class ServingHeaders:
+    """Names the model that answered, and asks clients to reconnect elsewhere while draining.
+
+    The model is the one the route took from ``current_model`` (kept in the request
+    state), so a response names the model that computed it even across a hot swap.
+    """
+
+    def __init__(self, app: ASGIApp, *, state: ServingState) -> None:
+        self.app = app
+        self.state = state
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+
+        async def send_with_headers(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                headers = MutableHeaders(scope=message)
+                model = scope.get("state", {}).get("model")
+                if model is not None:
+                    headers[MODEL_HEADER] = model.sha256
+                if self.state.draining:
+                    headers["Connection"] = "close"
+            await send(message)
+
+        await self.app(scope, receive, send_with_headers)
