@@ -317,6 +317,8 @@ def dockerize(
     for path in written.files:
         table.add_row(escape(str(path.relative_to(output))), f"{path.stat().st_size:,}")
     console.print(table)
+    for note in written.notes:
+        stderr.print(f"[bold yellow]note:[/] {escape(note)}", soft_wrap=True)
     console.print(f"\nImage [bold]{escape(written.plan.reference)}[/]. Next:")
     for what, command in written.next_commands():
         console.print(f"  [dim]# {what}[/]\n  {escape(command)}", soft_wrap=True)

@@ -233,6 +233,7 @@ class WrittenContext:
     output: Path
     plan: BuildPlan
     files: tuple[Path, ...]
+    notes: tuple[str, ...] = ()  # things the user should know, e.g. a scikit-learn mismatch
 
     def next_commands(self) -> list[tuple[str, str]]:
         """(what, command) pairs: build, run locally, push, deploy."""
@@ -256,10 +257,12 @@ def write_build_context(
     if settings.model is None:
         raise ConfigError("dockerize needs a model file: give MODEL or `model:` in the config")
     _check_output(output, force)
+    # A model pickled with another scikit-learn is fine here: the image pins the model's own
+    # version. Loading it only reads its facts; nothing is served from this process.
     model = load_model(
         settings.model,
         sha256=settings.sha256,
-        allow_version_mismatch=settings.allow_version_mismatch,
+        allow_version_mismatch=True,
         trusted_types=settings.trusted_types,
         name=settings.model_name,
     )
@@ -279,7 +282,15 @@ def write_build_context(
         written.append(output / relative)
     (output / plan.model_filename).write_bytes(data)
     written.append(output / plan.model_filename)
-    return WrittenContext(output=output, plan=plan, files=tuple(sorted(written)))
+    notes: tuple[str, ...] = ()
+    if model.sklearn_trained not in (None, model.sklearn_running):
+        notes = (
+            f"the model was pickled with scikit-learn {model.sklearn_trained} and this "
+            f"environment has {model.sklearn_running}: the image pins scikit-learn=="
+            f"{model.sklearn_trained} next to this environment's numpy, scipy and joblib; if "
+            "the build cannot resolve them, run dockerize where that scikit-learn is installed",
+        )
+    return WrittenContext(output=output, plan=plan, files=tuple(sorted(written)), notes=notes)
 
 
 def _check_output(output: Path, force: bool) -> None:

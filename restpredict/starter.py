@@ -95,7 +95,8 @@ def write_starter_config(
     """Load and inspect ``model_path``, then write the starter config to ``output``."""
     if output.exists() and not force:
         raise BuildContextError(f"{output} exists; pass --force to overwrite it")
-    model = load_model(model_path, trusted_types=trusted_types)
+    # Only described, never served here: another scikit-learn is fine (the image pins its own).
+    model = load_model(model_path, trusted_types=trusted_types, allow_version_mismatch=True)
     relative = os.path.relpath(model_path.resolve(), output.resolve().parent)
     text = render_starter_config(model, Path(relative).as_posix(), trusted_types=trusted_types)
     output.write_text(text, encoding="utf-8")

@@ -16,10 +16,13 @@ import sys
 from pathlib import Path
 from typing import Any
 
+import joblib
 import kubernetes_validate
 import pytest
+import sklearn.base
 import yaml
 from dockerfile_parse import DockerfileParser
+from sklearn.tree import DecisionTreeClassifier
 from typer.testing import CliRunner
 
 from restpredict._version import __version__
@@ -463,6 +466,24 @@ def test_flags_override_the_file(project: Path) -> None:
         deployment["spec"]["template"]["spec"]["containers"][0]["image"]
         == "registry.example.com/iris:v7"
     )
+
+
+def test_a_model_from_another_scikit_learn_gets_its_own_version(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    model = DecisionTreeClassifier().fit([[0.0], [1.0]], [0, 1])
+    with monkeypatch.context() as patch:  # pickled by a (pretend) older scikit-learn
+        patch.setattr(sklearn.base, "__version__", "1.6.1")
+        joblib.dump(model, tmp_path / "old.joblib")
+    code, _, err = invoke("init", str(tmp_path / "old.joblib"), "-o", str(tmp_path / "r.yaml"))
+    assert code == 0, err
+    assert "Pickled with scikit-learn 1.6.1" in (tmp_path / "r.yaml").read_text()
+    code, _, err = invoke("dockerize", "-c", str(tmp_path / "r.yaml"), "-o", str(tmp_path / "b"))
+    assert code == 0, err
+    assert "note: the model was pickled with scikit-learn 1.6.1" in err
+    assert "scikit-learn==1.6.1\n" in (tmp_path / "b" / "requirements.txt").read_text()
+    labels = DockerfileParser(path=str(tmp_path / "b" / "Dockerfile")).labels
+    assert labels["restpredict.sklearn.version"] == "1.6.1"
 
 
 def test_dockerize_checks_a_pinned_sha256(project: Path) -> None:
