@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import re
 import shutil
+from collections.abc import Callable
 from pathlib import Path
 
+import httpx
 import pytest
 from typer.testing import CliRunner
 
@@ -15,6 +17,8 @@ from restpredict.dockerize import ModelFacts, plan_build, render_build_context
 from restpredict.errors import ExitCode
 from restpredict.model import LoadedModel
 from restpredict.settings import load_settings
+
+from .conftest import ServerProcess
 
 runner = CliRunner()
 
@@ -90,3 +94,14 @@ def test_init_needs_a_loadable_model(tmp_path: Path, name: str, message: str) ->
     assert code == ExitCode.STARTUP
     assert message in err
     assert not (tmp_path / "c.yaml").exists()
+
+
+def test_serve_reads_the_starter_config(
+    tmp_path: Path, iris_path: Path, iris: LoadedModel, serve: Callable[..., ServerProcess]
+) -> None:
+    config = tmp_path / "restpredict.yaml"
+    assert init(str(iris_path), "-o", str(config))[0] == 0
+    server = serve("--config", str(config))
+    meta = httpx.get(f"{server.url}/metadata", timeout=10).json()
+    assert meta["sha256"] == iris.sha256
+    assert meta["name"] == "iris"
