@@ -21,6 +21,7 @@ import typer
 from rich.console import Console
 from rich.markup import escape
 from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TimeRemainingColumn
+from rich.table import Table
 
 from restpredict._version import __version__
 from restpredict.client import Client
@@ -313,6 +314,77 @@ def info(
         typer.echo(json.dumps(meta, indent=2))
     else:
         Console().print(metadata_table(meta))
+
+
+@app.command()
+@_errors_to_exit_codes
+def init(
+    model: Annotated[Path, typer.Argument(help="The model file to describe.")],
+    output: Annotated[
+        Path, typer.Option("--output", "-o", help="Where to write the config.")
+    ] = Path("restpredict.yaml"),
+    force: Annotated[bool, typer.Option("--force", help="Overwrite an existing file.")] = False,
+    trusted_type: TrustedTypeOpt = None,
+) -> None:
+    """Write a commented starter restpredict.yaml for MODEL (for serve and dockerize)."""
+    from restpredict.starter import write_starter_config
+
+    path = write_starter_config(model, output, force=force, trusted_types=tuple(trusted_type or ()))
+    Console().print(f"Wrote [bold]{escape(str(path))}[/]. Next:")
+    Console().print(f"  restpredict dockerize --config {escape(str(path))} --output build/")
+
+
+@app.command()
+@_errors_to_exit_codes
+def dockerize(
+    model: ModelArg = None,
+    config: ConfigOpt = None,
+    output: Annotated[
+        Path, typer.Option("--output", "-o", help="Directory for the build context.")
+    ] = Path("build"),
+    force: Annotated[
+        bool, typer.Option("--force", help="Overwrite the files in a non-empty --output.")
+    ] = False,
+    sha256: Sha256Opt = None,
+    image: Annotated[str | None, typer.Option(help="Image name (docker.image).")] = None,
+    tag: Annotated[str | None, typer.Option(help="Image tag (docker.tag).")] = None,
+    base_image: Annotated[str | None, typer.Option(help="Base image (docker.base_image).")] = None,
+    port: Annotated[
+        int | None, typer.Option("--port", "-p", help="Container port (docker.port).")
+    ] = None,
+    workers: Annotated[
+        int | None, typer.Option("--workers", "-w", help="Workers (docker.workers).")
+    ] = None,
+    namespace: Annotated[
+        str | None, typer.Option(help="Kubernetes namespace (kubernetes.namespace).")
+    ] = None,
+) -> None:
+    """Write a container build context and Kubernetes manifests for MODEL."""
+    from restpredict.dockerize import write_build_context
+
+    docker = {"image": image, "tag": tag, "base_image": base_image, "port": port}
+    docker["workers"] = workers
+    settings = _settings(
+        config,
+        require_model=True,
+        model=model,
+        sha256=sha256,
+        docker={k: v for k, v in docker.items() if v is not None} or None,
+        kubernetes={"namespace": namespace} if namespace is not None else None,
+    )
+    written = write_build_context(settings, output, force=force)
+    console = Console()
+    table = Table(title=f"Wrote {escape(str(output))}/", title_justify="left", box=None)
+    table.add_column("file")
+    table.add_column("bytes", justify="right")
+    for path in written.files:
+        table.add_row(escape(str(path.relative_to(output))), f"{path.stat().st_size:,}")
+    console.print(table)
+    for note in written.notes:
+        stderr.print(f"[bold yellow]note:[/] {escape(note)}", soft_wrap=True)
+    console.print(f"\nImage [bold]{escape(written.plan.reference)}[/]. Next:")
+    for what, command in written.next_commands():
+        console.print(f"  [dim]# {what}[/]\n  {escape(command)}", soft_wrap=True)
 
 
 @app.command()

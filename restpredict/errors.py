@@ -7,6 +7,7 @@ the CLI maps them to one red line and an exit code in one place (``cli.py``).
 
     RestPredictError
     ├── ConfigError ................ bad restpredict.yaml, env var or flag    (exit 2)
+    │   └── BuildContextError ...... dockerize/init cannot write its output
     ├── StartupError ............... the server cannot start (port taken)   (exit 3)
     │   └── ModelLoadError ......... model file cannot be served
     │       ├── IntegrityError ..... SHA-256 pin does not match
@@ -35,6 +36,7 @@ from __future__ import annotations
 from typing import Any, ClassVar
 
 __all__ = [
+    "BuildContextError",
     "ClientError",
     "ConfigError",
     "ExitCode",
@@ -96,6 +98,13 @@ class ConfigError(RestPredictError):
     exit_code = ExitCode.CONFIG
     code = "config_error"
     title = "Invalid configuration"
+
+
+class BuildContextError(ConfigError):
+    """``dockerize``/``init`` cannot write its output: it exists, or a pin is unknown."""
+
+    code = "build_context_error"
+    title = "Cannot write the build context"
 
 
 class StartupError(RestPredictError):

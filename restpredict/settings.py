@@ -24,6 +24,7 @@ from pydantic import (
     model_validator,
 )
 
+from restpredict.deploy_settings import DockerSettings, KubernetesSettings
 from restpredict.errors import ConfigError
 
 __all__ = ["ENV_PREFIX", "Settings", "load_settings"]
@@ -109,6 +110,16 @@ class Settings(BaseModel):
         30, ge=1, le=3600, description="After the drain, seconds in-flight requests may take."
     )
 
+    # dockerize: how the image and the Kubernetes manifests are built (deploy_settings.py).
+    docker: DockerSettings = Field(
+        default_factory=lambda: DockerSettings.model_validate({}),
+        description="The image `restpredict dockerize` builds.",
+    )
+    kubernetes: KubernetesSettings = Field(
+        default_factory=lambda: KubernetesSettings.model_validate({}),
+        description="The manifests `restpredict dockerize` writes.",
+    )
+
     @model_validator(mode="before")
     @classmethod
     def _read_api_key_file(cls, data: Any) -> Any:
@@ -170,9 +181,14 @@ def load_settings(
     config: Path | None = None,
     *,
     environ: Mapping[str, str] | None = None,
+    require_model: bool = False,
     **overrides: Any,
 ) -> Settings:
-    """Merge the layers into one frozen Settings; ``None`` overrides mean "not given"."""
+    """Merge the layers into one frozen Settings; ``None`` overrides mean "not given".
+
+    ``require_model``: the merged ``model`` must name an existing file (``dockerize``, which
+    has no demo to fall back on); if not, the error names the layer and line that set it.
+    """
     layers: list[tuple[str, dict[str, Any], yaml.Node | None]] = []
     if config is not None:
         data, node = _read_yaml(config)
@@ -186,11 +202,41 @@ def load_settings(
     merged: dict[str, Any] = {}
     for source, data, node in layers:
         try:
-            Settings.model_validate({**merged, **data})
+            Settings.model_validate(_merge(merged, data))
         except ValidationError as exc:
             raise ConfigError(_describe(exc, source, data, node)) from None
-        merged.update(data)
-    return Settings.model_validate(merged)
+        merged = _merge(merged, data)
+    settings = Settings.model_validate(merged)
+    if require_model:
+        _require_model_file(settings, layers)
+    return settings
+
+
+def _merge(base: dict[str, Any], layer: Mapping[str, Any]) -> dict[str, Any]:
+    """``layer`` over ``base``; sections (``docker:``) merge key by key, not wholesale."""
+    merged = dict(base)
+    for key, value in layer.items():
+        if isinstance(value, Mapping) and isinstance(merged.get(key), Mapping):
+            merged[key] = _merge(dict(merged[key]), value)
+        else:
+            merged[key] = value
+    return merged
+
+
+def _require_model_file(
+    settings: Settings, layers: list[tuple[str, dict[str, Any], yaml.Node | None]]
+) -> None:
+    if settings.model is not None and settings.model.is_file():
+        return
+    source, node = next(
+        ((s, n) for s, data, n in reversed(layers) if data.get("model") is not None),
+        ("command line", None),
+    )
+    line = _line_of(node, ["model"])
+    where = f"{source}: line {line}" if line else source
+    if settings.model is None:
+        raise ConfigError(f"{where}: model: a model file is required (MODEL or model: in config)")
+    raise ConfigError(f"{where}: model: no such file: {settings.model}")
 
 
 def _read_yaml(path: Path) -> tuple[dict[str, Any], yaml.Node | None]:
@@ -231,21 +277,35 @@ def _describe(
 ) -> str:
     """One line naming the source, the key, the line (YAML) and what was wrong."""
     error = next((e for e in exc.errors() if e["loc"] and e["loc"][0] in data), exc.errors()[0])
-    loc = [str(part) for part in error["loc"]]
+    loc = [str(part) for part in error["loc"] if part != "[key]"]
     key = ".".join(loc) or "(top level)"
     if source == "environment" and loc:
         key = ENV_PREFIX + loc[0].upper()
     line = _line_of(node, loc)
     where = f"{source}: line {line}" if line else source
     if error["type"] == "extra_forbidden":
-        known = ", ".join(sorted(Settings.model_fields))
+        known = ", ".join(sorted(_section_of(loc[:-1]).model_fields))
         return f"{where}: unknown key {key!r} (known keys: {known})"
     message = error["msg"].removeprefix("Value error, ")
     if not loc:  # a whole-object check: its message names the keys; the input may hold secrets
         return f"{where}: {message}"
     if loc[0] in _SECRET_KEYS:
         return f"{where}: {key}: {message}"  # never echo a secret
-    return f"{where}: {key}: {message} (got {error.get('input')!r})"
+    value = error.get("input")
+    got = "" if isinstance(value, Mapping) else f" (got {value!r})"  # a whole section: too long
+    return f"{where}: {key}: {message}{got}"
+
+
+def _section_of(loc: list[str]) -> type[BaseModel]:
+    """The settings model a key path points into (``docker`` -> DockerSettings)."""
+    section: type[BaseModel] = Settings
+    for part in loc:
+        field = section.model_fields.get(part)
+        annotation = field.annotation if field is not None else None
+        if not (isinstance(annotation, type) and issubclass(annotation, BaseModel)):
+            break
+        section = annotation
+    return section
 
 
 def _line_of(node: yaml.Node | None, loc: list[str]) -> int | None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import importlib
 import pkgutil
+from pathlib import Path
 
 import pytest
 
@@ -31,3 +32,16 @@ def test_package_api() -> None:
     assert callable(restpredict.create_app)
     assert callable(restpredict.load_model)
     assert restpredict.__version__
+
+
+def test_every_subpackage_is_packaged() -> None:
+    """pyproject lists packages explicitly (templates/ is mapped in), so a new one must be added."""
+    tomllib = pytest.importorskip("tomllib")  # Python 3.11+
+    pyproject = tomllib.loads((Path(__file__).parents[1] / "pyproject.toml").read_text())
+    listed = set(pyproject["tool"]["setuptools"]["packages"])
+    found = {
+        name
+        for _, name, ispkg in pkgutil.walk_packages(restpredict.__path__, "restpredict.")
+        if ispkg
+    }
+    assert found | {"restpredict", "restpredict.templates"} == listed
