@@ -68,6 +68,7 @@ def create_app(
     """
 
     # Imported here: the protocol modules predict through this module's run_query.
+    from restpredict.docs import routes as docs_routes
     from restpredict.protocols import routes as protocol_routes
 
     @contextlib.asynccontextmanager
@@ -90,6 +91,7 @@ def create_app(
             Route("/metadata", metadata, methods=["GET"]),
             Route("/metrics", metrics_endpoint, methods=["GET"]),
             *protocol_routes,
+            *docs_routes,
         ],
         exception_handlers={
             RestPredictError: _restpredict_error,
