@@ -44,6 +44,7 @@ PathItems = dict[str, dict[str, Any]]
 _NUMBER: Schema = {"type": "number", "format": "double"}
 # A CSV number as the regex of the documented form: no exponent, at most 16 digits a side.
 _CSV_NUMBER = r"-?(?:0|[1-9][0-9]{0,15})(?:\.[0-9]{1,16})?"
+_CSV_PATTERN_CELLS = 1000
 _METHOD_NOT_ALLOWED = (
     "Every path answers 405 with an `Allow` header for methods not listed here, and "
     "unknown paths answer 404."
@@ -172,8 +173,18 @@ class OpenAPIContext:
         if self.named:
             names = ",".join(_csv_cell(name) for name, _ in self.columns())
             header = f"(?:{re.escape(names)}\\r?\\n)?"
-        more = f"(?:\\r?\\n{row})*"  # at most max_rows: too long a regex for validators
+        more = f"(?:\\r?\\n{row}){{0,{self.csv_pattern_rows() - 1}}}"
         return f"^{header}{row}{more}(?:\\r?\\n)?$"
+
+    def csv_pattern_rows(self) -> int:
+        """The rows ``csv_pattern`` allows: ``max_rows``, unless that makes too big a regex.
+
+        Validators compile a bounded repetition into a program whose size grows with it
+        (jsonschema-rs refuses 4 columns x 1000 rows), so the pattern stays within about
+        1000 cells and the description states the real limit.
+        """
+        per_row = max(1, len(self.columns()))
+        return max(1, min(self.settings.max_rows, _CSV_PATTERN_CELLS // per_row))
 
     def csv_example(self) -> str:
         """The example row as CSV, under a header for named models."""

@@ -213,7 +213,8 @@ def _invocations_operation(api: OpenAPIContext) -> dict[str, Any]:
                     "schema": {
                         "type": "string",
                         "pattern": api.csv_pattern(),
-                        "description": f"At most {api.settings.max_rows} rows.",
+                        "description": f"At most {api.settings.max_rows} rows (the pattern "
+                        f"shows up to {api.csv_pattern_rows()}).",
                     },
                     "example": api.csv_example(),
                 },
