@@ -101,7 +101,8 @@ class OpenAPIContext:
         """(name, kind) of every feature; positional names ``x0..`` when the model has none."""
         s = self.model.schema
         names = s.feature_names or tuple(f"x{i}" for i in range(s.n_features or 0))
-        kinds = s.feature_kinds or ("number",) * len(names)
+        number: ColumnKind = "number"
+        kinds = s.feature_kinds or (number,) * len(names)
         return list(zip(names, kinds))
 
     def value(self, name: str, kind: ColumnKind) -> Schema:
