@@ -71,6 +71,7 @@ def create_app(
     """
 
     # Imported here: the protocol modules predict through this module's run_query.
+    from restpredict.docs import routes as docs_routes
     from restpredict.protocols import routes as protocol_routes
 
     @contextlib.asynccontextmanager
@@ -96,6 +97,7 @@ def create_app(
             Route("/metrics", metrics_endpoint, methods=["GET"]),
             *protocol_routes,
             *admin_routes(settings),
+            *docs_routes,
         ],
         exception_handlers={
             RestPredictError: _restpredict_error,

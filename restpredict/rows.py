@@ -77,12 +77,32 @@ def _csv_rows(stream: IO[str], schema: ModelSchema) -> Iterator[Row]:
             record = dict(zip(header, values))
             yield {n: _scalar(record[n]) if n in numeric else record[n] for n in names}
         return
-    if not all(_is_number(c) for c in header):  # a header the model cannot use by name
+    kinds = schema.feature_kinds
+    if not _is_data_row(header, kinds):  # a header the model cannot use by name
         first = None
     if first is not None:
-        yield [_scalar(v) for v in first]
+        yield _typed(first, kinds)
     for values in reader:
-        yield [_scalar(v) for v in values]
+        yield _typed(values, kinds)
+
+
+def _is_data_row(values: list[str], kinds: Sequence[str] | None) -> bool:
+    """Whether a first CSV row is data: its numeric columns hold numbers (else, a header).
+
+    Only numeric columns can tell the two apart; a string column holds text either way,
+    so a model with no numeric column gets its first row taken as a header.
+    """
+    if kinds is None or len(kinds) != len(values):
+        return all(_is_number(v) for v in values)
+    numeric = [v for v, kind in zip(values, kinds) if kind == "number"]
+    return bool(numeric) and all(_is_number(v) for v in numeric)
+
+
+def _typed(values: list[str], kinds: Sequence[str] | None) -> list[Scalar]:
+    """Numbers for the numeric columns; a string column's text is kept, even "1"."""
+    if kinds is None or len(kinds) != len(values):
+        return [_scalar(v) for v in values]
+    return [_scalar(v) if kind == "number" else v for v, kind in zip(values, kinds)]
 
 
 def _json_rows(stream: IO[str], schema: ModelSchema) -> Iterator[Row]:

@@ -12,7 +12,14 @@ from typing import Any, Literal
 import numpy as np
 from sklearn.base import is_classifier, is_regressor
 
-__all__ = ["ColumnKind", "ModelSchema", "Scalar", "describe_estimator", "infer_schema"]
+__all__ = [
+    "ColumnKind",
+    "ModelSchema",
+    "Scalar",
+    "describe_estimator",
+    "infer_schema",
+    "known_categories",
+]
 
 ColumnKind = Literal["number", "string"]
 Scalar = str | int | float | bool
@@ -100,6 +107,25 @@ def string_columns(estimator: Any, names: tuple[str, ...]) -> dict[str, Scalar]:
                 if values.dtype.kind in "OUS" and column not in found:
                     strings = [v for v in values.tolist() if isinstance(v, str)]
                     found[column] = strings[0] if strings else ""
+    return found
+
+
+def known_categories(estimator: Any, names: tuple[str, ...]) -> dict[str, tuple[str, ...]]:
+    """String columns whose encoder refuses values it has not seen, with the ones it knows.
+
+    An encoder with ``handle_unknown="error"`` (OneHotEncoder's and OrdinalEncoder's default)
+    makes any other string a rejected request, so the API documents these as enums.
+    """
+    found: dict[str, tuple[str, ...]] = {}
+    for transformer, columns in _column_routes(estimator, names):
+        for step in _steps(transformer):
+            learned = getattr(step, "categories_", None)
+            if learned is None or getattr(step, "handle_unknown", None) != "error":
+                continue
+            for column, values in zip(columns, learned):
+                strings = tuple(v for v in np.asarray(values).tolist() if isinstance(v, str))
+                if strings and column not in found:
+                    found[column] = strings
     return found
 
 

@@ -30,6 +30,23 @@ def test_csv_by_name_keeps_strings_for_string_columns(frame_model: LoadedModel) 
     assert rows == [{"size": 10.0, "color": "red", "weight": 5.5}]
 
 
+@pytest.mark.parametrize(
+    ("text", "rows"),
+    [
+        pytest.param(
+            "10,red,5\n11,blue,6\n", [[10.0, "red", 5.0], [11.0, "blue", 6.0]], id="no-header"
+        ),
+        pytest.param("a,b,c\n10,red,5\n", [[10.0, "red", 5.0]], id="unusable-header"),
+        pytest.param("10,1,5\n", [[10.0, "1", 5.0]], id="digits-in-a-string-column"),
+    ],
+)
+def test_csv_without_names_types_columns_by_kind(
+    frame_model: LoadedModel, text: str, rows: list[list[object]]
+) -> None:
+    """A headerless first row is data when its numeric columns hold numbers (found by fuzzing)."""
+    assert next(chunks(io.StringIO(text), "csv", frame_model.schema, 10)) == rows
+
+
 def test_csv_row_with_wrong_width(frame_model: LoadedModel) -> None:
     stream = io.StringIO("color,weight,size\nred,5.5\n")
     with pytest.raises(InputError, match="CSV line 2: 2 values, but the header has 3"):

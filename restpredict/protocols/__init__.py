@@ -2,13 +2,24 @@
 
 Each module turns its protocol's requests into rows for ``payload.rows_to_query`` (the one
 validation path), predicts through ``app.run_query`` (the one prediction path) and renders
-errors in its protocol's own shape. ``routes`` is what ``create_app`` mounts.
+errors in its protocol's own shape. ``routes`` is what ``create_app`` mounts;
+``openapi_paths`` is how they appear in ``/openapi.json``.
 """
 
 from __future__ import annotations
 
-from restpredict.protocols import kserve_v1, mlflow, open_inference
+from restpredict.openapi import OpenAPIContext, PathItems
+from restpredict.protocols import kserve_v1, mlflow, open_inference, open_inference_openapi
 
-__all__ = ["routes"]
+__all__ = ["openapi_paths", "routes"]
 
 routes = [*kserve_v1.routes, *open_inference.routes, *mlflow.routes]
+
+
+def openapi_paths(api: OpenAPIContext) -> PathItems:
+    """The protocols' routes as OpenAPI path items, for ``openapi.openapi_document``."""
+    return {
+        **kserve_v1.openapi_paths(api),
+        **open_inference_openapi.openapi_paths(api),
+        **mlflow.openapi_paths(api),
+    }

@@ -10,20 +10,23 @@ KServe, the body is read as JSON whatever its Content-Type (KServe's curl exampl
 
 from __future__ import annotations
 
+from typing import Any
+
 import msgspec
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from restpredict.app import JSONResponse, current_model, read_body, run_query
+from restpredict.app import JSON, JSONResponse, current_model, read_body, run_query
 from restpredict.errors import InputError, RestPredictError
 from restpredict.model import LoadedModel
 from restpredict.observability import timed
+from restpredict.openapi import OpenAPIContext, PathItems, ref
 from restpredict.payload import Query, decode_json, decode_table, rows_to_query
 from restpredict.protocols._endpoint import client_status, endpoint, served_model
 from restpredict.settings import Settings
 
-__all__ = ["routes"]
+__all__ = ["openapi_paths", "routes"]
 
 
 class _PredictRequest(msgspec.Struct):
@@ -85,3 +88,98 @@ routes = [
     Route("/v1/models/{name}:predict", predict, methods=["POST"]),
     Route("/v1/models/{name}", model_status, methods=["GET"]),
 ]
+
+
+def openapi_paths(api: OpenAPIContext) -> PathItems:
+    """The routes above as OpenAPI path items."""
+    name = {"name": "name", "in": "path", "required": True, "schema": {"enum": [api.model.name]}}
+    tags = ["KServe V1"]
+    return {
+        "/v1/models": {
+            "get": {
+                "tags": tags,
+                "operationId": "v1ListModels",
+                "summary": "List the models served (one)",
+                "responses": {
+                    "200": api.ok(
+                        "The served model's name.",
+                        {
+                            "type": "object",
+                            "properties": {
+                                "models": {"type": "array", "items": {"const": api.model.name}}
+                            },
+                            "required": ["models"],
+                        },
+                        {"models": [api.model.name]},
+                    ),
+                    **api.errors([503], "ProtocolError"),
+                },
+            }
+        },
+        "/v1/models/{name}": {
+            "get": {
+                "tags": tags,
+                "operationId": "v1ModelStatus",
+                "summary": "Model status: ready once loaded and warmed up",
+                "parameters": [name],
+                "responses": {
+                    "200": api.ok(
+                        "Ready.",
+                        {
+                            "type": "object",
+                            "properties": {
+                                "name": {"const": api.model.name},
+                                "ready": {"const": True},
+                            },
+                            "required": ["name", "ready"],
+                        },
+                        {"name": api.model.name, "ready": True},
+                    ),
+                    **api.errors([404, 503], "ProtocolError"),
+                },
+            }
+        },
+        "/v1/models/{name}:predict": {"post": _predict_operation(api, name)},
+    }
+
+
+def _predict_operation(api: OpenAPIContext, name: dict[str, Any]) -> dict[str, Any]:
+    table = api.table()
+    request = {
+        "type": "object",
+        "properties": {
+            "instances": {**table, "description": "Rows, or records keyed by feature name."},
+            "inputs": {**table, "description": "The same as instances (TF Serving's name)."},
+        },
+        "oneOf": [{"required": ["instances"]}, {"required": ["inputs"]}],
+    }
+    examples = {"rows": {"summary": "Rows", "value": {"instances": [api.example_row()]}}}
+    if api.named:
+        examples["records"] = {"summary": "Records", "value": {"instances": [api.example_record()]}}
+    return {
+        "tags": ["KServe V1"],
+        "operationId": "v1Predict",
+        "summary": "Predict (KServe V1 / TF Serving)",
+        "description": (
+            "Exactly one of `instances` or `inputs`. `inputs` may also be TF Serving's "
+            "columnar object `{name: [values, ...], ...}` of equal-length columns (which JSON "
+            "Schema cannot state, so the schema leaves it out). The body is read as JSON "
+            "whatever its Content-Type, as KServe does; other fields are ignored."
+        ),
+        "parameters": [name],
+        "requestBody": {
+            "required": True,
+            "content": {JSON: {"schema": request, "examples": examples}},
+        },
+        "responses": {
+            "200": api.ok(
+                "One prediction per row.",
+                {
+                    "type": "object",
+                    "properties": {"predictions": {"type": "array", "items": ref("Label")}},
+                    "required": ["predictions"],
+                },
+            ),
+            **api.errors([400, 404, 413, 500, 503], "ProtocolError"),
+        },
+    }

@@ -27,12 +27,13 @@ from restpredict.errors import (
 )
 from restpredict.model import LoadedModel
 from restpredict.observability import timed
+from restpredict.openapi import OpenAPIContext, PathItems, Schema, ref
 from restpredict.payload import Row, decode_json, decode_table, rows_to_query
 from restpredict.protocols._endpoint import client_status, endpoint
 from restpredict.rows import chunks
 from restpredict.settings import Settings
 
-__all__ = ["FORMATS", "routes"]
+__all__ = ["FORMATS", "openapi_paths", "routes"]
 
 CSV = "text/csv"
 FORMATS = ("dataframe_split", "dataframe_records", "instances", "inputs")
@@ -139,3 +140,116 @@ routes = [
     Route("/invocations", invocations, methods=["POST"]),
     Route("/ping", ping, methods=["GET"]),
 ]
+
+
+def openapi_paths(api: OpenAPIContext) -> PathItems:
+    """The routes above as OpenAPI path items."""
+    ready = {
+        "type": "object",
+        "properties": {"status": {"const": "ready"}},
+        "required": ["status"],
+    }
+    return {
+        "/invocations": {"post": _invocations_operation(api)},
+        "/ping": {
+            "get": {
+                "tags": ["MLflow"],
+                "operationId": "mlflowPing",
+                "summary": "Health check (MLflow, SageMaker)",
+                "responses": {
+                    "200": api.ok("Ready.", ready, {"status": "ready"}),
+                    **api.errors([503], "MLflowError"),
+                },
+            }
+        },
+    }
+
+
+def _invocations_operation(api: OpenAPIContext) -> dict[str, Any]:
+    table = api.table()
+    formats: dict[str, Schema] = {
+        "dataframe_split": _split_schema(api),
+        "dataframe_records": table,
+        "instances": table,
+        "inputs": table,
+    }
+    request = {
+        "type": "object",
+        "properties": {
+            **formats,
+            "params": {"type": "object", "description": "Accepted and unused."},
+        },
+        "additionalProperties": False,
+        "oneOf": [{"required": [name]} for name in FORMATS],
+    }
+    split: dict[str, Any] = {"data": [api.example_row()]}
+    if api.named:
+        split = {"columns": [name for name, _ in api.columns()], **split}
+    examples = {
+        "dataframe_split": {"summary": "Split DataFrame", "value": {"dataframe_split": split}},
+        "instances": {"summary": "Rows", "value": {"instances": [api.example_row()]}},
+    }
+    if api.named:
+        examples["dataframe_records"] = {
+            "summary": "Records",
+            "value": {"dataframe_records": [api.example_record()]},
+        }
+    return {
+        "tags": ["MLflow"],
+        "operationId": "mlflowInvocations",
+        "summary": "Predict (MLflow scoring protocol)",
+        "description": (
+            "JSON with exactly one of `dataframe_split`, `dataframe_records`, `instances` or "
+            "`inputs`, or a CSV body (a header of the feature names for models fitted on a "
+            "DataFrame). Beyond the schema: `dataframe_split.columns` may list the features in "
+            "another order (the rows follow it), `data` may be records, tables may be objects "
+            "of equal-length columns, and CSV numbers may have exponents."
+        ),
+        "requestBody": {
+            "required": True,
+            "content": {
+                JSON: {"schema": request, "examples": examples},
+                CSV: {
+                    "schema": {
+                        "type": "string",
+                        "pattern": api.csv_pattern(),
+                        "description": f"At most {api.settings.max_rows} rows (the pattern "
+                        f"shows up to {api.csv_pattern_rows()}).",
+                    },
+                    "example": api.csv_example(),
+                },
+            },
+        },
+        "responses": {
+            "200": api.ok(
+                "One prediction per row.",
+                {
+                    "type": "object",
+                    "properties": {"predictions": {"type": "array", "items": ref("Label")}},
+                    "required": ["predictions"],
+                },
+            ),
+            **api.errors([400, 413, 415, 500, 503], "MLflowError"),
+        },
+    }
+
+
+def _split_schema(api: OpenAPIContext) -> Schema:
+    columns: Schema = {"type": "array", "items": {"type": "string"}}
+    if api.named:
+        names = [name for name, _ in api.columns()]
+        columns = {
+            "type": "array",
+            "prefixItems": [{"const": name} for name in names],
+            "items": False,
+            "minItems": len(names),
+        }
+    return {
+        "type": "object",
+        "properties": {
+            "columns": {"anyOf": [columns, {"type": "null"}]},
+            "data": api.many(ref("Row")),
+            "index": {"type": ["array", "null"]},
+        },
+        "required": ["data"],
+    }

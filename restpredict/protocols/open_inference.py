@@ -35,7 +35,14 @@ from restpredict.protocols._endpoint import client_status, endpoint, served_mode
 from restpredict.schema import ModelSchema
 from restpredict.settings import Settings
 
-__all__ = ["EXTENSIONS", "HEADER_LENGTH", "OUTPUTS", "model_metadata", "routes"]
+__all__ = [
+    "EXTENSIONS",
+    "HEADER_LENGTH",
+    "OCTET_STREAM",
+    "OUTPUTS",
+    "model_metadata",
+    "routes",
+]
 
 HEADER_LENGTH = "Inference-Header-Content-Length"
 EXTENSIONS = ("binary_tensor_data",)
