@@ -52,8 +52,9 @@ TARGETS: dict[str, Target] = {
         Target("ceiling", _baseline("ceiling"), serves_model=False),
         Target("naive", (*_baseline("naive"), "--model", "{model}")),
         Target("restpredict", _RESTPREDICT, extra=True),
-        # A variant is one line, e.g. batching off:
-        # Target("restpredict-nobatch", (*_RESTPREDICT, "--max-batch-size", "1")),
+        # Variants, one line each: batching off; uvicorn's access log off (it logs at info).
+        Target("restpredict-nobatch", (*_RESTPREDICT, "--no-batching"), extra=True),
+        Target("restpredict-quiet", (*_RESTPREDICT, "--log-level", "warning"), extra=True),
     )
 }
 

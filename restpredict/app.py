@@ -20,6 +20,7 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from restpredict._version import __version__
+from restpredict.batching import Batcher, batching_middleware, make_batcher
 from restpredict.errors import (
     MethodNotAllowedError,
     NotFoundError,
@@ -58,15 +59,20 @@ class JSONResponse(Response):
 def create_app(settings: Settings, model: LoadedModel | None = None) -> Starlette:
     """Build the app; ``model`` skips loading (tests, and the single-process CLI path)."""
 
+    batcher = make_batcher(settings)
+
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         loaded = model or await run_in_threadpool(load_configured_model, settings)
         if model is None:
             await run_in_threadpool(loaded.warm_up)
-        app.state.model = loaded
-        app.state.ready = True
-        yield
-        app.state.ready = False
+        async with contextlib.AsyncExitStack() as stack:
+            if batcher is not None:
+                app.state.batcher = await stack.enter_async_context(batcher)
+            app.state.model = loaded
+            app.state.ready = True
+            yield
+            app.state.ready = False
 
     app = Starlette(
         routes=[
@@ -81,8 +87,10 @@ def create_app(settings: Settings, model: LoadedModel | None = None) -> Starlett
             Exception: _unexpected_error,
         },
         lifespan=lifespan,
+        middleware=batching_middleware(batcher),
     )
     app.state.settings = settings
+    app.state.batcher = None
     app.state.model = None
     app.state.ready = False
     return app
@@ -104,7 +112,10 @@ async def predict(request: Request) -> Response:
 
 
 async def run_query(request: Request, model: LoadedModel, query: Query) -> Prediction:
-    """The one path every endpoint predicts through, off the event loop."""
+    """The one path every endpoint predicts through, off the event loop (batched when on)."""
+    batcher: Batcher | None = request.app.state.batcher
+    if batcher is not None:
+        return await batcher.predict(request.scope, model, query)
     return await run_in_threadpool(
         model.predict, query.rows, labels=query.labels, proba=query.proba
     )

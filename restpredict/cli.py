@@ -129,6 +129,22 @@ def serve(
         str | None, typer.Option(help="reject|ignore named columns the model lacks.")
     ] = None,
     log_level: Annotated[str | None, typer.Option(help="[default: info]")] = None,
+    batching: Annotated[
+        bool | None,
+        typer.Option(
+            "--batching/--no-batching",
+            help="Stack concurrent requests into one predict call. [default: on]",
+            show_default=False,
+        ),
+    ] = None,
+    max_batch_size: Annotated[
+        int | None,
+        typer.Option(help="Most requests per predict call; 1 turns batching off. [default: 32]"),
+    ] = None,
+    max_batch_wait_ms: Annotated[
+        float | None,
+        typer.Option(help="Most a batch waits for arriving requests, in ms. [default: 2.0]"),
+    ] = None,
 ) -> None:
     """Serve MODEL on POST /predict (the built-in iris demo when no MODEL is given)."""
     from restpredict.server import run
@@ -147,6 +163,9 @@ def serve(
         max_rows=max_rows,
         unknown_columns=unknown_columns,
         log_level=log_level,
+        batching=batching,
+        max_batch_size=max_batch_size,
+        max_batch_wait_ms=max_batch_wait_ms,
     )
     loaded = load_configured_model(settings)
     loaded.warm_up()

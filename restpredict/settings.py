@@ -58,6 +58,21 @@ class Settings(BaseModel):
         "info", description="Server log level."
     )
 
+    # Adaptive micro-batching (batching.py): concurrent requests share one predict call.
+    batching: bool = Field(
+        True, description="Stack concurrent requests into one predict call (off: one per request)."
+    )
+    max_batch_size: int = Field(
+        32, ge=1, le=4096, description="Most requests in one predict call; 1 turns batching off."
+    )
+    max_batch_wait_ms: float = Field(
+        2.0,
+        ge=0,
+        le=60_000,
+        description="Longest a queued request waits for requests still arriving, in ms "
+        "(fractions for microseconds); never waited when nothing else is arriving.",
+    )
+
     @field_validator("sha256")
     @classmethod
     def _check_sha256(cls, value: str | None) -> str | None:
