@@ -22,6 +22,7 @@ from starlette.routing import Route
 
 from restpredict._version import __version__
 from restpredict.batching import Batcher, batching_middleware, make_batcher
+from restpredict.compiled import backend_name, compile_model
 from restpredict.errors import (
     MethodNotAllowedError,
     NotFoundError,
@@ -67,6 +68,7 @@ def create_app(settings: Settings, model: LoadedModel | None = None) -> Starlett
         loaded = model or await run_in_threadpool(load_configured_model, settings)
         if model is None:
             await run_in_threadpool(loaded.warm_up)
+        loaded = await run_in_threadpool(compile_model, loaded, settings)
         async with contextlib.AsyncExitStack() as stack:
             if batcher is not None:
                 app.state.batcher = await stack.enter_async_context(batcher)
@@ -139,7 +141,9 @@ async def ready(request: Request) -> Response:
 async def metadata(request: Request) -> Response:
     """What is being served: file, hash, schema, versions."""
     model = current_model(request)
-    return JSONResponse({**model.metadata(), "restpredict_version": __version__})
+    return JSONResponse(
+        {**model.metadata(), "backend": backend_name(model), "restpredict_version": __version__}
+    )
 
 
 def current_model(request: Request) -> LoadedModel:

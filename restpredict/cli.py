@@ -145,6 +145,12 @@ def serve(
         float | None,
         typer.Option(help="Most a batch waits for arriving requests, in ms. [default: 2.0]"),
     ] = None,
+    backend: Annotated[
+        str | None,
+        typer.Option(
+            help="sklearn|onnx (ONNX Runtime if verified; extra [onnx]). [default: sklearn]"
+        ),
+    ] = None,
 ) -> None:
     """Serve MODEL on POST /predict (the built-in iris demo when no MODEL is given)."""
     from restpredict.server import run
@@ -166,6 +172,7 @@ def serve(
         batching=batching,
         max_batch_size=max_batch_size,
         max_batch_wait_ms=max_batch_wait_ms,
+        backend=backend,
     )
     loaded = load_configured_model(settings)
     loaded.warm_up()

@@ -73,6 +73,14 @@ class Settings(BaseModel):
         "(fractions for microseconds); never waited when nothing else is arriving.",
     )
 
+    # Compiled backend (compiled.py): ONNX Runtime when it verifiably answers like scikit-learn.
+    backend: Literal["sklearn", "onnx"] = Field(
+        "sklearn", description="onnx: run the model on ONNX Runtime if verified (extra [onnx])."
+    )
+    onnx_tolerance: float = Field(
+        1e-5, gt=0, le=0.1, description="Largest probability/value difference ONNX may have."
+    )
+
     @field_validator("sha256")
     @classmethod
     def _check_sha256(cls, value: str | None) -> str | None:
