@@ -6,6 +6,7 @@ request is most of the throughput there is. The policy, per process:
 
 - One batch runs at a time, in a worker thread, so the event loop keeps accepting requests (and
   answering ``/health/live``) while the model computes; queries that arrive meanwhile queue up.
+  A query that finds nothing running, queued or arriving goes to the thread directly.
 - A batch takes the oldest waiting query and every waiting query with the same key (same model
   object, same outputs, same dtype and width), in arrival order, up to ``max_batch_size``
   requests and ``max_rows`` rows. Queries with another key wait for the next batch, so labels
@@ -78,6 +79,7 @@ class Batcher:
         self.arriving = 0
         self._queue: list[_Waiting] = []
         self._running: list[_Waiting] = []
+        self._busy = False  # a prediction is running in the worker thread
         self._changed: asyncio.Event | None = None
         self._task: asyncio.Task[None] | None = None
         self._executor: ThreadPoolExecutor | None = None
@@ -112,11 +114,29 @@ class Batcher:
         self.arrived(scope)
         if self._task is None or self._task.done() or self._changed is None:
             raise NotReadyError("the prediction queue is not running")
+        if not self._busy and not self._queue and self.arriving <= 0:
+            return await self._predict_alone(model, query)
         future: asyncio.Future[Prediction] = asyncio.get_running_loop().create_future()
         key = batch_key(model, query)
         self._queue.append(_Waiting(model, query, key, future, time.monotonic()))
         self._changed.set()
         return await future
+
+    async def _predict_alone(self, model: LoadedModel, query: Query) -> Prediction:
+        """Nothing queued, running or arriving: straight to the worker thread, no collector hop."""
+        assert self._changed is not None
+        self._busy = True
+        try:
+            outcome = await asyncio.get_running_loop().run_in_executor(
+                self._executor, _predict_one, model, query
+            )
+        finally:
+            self._busy = False
+            if self._queue:
+                self._changed.set()
+        if isinstance(outcome, BaseException):
+            raise outcome
+        return outcome
 
     def arriving_request(self, scope: MutableMapping[str, Any]) -> None:
         """A POST started: count it until it queues a query or finishes."""
@@ -135,13 +155,17 @@ class Batcher:
         loop = asyncio.get_running_loop()
         assert self._changed is not None
         while True:
-            while not self._queue:
+            while not self._queue or self._busy:
                 self._changed.clear()
                 await self._changed.wait()
             batch = self._running = await self._gather()
             if not batch:
                 continue
-            outcomes = await loop.run_in_executor(self._executor, predict_batch, batch)
+            self._busy = True
+            try:
+                outcomes = await loop.run_in_executor(self._executor, predict_batch, batch)
+            finally:
+                self._busy = False
             self._running = []
             for waiting, outcome in zip(batch, outcomes):
                 if waiting.future.done():  # its request was cancelled meanwhile

@@ -191,7 +191,7 @@ def test_the_deadline_bounds_the_wait_for_an_arrival_that_never_comes() -> None:
     assert labels(run(main, max_wait_s=0.05)) == [1001]
 
 
-def test_leaving_fails_running_and_queued_queries_with_503() -> None:
+def test_leaving_answers_the_running_query_and_fails_queued_ones_with_503() -> None:
     model = echo_model()
 
     async def main() -> list[Any]:
@@ -201,8 +201,10 @@ def test_leaving_fails_running_and_queued_queries_with_503() -> None:
             await asyncio.sleep(0.01)
         return await asyncio.gather(blocker, queued, return_exceptions=True)
 
-    results = asyncio.run(main())
-    assert all(isinstance(r, NotReadyError) for r in results)
+    running, queued = asyncio.run(main())
+    assert labels(running) == [1999]
+    assert isinstance(queued, NotReadyError)
+    assert calls(model) == []
 
 
 @pytest.mark.parametrize(
