@@ -163,7 +163,11 @@ class Batcher:
                 continue
             self._busy = True
             try:
-                outcomes = await loop.run_in_executor(self._executor, predict_batch, batch)
+                outcomes: list[Outcome] = await loop.run_in_executor(
+                    self._executor, predict_batch, batch
+                )
+            except Exception as exc:  # not the model's (it is caught per query): keep serving
+                outcomes = [exc] * len(batch)
             finally:
                 self._busy = False
             self._running = []
