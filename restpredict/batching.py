@@ -25,7 +25,6 @@ import contextlib
 import time
 from collections.abc import MutableMapping
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
 from types import TracebackType
 from typing import Any
 
@@ -47,15 +46,19 @@ Outcome = Prediction | BaseException
 _ARRIVING = "restpredict.arriving"
 
 
-@dataclass(frozen=True)
 class _Waiting:
     """One query in the queue, with the future its request awaits."""
 
-    model: LoadedModel  # held, so the id in ``key`` cannot be reused while queued
-    query: Query
-    key: BatchKey
-    future: asyncio.Future[Prediction]
-    queued_at: float
+    __slots__ = ("future", "key", "model", "query", "queued_at")
+
+    def __init__(
+        self, model: LoadedModel, query: Query, key: BatchKey, future: asyncio.Future[Prediction]
+    ) -> None:
+        self.model = model  # held, so the id in ``key`` cannot be reused while queued
+        self.query = query
+        self.key = key
+        self.future = future
+        self.queued_at = time.monotonic()
 
 
 def batch_key(model: LoadedModel, query: Query) -> BatchKey:
@@ -118,7 +121,7 @@ class Batcher:
             return await self._predict_alone(model, query)
         future: asyncio.Future[Prediction] = asyncio.get_running_loop().create_future()
         key = batch_key(model, query)
-        self._queue.append(_Waiting(model, query, key, future, time.monotonic()))
+        self._queue.append(_Waiting(model, query, key, future))
         self._changed.set()
         return await future
 
