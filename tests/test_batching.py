@@ -19,10 +19,10 @@ import numpy as np
 import pytest
 
 from restpredict.batching import Batcher, batch_key, make_batcher
-from restpredict.errors import InputError, NotReadyError
+from restpredict.errors import ConfigError, InputError, NotReadyError
 from restpredict.model import LoadedModel, Prediction, from_estimator
 from restpredict.payload import Query
-from restpredict.settings import Settings
+from restpredict.settings import Settings, load_settings
 
 from .conftest import ServerProcess
 from .estimators import BatchEcho
@@ -303,3 +303,15 @@ def test_a_lone_request_is_not_held_for_a_huge_deadline(
         for _ in range(3):
             response = client.post("/predict", json={"features": [5.1, 3.5, 1.4, 0.2]})
             assert response.json() == {"predictions": ["setosa"]}
+
+
+def test_batching_settings_from_yaml_env_and_flags(tmp_path: Path) -> None:
+    config = tmp_path / "restpredict.yaml"
+    config.write_text("max_batch_size: 8\nmax_batch_wait_ms: 0.5\nbackend: onnx\n")
+    env = {"RESTPREDICT_BATCHING": "false"}
+    settings = load_settings(config, environ=env, max_batch_wait_ms=0.25)
+    assert (settings.max_batch_size, settings.max_batch_wait_ms) == (8, 0.25)
+    assert settings.batching is False and settings.backend == "onnx"
+    config.write_text("max_batch_size: 0\n")
+    with pytest.raises(ConfigError, match="line 1: max_batch_size"):
+        load_settings(config)
