@@ -74,7 +74,7 @@ def create_app(settings: Settings, model: LoadedModel | None = None) -> Starlett
                 app.state.batcher = await stack.enter_async_context(batcher)
             app.state.model = loaded
             # The model, scikit-learn and friends are long-lived: a full collection of them
-            # takes tens of milliseconds (the worst p99 under load); leave them out of it.
+            # took about 0.3 s here (the worst p99 spikes under load); leave them out of it.
             gc.freeze()
             app.state.ready = True
             yield
