@@ -52,8 +52,16 @@ TARGETS: dict[str, Target] = {
         Target("ceiling", _baseline("ceiling"), serves_model=False),
         Target("naive", (*_baseline("naive"), "--model", "{model}")),
         Target("restpredict", _RESTPREDICT, extra=True),
-        # A variant is one line, e.g. batching off:
-        # Target("restpredict-nobatch", (*_RESTPREDICT, "--max-batch-size", "1")),
+        # Variants, one line each: batching off; uvicorn's access log off (it logs at info);
+        # the batch wait tried when choosing its default.
+        Target("restpredict-nobatch", (*_RESTPREDICT, "--no-batching"), extra=True),
+        Target("restpredict-quiet", (*_RESTPREDICT, "--log-level", "warning"), extra=True),
+        Target("restpredict-wait0", (*_RESTPREDICT, "--max-batch-wait-ms", "0"), extra=True),
+        Target("restpredict-wait0.5", (*_RESTPREDICT, "--max-batch-wait-ms", "0.5"), extra=True),
+        Target("restpredict-wait5", (*_RESTPREDICT, "--max-batch-wait-ms", "5"), extra=True),
+        Target("restpredict-batch64", (*_RESTPREDICT, "--max-batch-size", "64"), extra=True),
+        # The second lever: ONNX Runtime, when it verifies (needs the [onnx] extra).
+        Target("restpredict-onnx", (*_RESTPREDICT, "--backend", "onnx"), extra=True),
     )
 }
 

@@ -178,6 +178,29 @@ def serve(
         int | None,
         typer.Option(help="Then, seconds in-flight requests get to finish. [default: 30]"),
     ] = None,
+    # Batching and the compiled backend (README "Throughput").
+    batching: Annotated[
+        bool | None,
+        typer.Option(
+            "--batching/--no-batching",
+            help="Stack concurrent requests into one predict call. [default: on]",
+            show_default=False,
+        ),
+    ] = None,
+    max_batch_size: Annotated[
+        int | None,
+        typer.Option(help="Most requests per predict call; 1 turns batching off. [default: 32]"),
+    ] = None,
+    max_batch_wait_ms: Annotated[
+        float | None,
+        typer.Option(help="Most a batch waits for arriving requests, in ms. [default: 2.0]"),
+    ] = None,
+    backend: Annotated[
+        str | None,
+        typer.Option(
+            help="sklearn|onnx (ONNX Runtime if verified; extra [onnx]). [default: sklearn]"
+        ),
+    ] = None,
 ) -> None:
     """Serve MODEL on POST /predict (the built-in iris demo when no MODEL is given)."""
     from restpredict.security import exposure_warning
@@ -209,6 +232,10 @@ def serve(
         prediction_timeout=prediction_timeout,
         drain_seconds=drain_seconds,
         shutdown_timeout=shutdown_timeout,
+        batching=batching,
+        max_batch_size=max_batch_size,
+        max_batch_wait_ms=max_batch_wait_ms,
+        backend=backend,
     )
     warning = exposure_warning(settings)
     if warning is not None:

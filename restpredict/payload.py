@@ -2,15 +2,19 @@
 
 JSON is decoded by msgspec straight into typed lists (it rejects NaN tokens,
 booleans and strings where floats belong, and out-of-range numbers while it
-parses), then checked in NumPy. Syntax problems are 400s; well-formed JSON of
-the wrong shape or type is a 422 that says what was expected.
+parses), then checked in NumPy. A well-formed numeric ``features`` body takes one
+typed pass; anything else (names, mixed types, errors) takes the full path.
+Syntax problems are 400s; well-formed JSON of the wrong shape or type is a 422
+that says what was expected.
 """
 
 from __future__ import annotations
 
+import functools
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
+from itertools import chain
 from typing import Any, Literal
 
 import msgspec
@@ -44,6 +48,22 @@ class _Envelope(msgspec.Struct, forbid_unknown_fields=True, rename={"return_": "
     return_: list[Output] = msgspec.field(default_factory=lambda: ["label"])
 
 
+class _OneRow(msgspec.Struct, forbid_unknown_fields=True, rename={"return_": "return"}):
+    features: list[float]
+    return_: list[Output] = msgspec.field(default_factory=lambda: ["label"])
+
+
+class _ManyRows(msgspec.Struct, forbid_unknown_fields=True, rename={"return_": "return"}):
+    features: list[list[float]]
+    return_: list[Output] = msgspec.field(default_factory=lambda: ["label"])
+
+
+_FAST_DECODERS = (
+    (msgspec.json.Decoder(_OneRow), False),
+    (msgspec.json.Decoder(_ManyRows), True),
+)
+
+
 @dataclass(frozen=True)
 class Query:
     """Validated model input: a 2-D float array, or an object array of mixed columns."""
@@ -60,6 +80,10 @@ def decode_predict(
     body: bytes, schema: ModelSchema, *, max_rows: int, ignore_unknown: bool = False
 ) -> Query:
     """Parse a ``/predict`` body: ``features`` (one row or many) or named ``instances``."""
+    if schema.numeric_only:
+        query = _decode_numeric(body, schema, max_rows)
+        if query is not None:
+            return query
     if not body.strip(_WHITESPACE):
         raise MalformedBodyError('empty body; expected a JSON object like {"features": [...]}')
     if not body.isascii():  # numeric bodies are ASCII; only then is a UTF-8 check needed
@@ -84,6 +108,40 @@ def decode_predict(
         rows = records_to_rows(records, schema, ignore_unknown=ignore_unknown)
     _check_count(len(rows), max_rows)
     return Query(rows=rows, labels="label" in envelope.return_, proba="proba" in envelope.return_)
+
+
+def _decode_numeric(body: bytes, schema: ModelSchema, max_rows: int) -> Query | None:
+    """The common request in one typed pass; None sends anything else to the full path.
+
+    Only a body that is valid as it stands is taken here (numbers only, known keys, non-empty),
+    so every error is still reported by the full path with its precise status and message.
+    """
+    for decoder, nested in _FAST_DECODERS:
+        try:
+            envelope = decoder.decode(body)
+        except (msgspec.ValidationError, msgspec.DecodeError):
+            continue
+        if not envelope.features or not envelope.return_:
+            return None
+        rows = _float_matrix(envelope.features, nested, schema)
+        _check_count(len(rows), max_rows)
+        outputs = envelope.return_
+        return Query(rows=rows, labels="label" in outputs, proba="proba" in outputs)
+    return None
+
+
+def _float_matrix(features: list[Any], nested: bool, schema: ModelSchema) -> np.ndarray:
+    """msgspec's floats as a matrix; they are finite already (it refuses NaN, inf, 1e400)."""
+    lists = features if nested else [features]
+    widths = set(map(len, lists))
+    width = len(lists[0])
+    if len(widths) > 1 or width == 0 or schema.n_features not in (None, width):
+        return positional_rows(lists, schema)  # raises the precise error
+    if not nested:
+        return np.array(lists, dtype=np.float64)
+    return np.fromiter(chain.from_iterable(lists), np.float64, len(lists) * width).reshape(
+        len(lists), width
+    )
 
 
 def rows_to_query(
@@ -180,9 +238,15 @@ def _columns_to_records(table: dict[str, list[Any]], where: str) -> list[Row]:
     return [dict(zip(names, values)) for values in zip(*table.values())]
 
 
+@functools.cache
+def _decoder(kind: Any) -> msgspec.json.Decoder[Any]:
+    """One Decoder per target type: building it once saves most of a one-row decode."""
+    return msgspec.json.Decoder(kind)
+
+
 def _decode(data: bytes, kind: Any, where: str) -> Any:
     try:
-        return msgspec.json.decode(data, type=kind)
+        return _decoder(kind).decode(data)
     except msgspec.ValidationError as exc:
         message = str(exc)
         if "out of range" in message:
@@ -249,8 +313,12 @@ def positional_rows(rows: list[Sequence[Scalar]], schema: ModelSchema) -> np.nda
 
 
 def _numeric(rows: Sequence[Sequence[Scalar]]) -> np.ndarray:
+    # Rows are known to be equally long: fromiter over the flattened values is about twice as
+    # fast as np.array on nested lists, which must discover the shape first.
+    width = len(rows[0])
     try:
-        matrix = np.array(rows, dtype=np.float64)
+        flat = np.fromiter(chain.from_iterable(rows), dtype=np.float64, count=len(rows) * width)
+        matrix = flat.reshape(len(rows), width)
     except (TypeError, ValueError):
         _reject_non_numbers(rows)
         raise

@@ -21,6 +21,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
+from restpredict.compiled import compile_model
 from restpredict.errors import (
     InputError,
     MalformedBodyError,
@@ -37,7 +38,11 @@ logger = logging.getLogger("uvicorn.error")
 
 
 def prepare_model(settings: Settings) -> LoadedModel:
-    """Load and verify the configured model and run its warm-up prediction."""
+    """Load, verify and warm up the configured model, on the configured backend.
+
+    Everything that makes a model servable, in one place: start-up (CLI and each worker)
+    and hot reload all go through here.
+    """
     model = load_configured_model(settings)
     try:
         model.warm_up()
@@ -45,7 +50,7 @@ def prepare_model(settings: Settings) -> LoadedModel:
         raise ModelLoadError(
             f"{model.source}: the warm-up prediction failed: {exc.detail}"
         ) from None
-    return model
+    return compile_model(model, settings)
 
 
 class Reloader:

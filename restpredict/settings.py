@@ -151,6 +151,29 @@ class Settings(BaseModel):
             raise ValueError("every path must start with /")
         return value
 
+    # Adaptive micro-batching (batching.py): concurrent requests share one predict call.
+    batching: bool = Field(
+        True, description="Stack concurrent requests into one predict call (off: one per request)."
+    )
+    max_batch_size: int = Field(
+        32, ge=1, le=4096, description="Most requests in one predict call; 1 turns batching off."
+    )
+    max_batch_wait_ms: float = Field(
+        2.0,
+        ge=0,
+        le=60_000,
+        description="Longest a queued request waits for requests still arriving, in ms "
+        "(fractions for microseconds); never waited when nothing else is arriving.",
+    )
+
+    # Compiled backend (compiled.py): ONNX Runtime when it verifiably answers like scikit-learn.
+    backend: Literal["sklearn", "onnx"] = Field(
+        "sklearn", description="onnx: run the model on ONNX Runtime if verified (extra [onnx])."
+    )
+    onnx_tolerance: float = Field(
+        1e-5, gt=0, le=0.1, description="Largest probability/value difference ONNX may have."
+    )
+
     @field_validator("sha256")
     @classmethod
     def _check_sha256(cls, value: str | None) -> str | None:

@@ -19,7 +19,9 @@ BODY = {"features": [1, 2]}
 
 def test_saturation_is_a_json_503_with_retry_after_and_probes_bypass_it() -> None:
     model = GateModel()
-    app = create_app(Settings(max_concurrency=2, retry_after=7), wrap(model))
+    # Without batching each request is its own predict() call, so both can be seen inside it.
+    settings = Settings(max_concurrency=2, retry_after=7, batching=False)
+    app = create_app(settings, wrap(model))
     with running(app) as url, ThreadPoolExecutor(2) as pool:
         busy = [pool.submit(httpx.post, f"{url}/predict", json=BODY, timeout=60) for _ in "ab"]
         model.wait_inside(2)  # both slots are taken by computing requests

@@ -1,0 +1,317 @@
+"""The Batcher in-process with a slow fake model, then batching through real server processes.
+
+The fake model (``tests.estimators.BatchEcho``) answers ``1000 * rows-in-its-call + row id``, so
+each answer tells whether it was batched and with how many rows. Queries are queued behind a
+slow "blocker" batch so that what gets stacked together does not depend on timing.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import concurrent.futures
+from collections.abc import Callable, Coroutine
+from pathlib import Path
+from typing import Any, TypeVar
+
+import httpx
+import joblib
+import numpy as np
+import pytest
+
+from restpredict.batching import Batcher, batch_key, make_batcher
+from restpredict.errors import ConfigError, InputError, NotReadyError
+from restpredict.model import LoadedModel, Prediction, from_estimator
+from restpredict.payload import Query
+from restpredict.settings import Settings, load_settings
+
+from .conftest import ServerProcess
+from .estimators import BatchEcho
+
+T = TypeVar("T")
+REPO = Path(__file__).resolve().parents[1]
+
+
+def echo_model(delay: float = 0.0) -> LoadedModel:
+    return from_estimator(
+        BatchEcho(delay).fit(), name="echo", sha256="0" * 64, source="test", sklearn_trained=None
+    )
+
+
+def query(*ids: float, proba: bool = False, labels: bool = True) -> Query:
+    return Query(rows=np.array([[i, 0.0] for i in ids]), labels=labels, proba=proba)
+
+
+def calls(model: LoadedModel) -> list[tuple[str, int]]:
+    return list(model.estimator.calls_)
+
+
+def labels(prediction: Prediction) -> list[float]:
+    assert prediction.labels is not None
+    return prediction.labels.tolist()
+
+
+def run(main: Callable[[Batcher], Coroutine[Any, Any, T]], **limits: Any) -> T:
+    """Run ``main(batcher)`` with a started batcher (huge deadline unless given)."""
+
+    async def wrapper() -> T:
+        options = {"max_batch_size": 32, "max_wait_s": 3600.0, "max_rows": 10_000, **limits}
+        async with Batcher(**options) as batcher:
+            return await main(batcher)
+
+    return asyncio.run(wrapper())
+
+
+async def start_blocker(batcher: Batcher, blocker: LoadedModel) -> asyncio.Task[Prediction]:
+    """A one-row batch on a slow model, already running in the worker thread when this returns."""
+    task = asyncio.ensure_future(batcher.predict({}, blocker, query(999)))
+    for _ in range(5000):
+        if blocker.estimator.calls_:
+            return task
+        await asyncio.sleep(0.001)
+    raise AssertionError("the blocker batch never started")
+
+
+async def behind_blocker(batcher: Batcher, *jobs: tuple[LoadedModel, Query]) -> list[Any]:
+    """Queue ``jobs`` while a slow batch runs, so they are gathered together after it."""
+    blocker = await start_blocker(batcher, echo_model(delay=0.3))
+    results = await asyncio.gather(
+        *(batcher.predict({}, model, q) for model, q in jobs), return_exceptions=True
+    )
+    await blocker
+    return results
+
+
+def test_queries_queued_behind_a_batch_share_one_call_and_keep_their_order() -> None:
+    model = echo_model()
+    results = run(lambda b: behind_blocker(b, *((model, query(i)) for i in range(10))))
+    assert [labels(r) for r in results] == [[10_000.0 + i] for i in range(10)]
+    assert calls(model) == [("predict", 10)]
+
+
+def test_multi_row_queries_are_split_back_in_order() -> None:
+    model = echo_model()
+    jobs = [(model, query(1, 2, 3)), (model, query(4)), (model, query(5, 6))]
+    results = run(lambda b: behind_blocker(b, *jobs))
+    assert [labels(r) for r in results] == [[6001, 6002, 6003], [6004], [6005, 6006]]
+
+
+def test_labels_and_probabilities_are_never_stacked_together() -> None:
+    model = echo_model()
+    jobs = [
+        (model, query(1)),
+        (model, query(2, proba=True)),
+        (model, query(3, proba=True, labels=False)),
+        (model, query(4)),
+        (model, query(5, proba=True)),
+    ]
+    results = run(lambda b: behind_blocker(b, *jobs))
+    # labels-only (1, 4) together; labels+proba (2, 5) together; proba-only (3) alone.
+    assert [labels(results[i]) for i in (0, 3)] == [[2001], [2004]]
+    assert [labels(results[i]) for i in (1, 4)] == [[2002], [2005]]
+    assert results[2].labels is None
+    for i in (1, 2, 4):
+        assert results[i].proba.tolist() == [[0.25, 0.75]]
+    assert results[0].proba is None
+    assert sorted(calls(model)) == [
+        ("predict", 2),
+        ("predict", 2),
+        ("predict_proba", 1),
+        ("predict_proba", 2),
+    ]
+
+
+def test_different_models_and_row_kinds_get_different_batches() -> None:
+    one, other = echo_model(), echo_model()
+    assert batch_key(one, query(1)) == batch_key(one, query(2, 3))
+    assert batch_key(one, query(1)) != batch_key(other, query(1))  # e.g. after a hot reload
+    mixed = Query(rows=np.array([[1, "a"]], dtype=object))
+    assert batch_key(one, query(1)) != batch_key(one, mixed)
+    wider = Query(rows=np.zeros((1, 3)))
+    assert batch_key(one, query(1)) != batch_key(one, wider)
+    results = run(lambda b: behind_blocker(b, (one, query(1)), (other, query(2)), (one, query(3))))
+    assert [labels(r) for r in results] == [[2001], [1002], [2003]]
+
+
+def test_a_bad_row_fails_alone() -> None:
+    model = echo_model()
+    jobs = [(model, query(i)) for i in (1, 2, -3, 4, 5)]
+    results = run(lambda b: behind_blocker(b, *jobs))
+    assert isinstance(results[2], InputError)
+    assert results[2].code == "model_rejected_input"
+    assert [labels(results[i]) for i in (0, 1, 3, 4)] == [[1001], [1002], [1004], [1005]]
+    # The stacked call failed, then each query was predicted on its own.
+    assert calls(model) == [("predict", 5)] + [("predict", 1)] * 5
+
+
+def test_max_batch_size_and_max_rows_bound_a_batch() -> None:
+    model = echo_model()
+    results = run(
+        lambda b: behind_blocker(b, *((model, query(i)) for i in range(7))), **{"max_batch_size": 3}
+    )
+    assert [labels(r)[0] // 1000 for r in results] == [3, 3, 3, 3, 3, 3, 1]
+    model = echo_model()
+    jobs = [(model, query(i, i)) for i in range(4)]
+    results = run(lambda b: behind_blocker(b, *jobs), max_rows=5)
+    assert calls(model) == [("predict", 4), ("predict", 4)]
+
+
+def test_a_lone_query_does_not_wait_for_the_deadline() -> None:
+    model = echo_model()
+
+    async def main(batcher: Batcher) -> Prediction:
+        # The deadline is an hour away: only "nothing else is arriving" can release it.
+        return await asyncio.wait_for(batcher.predict({}, model, query(7)), timeout=10)
+
+    assert labels(run(main)) == [1007]
+
+
+def test_a_batch_waits_for_requests_still_arriving() -> None:
+    model = echo_model()
+
+    async def main(batcher: Batcher) -> list[Prediction]:
+        late: dict[str, Any] = {}
+        batcher.arriving_request(late)  # what the middleware does when a POST starts
+        early = asyncio.ensure_future(batcher.predict({}, model, query(1)))
+        await asyncio.sleep(0.2)
+        assert not early.done(), "ran without waiting for the arriving request"
+        second = await batcher.predict(late, model, query(2))
+        return [await early, second]
+
+    assert [labels(r) for r in run(main)] == [[2001], [2002]]
+    assert calls(model) == [("predict", 2)]
+
+
+def test_the_deadline_bounds_the_wait_for_an_arrival_that_never_comes() -> None:
+    model = echo_model()
+
+    async def main(batcher: Batcher) -> Prediction:
+        batcher.arriving_request({})  # a request that never queues a query
+        return await asyncio.wait_for(batcher.predict({}, model, query(1)), timeout=10)
+
+    assert labels(run(main, max_wait_s=0.05)) == [1001]
+
+
+def test_leaving_answers_the_running_query_and_fails_queued_ones_with_503() -> None:
+    model = echo_model()
+
+    async def main() -> list[Any]:
+        async with Batcher(max_batch_size=8, max_wait_s=1.0, max_rows=100) as batcher:
+            blocker = await start_blocker(batcher, echo_model(delay=0.3))
+            queued = asyncio.ensure_future(batcher.predict({}, model, query(1)))
+            await asyncio.sleep(0.01)
+        return await asyncio.gather(blocker, queued, return_exceptions=True)
+
+    running, queued = asyncio.run(main())
+    assert labels(running) == [1999]
+    assert isinstance(queued, NotReadyError)
+    assert calls(model) == []
+
+
+@pytest.mark.parametrize(
+    ("settings", "on"),
+    [
+        pytest.param(Settings(), True, id="default-on"),
+        pytest.param(Settings(batching=False), False, id="no-batching"),
+        pytest.param(Settings(max_batch_size=1), False, id="max-batch-size-1"),
+    ],
+)
+def test_batching_can_be_turned_off(settings: Settings, on: bool) -> None:
+    assert (make_batcher(settings) is not None) is on
+
+
+# --- Through a real server -----------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def echo_path(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    path = tmp_path_factory.mktemp("echo") / "echo.joblib"
+    joblib.dump(BatchEcho(delay=0.2).fit(), path)
+    return path
+
+
+def serve_echo(serve: Callable[..., ServerProcess], path: Path, *args: str) -> ServerProcess:
+    return serve(str(path), *args, env={"PYTHONPATH": str(REPO)})  # to unpickle tests.estimators
+
+
+def post_all(url: str, bodies: list[dict[str, Any]]) -> list[httpx.Response]:
+    """POST every body at once, one thread and connection each."""
+    with concurrent.futures.ThreadPoolExecutor(len(bodies)) as pool:
+        return list(pool.map(lambda b: httpx.post(f"{url}/predict", json=b, timeout=60), bodies))
+
+
+def test_server_batches_concurrent_requests_and_a_bad_row_fails_alone(
+    serve: Callable[..., ServerProcess], echo_path: Path
+) -> None:
+    server = serve_echo(serve, echo_path)
+    answers = [r.json()["predictions"][0] for r in post_all(server.url, _echo_bodies(16))]
+    assert [a % 1000 for a in answers] == list(range(16))
+    assert max(a // 1000 for a in answers) > 1, "no two concurrent requests shared a call"
+
+    bodies = _echo_bodies(16)
+    bodies[5] = {"features": [-5, 0]}
+    responses = post_all(server.url, bodies)
+    assert responses[5].status_code == 422
+    assert responses[5].json()["code"] == "model_rejected_input"
+    good = [r for i, r in enumerate(responses) if i != 5]
+    assert all(r.status_code == 200 for r in good)
+    assert [r.json()["predictions"][0] % 1000 for r in good] == [i for i in range(16) if i != 5]
+
+
+def test_server_without_batching_predicts_each_request_alone(
+    serve: Callable[..., ServerProcess], echo_path: Path
+) -> None:
+    server = serve_echo(serve, echo_path, "--no-batching")
+    answers = [r.json()["predictions"][0] for r in post_all(server.url, _echo_bodies(8))]
+    assert answers == [1000 + i for i in range(8)]
+
+
+def _echo_bodies(n: int) -> list[dict[str, Any]]:
+    return [{"features": [i, 0]} for i in range(n)]
+
+
+def test_concurrent_mixed_requests_each_get_their_own_answer(
+    serve: Callable[..., ServerProcess], iris_path: Path, iris: LoadedModel
+) -> None:
+    server = serve(str(iris_path), "--max-batch-wait-ms", "20")
+    rng = np.random.default_rng(4)
+    requests = [rng.uniform(0.1, 7.5, size=(int(rng.integers(1, 4)), 4)) for _ in range(48)]
+    outputs = [["label"], ["proba"], ["label", "proba"]]
+    bodies = [
+        {"features": rows.tolist(), "return": outputs[i % 3]} for i, rows in enumerate(requests)
+    ]
+    for body, rows, response in zip(bodies, requests, post_all(server.url, bodies)):
+        assert response.status_code == 200, response.text
+        got = response.json()
+        if "label" in body["return"]:
+            assert got["predictions"] == iris.estimator.predict(rows).tolist()
+        else:
+            assert "predictions" not in got
+        if "proba" in body["return"]:
+            expected = iris.estimator.predict_proba(rows)
+            got_proba = np.array([list(p.values()) for p in got["probabilities"]])
+            np.testing.assert_allclose(got_proba, expected, rtol=0, atol=1e-12)
+        else:
+            assert "probabilities" not in got
+
+
+def test_a_lone_request_is_not_held_for_a_huge_deadline(
+    serve: Callable[..., ServerProcess], iris_path: Path
+) -> None:
+    # A minute-long wait: a lone request that waited for it would hit the 20 s client timeout.
+    server = serve(str(iris_path), "--max-batch-wait-ms", "60000")
+    with httpx.Client(base_url=server.url, timeout=20) as client:
+        for _ in range(3):
+            response = client.post("/predict", json={"features": [5.1, 3.5, 1.4, 0.2]})
+            assert response.json() == {"predictions": ["setosa"]}
+
+
+def test_batching_settings_from_yaml_env_and_flags(tmp_path: Path) -> None:
+    config = tmp_path / "restpredict.yaml"
+    config.write_text("max_batch_size: 8\nmax_batch_wait_ms: 0.5\nbackend: onnx\n")
+    env = {"RESTPREDICT_BATCHING": "false"}
+    settings = load_settings(config, environ=env, max_batch_wait_ms=0.25)
+    assert (settings.max_batch_size, settings.max_batch_wait_ms) == (8, 0.25)
+    assert settings.batching is False and settings.backend == "onnx"
+    config.write_text("max_batch_size: 0\n")
+    with pytest.raises(ConfigError, match="line 1: max_batch_size"):
+        load_settings(config)
