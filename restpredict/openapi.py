@@ -1,7 +1,8 @@
 """The OpenAPI 3.1 document of the running app, built from the loaded model. No HTTP here.
 
 ``openapi_document(model, settings)`` gathers path items from where the routes live: the
-core routes below, each protocol module (``restpredict.protocols.openapi_paths``). They
+core routes below, each protocol module (``restpredict.protocols.openapi_paths``), the
+admin reload (``restpredict.reload.openapi_paths``). They
 all describe bodies with the JSON Schemas an ``OpenAPIContext`` derives from the model:
 its real feature names, count and kinds, the categories its encoders know, its class
 labels, and ``settings.max_rows``. Request schemas are exact where JSON Schema can say
@@ -9,7 +10,8 @@ it (so a fuzzer's schema-valid request is answered 200 and its invalid one 4xx) 
 narrower than the server where it cannot: what else a route accepts is in its prose.
 
 Adding a route: write a function returning its path items next to the handler and merge
-it in ``openapi_document``; a security scheme goes in ``_components``.
+it in ``openapi_document``. What the protective middleware answers on every route (401,
+408, 503, 504) and the security scheme are added by ``middleware_openapi``.
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ from typing import Any
 from restpredict._version import __version__
 from restpredict.app import JSON, PROBLEM_JSON
 from restpredict.model import LoadedModel
+from restpredict.reload import openapi_paths as reload_paths
 from restpredict.schema import ColumnKind, Scalar, known_categories
 from restpredict.settings import Settings
 
@@ -234,6 +237,14 @@ class OpenAPIContext:
             content["example"] = example
         return {"description": description, "headers": _headers(), "content": {media: content}}
 
+    def problem(self, description: str) -> dict[str, Any]:
+        """One problem+json error response, described in the route's own words."""
+        return {
+            "description": description,
+            "headers": _headers(),
+            "content": {PROBLEM_JSON: {"schema": ref("Problem")}},
+        }
+
     def errors(self, statuses: list[int], schema: str, media: str = JSON) -> dict[str, Any]:
         """Error responses, each with its protocol's error body."""
         words = PROBLEM_STATUSES if media == PROBLEM_JSON else PROTOCOL_STATUSES
@@ -260,9 +271,15 @@ def _csv_cell(value: Scalar) -> str:
 
 def openapi_document(model: LoadedModel, settings: Settings) -> dict[str, Any]:
     """The OpenAPI 3.1 document of every route the app serves (the docs page aside)."""
-    from restpredict.protocols import openapi_paths as protocol_paths  # they import this module
+    # They import this module.
+    from restpredict import middleware_openapi
+    from restpredict.protocols import openapi_paths as protocol_paths
 
     api = OpenAPIContext.of(model, settings)
+    paths = {**_core_paths(api), **protocol_paths(api), **reload_paths(api)}
+    components = _components(api)
+    for key, value in middleware_openapi.components(api).items():
+        components[key] = {**components.get(key, {}), **value}
     return {
         "openapi": OPENAPI_VERSION,
         "info": _info(api),
@@ -271,8 +288,8 @@ def openapi_document(model: LoadedModel, settings: Settings) -> dict[str, Any]:
             {"name": "operations", "description": "Health, metrics and this document."},
             *_protocol_tags(),
         ],
-        "paths": {**_core_paths(api), **protocol_paths(api)},
-        "components": _components(api),
+        "paths": middleware_openapi.protect(api, paths),
+        "components": components,
     }
 
 

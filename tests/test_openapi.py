@@ -10,6 +10,7 @@ from typing import Any
 import jsonschema
 import pytest
 from openapi_spec_validator import validate
+from pydantic import SecretStr
 from starlette.routing import Route
 from starlette.testclient import TestClient
 
@@ -21,6 +22,7 @@ from restpredict.settings import Settings
 
 METHODS = ("get", "post", "put", "patch", "delete")
 UNDOCUMENTED = {"/docs", "/docs/assets/{name}"}  # the page itself, not the API
+KEY = SecretStr("openapi-key-for-tests")
 
 
 @pytest.fixture(scope="module")
@@ -60,16 +62,25 @@ def response_schema(doc: dict[str, Any], path: str, method: str, status: int, me
 
 @pytest.mark.parametrize("name", ["demo", "iris", "frame", "int-labels", "regressor"])
 @pytest.mark.parametrize("unknown_columns", ["reject", "ignore"])
+@pytest.mark.parametrize("key", [None, KEY], ids=["no-key", "api-key"])
 def test_the_document_is_valid_openapi_3_1(
-    models: dict[str, LoadedModel], name: str, unknown_columns: str
+    models: dict[str, LoadedModel], name: str, unknown_columns: str, key: SecretStr | None
 ) -> None:
-    doc = openapi_document(models[name], Settings(unknown_columns=unknown_columns))
+    doc = openapi_document(models[name], Settings(unknown_columns=unknown_columns, api_key=key))
     assert doc["openapi"] == "3.1.0"
     validate(doc)  # raises on any violation of the OpenAPI 3.1 schema
 
 
-def test_every_route_the_app_serves_is_documented(iris: LoadedModel) -> None:
-    app = create_app(Settings(), iris)
+@pytest.mark.parametrize(
+    "settings",
+    [
+        pytest.param(Settings(), id="no-key"),
+        pytest.param(Settings(api_key=KEY), id="api-key"),  # adds POST /admin/reload
+        pytest.param(Settings(api_key=KEY, workers=2), id="api-key-several-workers"),
+    ],
+)
+def test_every_route_the_app_serves_is_documented(iris: LoadedModel, settings: Settings) -> None:
+    app = create_app(settings, iris)
     served = {
         (route.path, method.lower())
         for route in app.routes
@@ -77,9 +88,10 @@ def test_every_route_the_app_serves_is_documented(iris: LoadedModel) -> None:
         for method in route.methods or ()
         if method != "HEAD"
     }
-    doc = openapi_document(iris, Settings())
+    doc = openapi_document(iris, settings)
     documented = {(path, m) for path, item in doc["paths"].items() for m in item if m in METHODS}
     assert documented == served
+    assert ("/admin/reload", "post") in served if settings.api_key else True
     ids = [item[m]["operationId"] for item in doc["paths"].values() for m in item]
     assert len(ids) == len(set(ids)) == len(served)
 
@@ -132,16 +144,21 @@ def test_every_status_each_route_answers_is_documented(frame_doc: dict[str, Any]
     def statuses(path: str, method: str) -> list[str]:
         return sorted(frame_doc["paths"][path][method]["responses"])
 
-    assert statuses("/predict", "post") == ["200", "400", "413", "415", "422", "500", "503"]
+    # 408 (slow body) and 504 (prediction timeout) come from the limits, on every such route.
+    assert statuses("/predict", "post") == [
+        "200", "400", "408", "413", "415", "422", "500", "503", "504"
+    ]  # fmt: skip
     assert statuses("/v1/models/{name}:predict", "post") == [
-        "200", "400", "404", "413", "500", "503"
+        "200", "400", "404", "408", "413", "500", "503", "504"
     ]  # fmt: skip
     assert statuses("/v2/models/{name}/infer", "post") == [
-        "200", "400", "404", "413", "415", "500", "503"
+        "200", "400", "404", "408", "413", "415", "500", "503", "504"
     ]  # fmt: skip
-    assert statuses("/invocations", "post") == ["200", "400", "413", "415", "500", "503"]
+    assert statuses("/invocations", "post") == [
+        "200", "400", "408", "413", "415", "500", "503", "504"
+    ]  # fmt: skip
     assert statuses("/health/live", "get") == ["200"]
-    assert statuses("/v2/models/{name}/versions/{version}", "get") == ["404", "503"]
+    assert statuses("/v2/models/{name}/versions/{version}", "get") == ["404", "503", "504"]
     responses = frame_doc["paths"]["/predict"]["post"]["responses"]
     assert list(responses["422"]["content"]) == ["application/problem+json"]
     infer = frame_doc["paths"]["/v2/models/{name}/infer"]["post"]["responses"]
