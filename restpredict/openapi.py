@@ -237,6 +237,17 @@ class OpenAPIContext:
             content["example"] = example
         return {"description": description, "headers": _headers(), "content": {media: content}}
 
+    def predictions_ok(self) -> dict[str, Any]:
+        """``{"predictions": [label, ...]}``: the 200 of KServe V1 and MLflow alike."""
+        return self.ok(
+            "One prediction per row.",
+            {
+                "type": "object",
+                "properties": {"predictions": {"type": "array", "items": ref("Label")}},
+                "required": ["predictions"],
+            },
+        )
+
     def problem(self, description: str) -> dict[str, Any]:
         """One problem+json error response, described in the route's own words."""
         return {

@@ -21,7 +21,7 @@ from restpredict.app import JSON, JSONResponse, current_model, read_body, run_qu
 from restpredict.errors import InputError, RestPredictError
 from restpredict.model import LoadedModel
 from restpredict.observability import timed
-from restpredict.openapi import OpenAPIContext, PathItems, ref
+from restpredict.openapi import OpenAPIContext, PathItems
 from restpredict.payload import Query, decode_json, decode_table, rows_to_query
 from restpredict.protocols._endpoint import client_status, endpoint, served_model
 from restpredict.settings import Settings
@@ -172,14 +172,7 @@ def _predict_operation(api: OpenAPIContext, name: dict[str, Any]) -> dict[str, A
             "content": {JSON: {"schema": request, "examples": examples}},
         },
         "responses": {
-            "200": api.ok(
-                "One prediction per row.",
-                {
-                    "type": "object",
-                    "properties": {"predictions": {"type": "array", "items": ref("Label")}},
-                    "required": ["predictions"],
-                },
-            ),
+            "200": api.predictions_ok(),
             **api.errors([400, 404, 413, 500, 503], "ProtocolError"),
         },
     }

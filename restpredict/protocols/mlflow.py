@@ -221,14 +221,7 @@ def _invocations_operation(api: OpenAPIContext) -> dict[str, Any]:
             },
         },
         "responses": {
-            "200": api.ok(
-                "One prediction per row.",
-                {
-                    "type": "object",
-                    "properties": {"predictions": {"type": "array", "items": ref("Label")}},
-                    "required": ["predictions"],
-                },
-            ),
+            "200": api.predictions_ok(),
             **api.errors([400, 413, 415, 500, 503], "MLflowError"),
         },
     }
