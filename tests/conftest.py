@@ -18,6 +18,7 @@ import joblib
 import numpy as np
 import pandas as pd
 import pytest
+from hypothesis import settings as hypothesis_settings
 from sklearn.compose import ColumnTransformer
 from sklearn.datasets import load_iris
 from sklearn.linear_model import LinearRegression, LogisticRegression
@@ -28,6 +29,10 @@ from starlette.testclient import TestClient
 from restpredict.app import create_app
 from restpredict.model import LoadedModel, load_model
 from restpredict.settings import Settings
+
+# A shared 2-core CI machine makes wall-clock deadlines flaky; correctness is what is checked.
+hypothesis_settings.register_profile("restpredict", deadline=None)
+hypothesis_settings.load_profile("restpredict")
 
 
 def free_port() -> int:
