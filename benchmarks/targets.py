@@ -52,7 +52,7 @@ TARGETS: dict[str, Target] = {
         Target("ceiling", _baseline("ceiling"), serves_model=False),
         Target("naive", (*_baseline("naive"), "--model", "{model}")),
         Target("restpredict", _RESTPREDICT, extra=True),
-        # Variants, one line each: batching off; uvicorn's access log off (it logs at info);
+        # Variants, one line each: batching off; the access log off (it logs at info);
         # the batch wait tried when choosing its default.
         Target("restpredict-nobatch", (*_RESTPREDICT, "--no-batching"), extra=True),
         Target("restpredict-quiet", (*_RESTPREDICT, "--log-level", "warning"), extra=True),
@@ -62,6 +62,12 @@ TARGETS: dict[str, Target] = {
         Target("restpredict-batch64", (*_RESTPREDICT, "--max-batch-size", "64"), extra=True),
         # The second lever: ONNX Runtime, when it verifies (needs the [onnx] extra).
         Target("restpredict-onnx", (*_RESTPREDICT, "--backend", "onnx"), extra=True),
+        # The baselines log nothing per request: the same, without restpredict's access log.
+        Target(
+            "restpredict-onnx-quiet",
+            (*_RESTPREDICT, "--backend", "onnx", "--log-level", "warning"),
+            extra=True,
+        ),
     )
 }
 

@@ -15,16 +15,14 @@ import sys
 from collections.abc import Callable, Iterator
 from contextlib import ExitStack, contextmanager
 from pathlib import Path
-from typing import IO, Annotated, Any, TypeVar
+from typing import IO, TYPE_CHECKING, Annotated, Any, TypeVar
 
 import typer
 from rich.console import Console
 from rich.markup import escape
-from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TimeRemainingColumn
 from rich.table import Table
 
 from restpredict._version import __version__
-from restpredict.client import Client
 from restpredict.errors import ExitCode, InputError, RestPredictError
 from restpredict.model import LoadedModel, load_configured_model
 from restpredict.payload import prediction_document, rows_to_query
@@ -33,6 +31,9 @@ from restpredict.render import OutputFormat, PredictionWriter, metadata_table, s
 from restpredict.rows import CountingReader, chunks, detect_format, parse_features
 from restpredict.schema import ModelSchema
 from restpredict.settings import Settings, load_settings
+
+if TYPE_CHECKING:  # imported where used: httpx and Rich's progress bar cost `serve` its startup
+    from restpredict.client import Client
 
 __all__ = ["app"]
 
@@ -293,6 +294,8 @@ def predict(
     )
     with ExitStack() as stack:
         if url is not None:
+            from restpredict.client import Client
+
             client = stack.enter_context(Client(url, timeout=timeout))
             run_chunk: Predictor = lambda rows, p: client.predict(rows, proba=p)  # noqa: E731
             schema: Callable[[], ModelSchema] = lambda: _remote_schema(client)  # noqa: E731
@@ -326,6 +329,8 @@ def info(
 ) -> None:
     """Show a model's input schema, classes and versions."""
     if url is not None:
+        from restpredict.client import Client
+
         with Client(url) as client:
             meta = client.metadata()
     else:
@@ -468,6 +473,8 @@ def _open_rows(path: str) -> Iterator[tuple[IO[str], Callable[[], None]]]:
     counter = CountingReader(raw)
     text = io.TextIOWrapper(io.BufferedReader(counter), encoding="utf-8", newline="")
     show = total > 1_000_000 and stderr.is_terminal
+    from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TimeRemainingColumn
+
     bar = Progress(
         TextColumn("predicting"),
         BarColumn(),

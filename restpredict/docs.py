@@ -11,8 +11,8 @@ from __future__ import annotations
 import functools
 import importlib.resources
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-import jinja2
 import msgspec
 from starlette.requests import Request
 from starlette.responses import FileResponse, HTMLResponse, Response
@@ -22,6 +22,9 @@ from restpredict.app import JSON, current_model
 from restpredict.errors import NotFoundError
 from restpredict.openapi import openapi_document
 from restpredict.settings import Settings
+
+if TYPE_CHECKING:  # imported on the first /docs request, not at every server's startup
+    import jinja2
 
 __all__ = ["ASSETS", "docs_page", "openapi_json", "routes", "swagger_ui_dir"]
 
@@ -78,6 +81,8 @@ def swagger_ui_dir() -> Path:
 
 @functools.cache
 def _template() -> jinja2.Template:
+    import jinja2
+
     text = importlib.resources.files("restpredict.templates").joinpath("docs.html.j2").read_text()
     environment = jinja2.Environment(undefined=jinja2.StrictUndefined, autoescape=True)
     return environment.from_string(text)

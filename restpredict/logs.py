@@ -9,6 +9,7 @@ import time. Records on the ``restpredict.access`` logger carry their fields in
 
 from __future__ import annotations
 
+import functools
 import json
 import logging
 import time
@@ -25,6 +26,8 @@ __all__ = [
 ]
 
 ACCESS_LOGGER = "restpredict.access"
+# What ``json.dumps(doc, default=str)`` builds on every call, built once.
+_JSON = json.JSONEncoder(default=str)
 LogFormat = Literal["json", "text"]
 
 # Control characters (and Unicode line breaks) in a path or message could forge extra
@@ -83,7 +86,7 @@ class JsonFormatter(logging.Formatter):
         doc.update(getattr(record, "access", {}))
         if record.exc_info:
             doc["exception"] = self.formatException(record.exc_info)
-        return json.dumps(doc, default=str)
+        return _JSON.encode(doc)
 
 
 class TextFormatter(logging.Formatter):
@@ -107,7 +110,11 @@ class TextFormatter(logging.Formatter):
         return line
 
 
+@functools.lru_cache(maxsize=4)
+def _utc_second(second: int) -> str:
+    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(second))
+
+
 def _utc(created: float) -> str:
     """RFC 3339 UTC with milliseconds, the form log pipelines parse without configuration."""
-    whole = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(created))
-    return f"{whole}.{int(created % 1 * 1000):03d}Z"
+    return f"{_utc_second(int(created))}.{int(created % 1 * 1000):03d}Z"

@@ -110,20 +110,40 @@ class Metrics:
             multiprocess_mode="livemax",
         )
         self.registry = own if multiprocess_dir is None else _merged_registry(multiprocess_dir)
+        # The labelled children, by label values: ``labels()`` validates and locks on every
+        # call, a measurable share of a one-row request. Keys are bounded like the series are
+        # (route templates, known methods, status codes).
+        self._request_children: dict[tuple[str, str, int], tuple[Counter, Histogram]] = {}
+        self._stage_children: dict[tuple[str, Stage], Histogram] = {}
+        self._row_children: dict[str, Histogram] = {}
 
     def observe_request(self, route: str, method: str, status: int, seconds: float) -> None:
         """One answered HTTP request."""
-        method = method if method in _METHODS else "OTHER"
-        self.requests.labels(route, method, str(status)).inc()
-        self.request_seconds.labels(route, method).observe(seconds)
+        children = self._request_children.get((route, method, status))
+        if children is None:
+            label = method if method in _METHODS else "OTHER"
+            children = (
+                self.requests.labels(route, label, str(status)),
+                self.request_seconds.labels(route, label),
+            )
+            if label != "OTHER":  # any token is a method: cache only the bounded ones
+                self._request_children[(route, method, status)] = children
+        children[0].inc()
+        children[1].observe(seconds)
 
     def observe_stage(self, route: str, stage: Stage, seconds: float) -> None:
         """Time spent decoding a body or running the model."""
-        self.stage_seconds[stage].labels(route).observe(seconds)
+        child = self._stage_children.get((route, stage))
+        if child is None:
+            child = self._stage_children[(route, stage)] = self.stage_seconds[stage].labels(route)
+        child.observe(seconds)
 
     def observe_rows(self, route: str, rows: int) -> None:
         """The size of one validated prediction request."""
-        self.rows.labels(route).observe(rows)
+        child = self._row_children.get(route)
+        if child is None:
+            child = self._row_children[route] = self.rows.labels(route)
+        child.observe(rows)
 
     def observe_batch(self, size: int) -> None:
         """The hook for a micro-batcher: call once per model call with the rows it joined."""
