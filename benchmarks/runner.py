@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 import sys
 import tempfile
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -24,6 +25,10 @@ Progress = Callable[[str], None]
 
 # The gate also posts this many rows, whatever the loads are, so that a constant answer fails.
 GATE_ROWS = 20
+# A wrk run ends with up to one request per connection still in the server: with a concurrency
+# limit equal to the clients (restpredict's default 32), the next run's first requests would
+# meet those leftovers and get 503s that say nothing about the run. Let them finish first.
+SETTLE_S = 1.0
 
 
 @dataclass
@@ -107,7 +112,9 @@ class _Session:
     def _load(self, url: str, payload: Payload, connections: int, progress: Progress) -> Cell:
         core, duration = self.config.load_core, self.config.duration_s
         if self.config.warmup_s > 0:
+            time.sleep(SETTLE_S)
             wrk.run(url, payload.path, connections, self.config.warmup_s, core)
+        time.sleep(SETTLE_S)
         load = wrk.run(url, payload.path, connections, duration, core)
         progress(
             f"{self.target.name}/{self.model}: {payload.rows} row(s) x {connections} client(s): "
