@@ -4,16 +4,24 @@ A scikit-learn ``predict`` has a fixed cost per call (input validation, one disp
 that dwarfs the cost per row for small requests, so paying it once per batch instead of once per
 request is most of the throughput there is. The policy, per process:
 
-- One batch runs at a time, in a worker thread, so the event loop keeps accepting requests (and
-  answering ``/health/live``) while the model computes; queries that arrive meanwhile queue up.
-  A query that finds nothing running, queued or arriving goes to the thread directly.
+- One batch runs at a time; queries that arrive meanwhile queue up. A query that finds nothing
+  running, queued or expected is predicted at once, so a lone request never waits.
+- Where a batch runs follows its measured cost: a model whose calls have taken less than
+  ``inline_s`` runs on the event loop (handing a half-millisecond call to a thread and back costs
+  more than the call, and a second thread fights the loop for the GIL on a busy core); a slower
+  one runs in a worker thread, so the loop keeps accepting requests and answering
+  ``/health/live`` meanwhile. Either way the loop is never blocked for longer than ``inline_s``.
 - A batch takes the oldest waiting query and every waiting query with the same key (same model
   object, same outputs, same dtype and width), in arrival order, up to ``max_batch_size``
   requests and ``max_rows`` rows. Queries with another key wait for the next batch, so labels
   and probabilities, or float and mixed-type rows, are never stacked together.
-- It runs at once when no other POST is on its way in (:class:`ArrivalCounter` counts requests
-  whose body is still being received or decoded), so a lone request never waits. Otherwise it
-  waits for those arrivals, at most ``max_wait_s`` after its first query was queued.
+- It runs when full, or when nothing else is expected, or ``max_wait_s`` after its first query
+  was queued. Expected are the POSTs whose body is still being received or decoded, and the
+  connections answered in the last ``EXPECT_WINDOW_S`` (or ``max_wait_s``, if shorter) that
+  have not sent their next request: under load, clients answered together come back together,
+  and the first one back should not take the model alone while the others queue behind it. A
+  client that opens a new connection per request may so wait up to that window once per
+  request; one on a kept-alive connection never waits for itself.
 - If the stacked ``predict`` raises, every query of the batch is predicted on its own, so a
   request with a bad row fails alone instead of poisoning the others.
 """
@@ -23,7 +31,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
-from collections.abc import MutableMapping
+from collections import deque
+from collections.abc import Hashable, MutableMapping
 from concurrent.futures import ThreadPoolExecutor
 from types import TracebackType
 from typing import Any
@@ -37,11 +46,22 @@ from restpredict.model import LoadedModel, Prediction
 from restpredict.payload import Query
 from restpredict.settings import Settings
 
-__all__ = ["ArrivalCounter", "BatchKey", "Batcher", "batching_middleware", "make_batcher"]
+__all__ = [
+    "EXPECT_WINDOW_S",
+    "ArrivalCounter",
+    "BatchKey",
+    "Batcher",
+    "CallCost",
+    "batching_middleware",
+    "make_batcher",
+]
 
 #: What must be equal for two queries to share a ``predict`` call:
 #: (model object id, labels wanted, probabilities wanted, rows dtype, row width).
 BatchKey = tuple[int, bool, bool, str, int]
+#: How long an answered connection counts as about to send its next request. Clients under
+#: load come back within a fraction of a millisecond; this bounds the wait when one does not.
+EXPECT_WINDOW_S = 0.002
 Outcome = Prediction | BaseException
 _ARRIVING = "restpredict.arriving"
 
@@ -67,6 +87,36 @@ def batch_key(model: LoadedModel, query: Query) -> BatchKey:
     return (id(model), query.labels, query.proba, rows.dtype.str, int(rows.shape[1]))
 
 
+class CallCost:
+    """What one model's ``predict`` calls have taken: a moving average per call and per row.
+
+    An estimate for ``rows`` scales the average call linearly beyond its average size, which
+    over-estimates calls dominated by their fixed cost: the safe side of running on the loop.
+    """
+
+    __slots__ = ("calls", "rows", "seconds")
+    _WEIGHT = 0.2  # of the newest call; a stray slow call (a GC pause) fades within a few
+
+    def __init__(self) -> None:
+        self.calls = 0
+        self.seconds = 0.0
+        self.rows = 0.0
+
+    def record(self, rows: int, seconds: float) -> None:
+        if self.calls == 0:
+            self.seconds, self.rows = seconds, float(rows)
+        else:
+            self.seconds += self._WEIGHT * (seconds - self.seconds)
+            self.rows += self._WEIGHT * (rows - self.rows)
+        self.calls += 1
+
+    def estimate(self, rows: int) -> float:
+        """Seconds a call on ``rows`` rows should take; infinite before any was measured."""
+        if self.calls == 0:
+            return float("inf")
+        return self.seconds * max(1.0, rows / max(self.rows, 1.0))
+
+
 class Batcher:
     """Queues queries from concurrent requests and predicts them in batches.
 
@@ -74,24 +124,35 @@ class Batcher:
     task, leaving stops it and fails whatever is still queued with NotReadyError (503).
     """
 
-    def __init__(self, *, max_batch_size: int, max_wait_s: float, max_rows: int) -> None:
+    def __init__(
+        self, *, max_batch_size: int, max_wait_s: float, max_rows: int, inline_s: float = 0.0
+    ) -> None:
         self.max_batch_size = max_batch_size
         self.max_wait_s = max_wait_s
         self.max_rows = max_rows
+        self.inline_s = inline_s
+        self.expect_window_s = min(max_wait_s, EXPECT_WINDOW_S)
         #: POST requests being received that have not queued a query yet.
         self.arriving = 0
         self._queue: list[_Waiting] = []
         self._running: list[_Waiting] = []
         self._busy = False  # a prediction is running in the worker thread
-        self._changed: asyncio.Event | None = None
+        # Connections answered lately (client address -> when), oldest first in the deque.
+        self._answered: dict[Hashable, float] = {}
+        self._answered_order: deque[tuple[float, Hashable]] = deque()
+        self._costs: dict[int, CallCost] = {}
+        self._waker: asyncio.Future[None] | None = None
         self._task: asyncio.Task[None] | None = None
         self._executor: ThreadPoolExecutor | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
 
     async def __aenter__(self) -> Batcher:
         self.arriving = 0
-        self._changed = asyncio.Event()  # bound to this loop: an app may be started twice
+        self._answered.clear()
+        self._answered_order.clear()
+        self._loop = asyncio.get_running_loop()  # an app may be started twice, on two loops
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="restpredict-batch")
-        self._task = asyncio.get_running_loop().create_task(self._collect())
+        self._task = self._loop.create_task(self._collect())
         return self
 
     async def __aexit__(
@@ -115,64 +176,132 @@ class Batcher:
     async def predict(self, scope: Scope, model: LoadedModel, query: Query) -> Prediction:
         """Queue ``query`` for ``model`` and wait for its share of a batch prediction."""
         self.arrived(scope)
-        if self._task is None or self._task.done() or self._changed is None:
+        if self._task is None or self._task.done() or self._loop is None:
             raise NotReadyError("the prediction queue is not running")
-        if not self._busy and not self._queue and self.arriving <= 0:
+        if not self._busy and not self._queue and self.expected() <= 0:
             return await self._predict_alone(model, query)
-        future: asyncio.Future[Prediction] = asyncio.get_running_loop().create_future()
-        key = batch_key(model, query)
-        self._queue.append(_Waiting(model, query, key, future))
-        self._changed.set()
+        future: asyncio.Future[Prediction] = self._loop.create_future()
+        self._queue.append(_Waiting(model, query, batch_key(model, query), future))
+        self._wake()
         return await future
 
+    def cost(self, model: LoadedModel) -> CallCost:
+        """The measured cost of ``model``'s calls (kept for the few latest models only)."""
+        cost = self._costs.get(id(model))
+        if cost is None:
+            if len(self._costs) >= 4:  # hot reloads replace the model: forget old ones
+                self._costs.clear()
+            cost = self._costs[id(model)] = CallCost()
+        return cost
+
+    def inline(self, model: LoadedModel, rows: int) -> bool:
+        """Whether a call on ``rows`` rows is cheap enough to run on the event loop."""
+        return self.cost(model).estimate(rows) < self.inline_s
+
     async def _predict_alone(self, model: LoadedModel, query: Query) -> Prediction:
-        """Nothing queued, running or arriving: straight to the worker thread, no collector hop."""
-        assert self._changed is not None
-        self._busy = True
-        try:
-            outcome = await asyncio.get_running_loop().run_in_executor(
-                self._executor, _predict_one, model, query
-            )
-        finally:
-            self._busy = False
-            if self._queue:
-                self._changed.set()
+        """Nothing queued, running or expected: predict now, on the loop or in the thread."""
+        if self.inline(model, len(query)):
+            outcome, seconds = _predict_one(model, query)
+        else:
+            assert self._loop is not None
+            self._busy = True
+            try:
+                outcome, seconds = await self._loop.run_in_executor(
+                    self._executor, _predict_one, model, query
+                )
+            finally:
+                self._busy = False
+                if self._queue:
+                    self._wake()
+        self.cost(model).record(len(query), seconds)
         if isinstance(outcome, BaseException):
             raise outcome
         return outcome
+
+    # Arrivals, as the middleware reports them -------------------------------------------------
 
     def arriving_request(self, scope: MutableMapping[str, Any]) -> None:
         """A POST started: count it until it queues a query or finishes."""
         scope[_ARRIVING] = True
         self.arriving += 1
+        client = scope.get("client")
+        if client is not None:
+            self._answered.pop(client, None)
 
     def arrived(self, scope: MutableMapping[str, Any]) -> None:
         """The request queued its query, or finished without one; idempotent."""
         if scope.pop(_ARRIVING, False):
             self.arriving -= 1
-            if self._changed is not None:
-                self._changed.set()
+            self._wake()
+
+    def answered(self, scope: MutableMapping[str, Any]) -> None:
+        """A POST was answered: its connection may well send the next one shortly."""
+        client = scope.get("client")
+        if client is None:
+            return
+        now = time.monotonic()
+        self._answered[client] = now
+        self._answered_order.append((now, client))
+
+    def expected(self) -> int:
+        """Requests on their way: bodies being received, and connections answered lately."""
+        cutoff = time.monotonic() - self.expect_window_s
+        order, answered = self._answered_order, self._answered
+        while order and order[0][0] < cutoff:
+            when, client = order.popleft()
+            if answered.get(client) == when:
+                del answered[client]
+        return self.arriving + len(answered)
+
+    def _until_expected_expire(self) -> float:
+        """Seconds until the oldest answered connection stops being expected."""
+        if not self._answered_order:
+            return float("inf")
+        return self._answered_order[0][0] + self.expect_window_s - time.monotonic()
+
+    # The collector --------------------------------------------------------------------------
+
+    def _wake(self) -> None:
+        waker = self._waker
+        if waker is not None and not waker.done():
+            waker.set_result(None)
+
+    async def _sleep(self, timeout: float | None) -> None:
+        """Until ``_wake`` (a query queued, an arrival, a thread freed) or the timeout."""
+        assert self._loop is not None
+        self._waker = waker = self._loop.create_future()
+        timer = None if timeout is None else self._loop.call_later(timeout, self._wake)
+        try:
+            await waker
+        finally:
+            self._waker = None
+            if timer is not None:
+                timer.cancel()
 
     async def _collect(self) -> None:
-        """Forever: wait for a query, gather its batch, predict it off the loop, answer."""
+        """Forever: wait for a query, gather its batch, predict it, answer."""
         loop = asyncio.get_running_loop()
-        assert self._changed is not None
         while True:
             while not self._queue or self._busy:
-                self._changed.clear()
-                await self._changed.wait()
+                await self._sleep(None)
             batch = self._running = await self._gather()
             if not batch:
                 continue
-            self._busy = True
+            model, rows = batch[0].model, sum(len(waiting.query) for waiting in batch)
             try:
-                outcomes: list[Outcome] = await loop.run_in_executor(
-                    self._executor, predict_batch, batch
-                )
+                if self.inline(model, rows):
+                    outcomes, seconds = predict_batch(batch)
+                else:
+                    self._busy = True
+                    try:
+                        outcomes, seconds = await loop.run_in_executor(
+                            self._executor, predict_batch, batch
+                        )
+                    finally:
+                        self._busy = False
+                self.cost(model).record(rows, seconds)
             except Exception as exc:  # not the model's (it is caught per query): keep serving
                 outcomes = [exc] * len(batch)
-            finally:
-                self._busy = False
             self._running = []
             for waiting, outcome in zip(batch, outcomes):
                 if waiting.future.done():  # its request was cancelled meanwhile
@@ -183,18 +312,15 @@ class Batcher:
                     waiting.future.set_result(outcome)
 
     async def _gather(self) -> list[_Waiting]:
-        """The next batch: run it when full, when nothing else is arriving, or at the deadline."""
-        assert self._changed is not None
+        """The next batch: run it when full, when nothing else is expected, or at the deadline."""
         first = self._queue[0]
         deadline = first.queued_at + self.max_wait_s
         while True:
             batch, full = self._matching(first.key)
             remaining = deadline - time.monotonic()
-            if full or self.arriving <= 0 or remaining <= 0:
+            if full or remaining <= 0 or self.expected() <= 0:
                 break
-            self._changed.clear()
-            with contextlib.suppress(TimeoutError, asyncio.TimeoutError):
-                await asyncio.wait_for(self._changed.wait(), remaining)
+            await self._sleep(min(remaining, self._until_expected_expire()))
         taken = {id(waiting) for waiting in batch}
         self._queue = [w for w in self._queue if id(w) not in taken and not w.future.done()]
         return [waiting for waiting in batch if not waiting.future.done()]
@@ -216,31 +342,38 @@ class Batcher:
         return batch, False
 
 
-def predict_batch(batch: list[_Waiting]) -> list[Outcome]:
-    """Predict the stacked rows once and split them back; per query if the stack fails."""
+def predict_batch(batch: list[_Waiting]) -> tuple[list[Outcome], float]:
+    """Predict the stacked rows once and split them back (per query if the stack fails);
+    with the seconds the model took."""
     first = batch[0]
     model, query = first.model, first.query
     if len(batch) == 1:
-        return [_predict_one(model, query)]
+        outcome, seconds = _predict_one(model, query)
+        return [outcome], seconds
     rows = np.concatenate([waiting.query.rows for waiting in batch])
+    started = time.perf_counter()
     try:
         stacked = model.predict(rows, labels=query.labels, proba=query.proba)
     except Exception:
-        return [_predict_one(model, waiting.query) for waiting in batch]
+        singles = [_predict_one(model, waiting.query) for waiting in batch]
+        return [outcome for outcome, _ in singles], time.perf_counter() - started
+    seconds = time.perf_counter() - started
     outcomes: list[Outcome] = []
     start = 0
     for waiting in batch:
         end = start + len(waiting.query)
         outcomes.append(_slice(stacked, start, end))
         start = end
-    return outcomes
+    return outcomes, seconds
 
 
-def _predict_one(model: LoadedModel, query: Query) -> Outcome:
+def _predict_one(model: LoadedModel, query: Query) -> tuple[Outcome, float]:
+    started = time.perf_counter()
     try:
-        return model.predict(query.rows, labels=query.labels, proba=query.proba)
+        outcome: Outcome = model.predict(query.rows, labels=query.labels, proba=query.proba)
     except Exception as exc:  # handed to the request's own future, raised in its handler
-        return exc
+        outcome = exc
+    return outcome, time.perf_counter() - started
 
 
 def _slice(prediction: Prediction, start: int, end: int) -> Prediction:
@@ -251,7 +384,7 @@ def _slice(prediction: Prediction, start: int, end: int) -> Prediction:
 
 
 class ArrivalCounter:
-    """ASGI middleware: tells the batcher how many POSTs are on their way to a query.
+    """ASGI middleware: tells the batcher which POSTs are on their way to a query.
 
     A batch waits for these (up to its deadline) rather than leave them for the next one; when
     there are none, it runs at once.
@@ -270,6 +403,7 @@ class ArrivalCounter:
             await self.app(scope, receive, send)
         finally:
             self.batcher.arrived(scope)
+        self.batcher.answered(scope)
 
 
 def make_batcher(settings: Settings) -> Batcher | None:
@@ -280,6 +414,7 @@ def make_batcher(settings: Settings) -> Batcher | None:
         max_batch_size=settings.max_batch_size,
         max_wait_s=settings.max_batch_wait_ms / 1000,
         max_rows=settings.max_rows,
+        inline_s=settings.inline_predict_ms / 1000,
     )
 
 

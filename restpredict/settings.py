@@ -165,6 +165,13 @@ class Settings(BaseModel):
         description="Longest a queued request waits for requests still arriving, in ms "
         "(fractions for microseconds); never waited when nothing else is arriving.",
     )
+    inline_predict_ms: float = Field(
+        1.0,
+        ge=0,
+        le=1000,
+        description="Batches measured to predict faster than this (ms) run on the event loop, "
+        "saving the hand-off to the worker thread; 0 always uses the thread.",
+    )
 
     # Compiled backend (compiled.py): ONNX Runtime when it verifiably answers like scikit-learn.
     backend: Literal["sklearn", "onnx"] = Field(

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
+import threading
 from collections.abc import Callable, Coroutine
 from pathlib import Path
 from typing import Any, TypeVar
@@ -18,7 +19,7 @@ import joblib
 import numpy as np
 import pytest
 
-from restpredict.batching import Batcher, batch_key, make_batcher
+from restpredict.batching import Batcher, CallCost, batch_key, make_batcher
 from restpredict.errors import ConfigError, InputError, NotReadyError
 from restpredict.model import LoadedModel, Prediction, from_estimator
 from restpredict.payload import Query
@@ -315,3 +316,87 @@ def test_batching_settings_from_yaml_env_and_flags(tmp_path: Path) -> None:
     config.write_text("max_batch_size: 0\n")
     with pytest.raises(ConfigError, match="line 1: max_batch_size"):
         load_settings(config)
+
+
+# --- Where a batch runs, and who it waits for --------------------------------------------------
+
+
+class ThreadEcho(BatchEcho):
+    """BatchEcho that also notes the thread each call ran on."""
+
+    def predict(self, X: Any) -> np.ndarray:
+        self.threads_.append(threading.current_thread().name)
+        return super().predict(X)
+
+    def fit(self, X: Any = None, y: Any = None) -> ThreadEcho:
+        super().fit(X, y)
+        self.threads_: list[str] = []
+        return self
+
+
+def thread_model() -> LoadedModel:
+    return from_estimator(
+        ThreadEcho().fit(), name="echo", sha256="0" * 64, source="test", sklearn_trained=None
+    )
+
+
+@pytest.mark.parametrize(("inline_s", "where"), [(1.0, "MainThread"), (0.0, "restpredict-batch")])
+def test_cheap_models_predict_on_the_loop_once_measured_others_in_the_thread(
+    inline_s: float, where: str
+) -> None:
+    model = thread_model()
+
+    async def main(batcher: Batcher) -> None:
+        for i in range(3):
+            assert labels(await batcher.predict({}, model, query(i))) == [1000 + i]
+
+    run(main, inline_s=inline_s)
+    # The first call has no measured cost yet: it always goes to the worker thread.
+    assert model.estimator.threads_[0].startswith("restpredict-batch")
+    assert all(name.startswith(where) for name in model.estimator.threads_[1:])
+
+
+def test_call_cost_scales_with_rows_beyond_the_usual_size() -> None:
+    cost = CallCost()
+    assert cost.estimate(1) == float("inf")
+    for _ in range(20):
+        cost.record(rows=10, seconds=0.001)
+    assert cost.estimate(1) == pytest.approx(0.001)  # the fixed cost does not shrink
+    assert cost.estimate(100) == pytest.approx(0.01)
+    cost.record(rows=10, seconds=0.006)  # one slow call moves it a fifth of the way
+    assert cost.estimate(10) == pytest.approx(0.002)
+
+
+def test_a_batch_waits_for_connections_just_answered_but_not_for_their_own() -> None:
+    model = echo_model()
+
+    async def main(batcher: Batcher) -> list[Prediction]:
+        one, two = {"client": ("127.0.0.1", 1)}, {"client": ("127.0.0.1", 2)}
+        batcher.answered(dict(one))
+        batcher.answered(dict(two))
+        # Connection 1 is back; 2 was answered a moment ago, so a batch waits for it.
+        batcher.arriving_request(one)
+        first = asyncio.ensure_future(batcher.predict(one, model, query(1)))
+        await asyncio.sleep(0.001)
+        assert not first.done(), "ran without waiting for the connection just answered"
+        batcher.arriving_request(two)
+        second = await batcher.predict(two, model, query(2))
+        together = [await first, second]
+        # Alone on a kept-alive connection: it waits for nobody, not even its own answer.
+        batcher.answered(dict(one))
+        batcher.arriving_request(one)
+        alone = await asyncio.wait_for(batcher.predict(one, model, query(3)), timeout=10)
+        return [*together, alone]
+
+    results = run(main, max_wait_s=3600.0)
+    assert [labels(r) for r in results] == [[2001], [2002], [1003]]
+
+
+def test_a_connection_that_does_not_come_back_is_waited_for_briefly() -> None:
+    model = echo_model()
+
+    async def main(batcher: Batcher) -> Prediction:
+        batcher.answered({"client": ("127.0.0.1", 1)})  # closed, say: it never sends again
+        return await asyncio.wait_for(batcher.predict({}, model, query(1)), timeout=10)
+
+    assert labels(run(main, max_wait_s=3600.0)) == [1001]
