@@ -16,10 +16,12 @@ from typing import Any
 import msgspec
 from starlette.applications import Starlette
 from starlette.concurrency import run_in_threadpool
+from starlette.datastructures import State
 from starlette.exceptions import HTTPException
-from starlette.requests import Request
+from starlette.requests import ClientDisconnect, Request
 from starlette.responses import Response
 from starlette.routing import Route
+from starlette.types import Receive, Scope, Send
 
 from restpredict._version import __version__
 from restpredict.batching import Batcher, batching_middleware, make_batcher
@@ -44,12 +46,17 @@ __all__ = [
     "JSON",
     "PROBLEM_JSON",
     "JSONResponse",
+    "PredictEndpoint",
     "create_app",
     "current_model",
+    "model_for",
+    "predict_query",
     "problem_response",
     "read_body",
     "read_json_body",
+    "receive_body",
     "run_query",
+    "send_json",
 ]
 
 JSON = "application/json"
@@ -102,7 +109,7 @@ def create_app(
             *batching_middleware(batcher),
         ],
         routes=[
-            Route("/predict", predict, methods=["POST"]),
+            Route("/predict", PredictEndpoint(), methods=["POST"]),
             Route("/health/live", live, methods=["GET"]),
             Route("/health/ready", ready, methods=["GET"]),
             Route("/metadata", metadata, methods=["GET"]),
@@ -128,32 +135,55 @@ def create_app(
     return app
 
 
-async def predict(request: Request) -> Response:
-    """``POST /predict``: features or named instances in, predictions (and probabilities) out."""
-    model = current_model(request)
-    settings: Settings = request.app.state.settings
-    body = await read_json_body(request, settings.max_body_bytes)
-    with timed(request, "decode"):
-        query = decode_predict(
-            body,
-            model.schema,
-            max_rows=settings.max_rows,
-            ignore_unknown=settings.unknown_columns == "ignore",
-        )
-    prediction = await run_query(request, model, query)
-    return JSONResponse(encode_predictions(model, prediction))
+class PredictEndpoint:
+    """``POST /predict``: features or named instances in, predictions (and probabilities) out.
+
+    Plain ASGI rather than a ``Request`` -> ``Response`` function: this is the route that
+    carries the load, and building those two objects cost about as much as the rest of the
+    request's own work. Errors are raised, as everywhere, and answered by the app's handlers.
+    """
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        state = scope["app"].state
+        model = model_for(scope, state)
+        settings: Settings = state.settings
+        content_type, declared = _body_headers(scope)
+        if content_type is not None:
+            _check_json_content_type(content_type)
+        body = await receive_body(receive, settings.max_body_bytes, declared)
+        with timed(scope, "decode"):
+            query = decode_predict(
+                body,
+                model.schema,
+                max_rows=settings.max_rows,
+                ignore_unknown=settings.unknown_columns == "ignore",
+            )
+        prediction = await predict_query(scope, state, model, query)
+        await send_json(send, encode_predictions(model, prediction))
 
 
 async def run_query(request: Request, model: LoadedModel, query: Query) -> Prediction:
     """The one path every endpoint predicts through, off the event loop (batched when on)."""
-    record_rows(request, len(query))
-    batcher: Batcher | None = request.app.state.batcher
-    with timed(request, "predict"):
+    return await predict_query(request.scope, request.app.state, model, query)
+
+
+async def predict_query(scope: Scope, state: State, model: LoadedModel, query: Query) -> Prediction:
+    """``run_query`` for plain ASGI endpoints, which have a scope and no Request."""
+    record_rows(scope, len(query))
+    batcher: Batcher | None = state.batcher
+    with timed(scope, "predict"):
         if batcher is not None:
-            return await batcher.predict(request.scope, model, query)
+            return await batcher.predict(scope, model, query)
         return await run_in_threadpool(
             model.predict, query.rows, labels=query.labels, proba=query.proba
         )
+
+
+async def send_json(send: Send, body: bytes, status: int = 200) -> None:
+    """A complete JSON response in two messages, with no Response object in between."""
+    headers = [(b"content-type", b"application/json"), (b"content-length", b"%d" % len(body))]
+    await send({"type": "http.response.start", "status": status, "headers": headers})
+    await send({"type": "http.response.body", "body": body})
 
 
 async def live(request: Request) -> Response:
@@ -179,11 +209,15 @@ async def metadata(request: Request) -> Response:
 
 def current_model(request: Request) -> LoadedModel:
     """The model serving this request, or NotReadyError (503)."""
-    state = request.app.state
-    if not state.ready or state.model is None:
+    return model_for(request.scope, request.app.state)
+
+
+def model_for(scope: Scope, state: State) -> LoadedModel:
+    """``current_model`` from a scope: kept in the request state for ``X-Model-SHA256``."""
+    model: LoadedModel | None = state.model
+    if not state.ready or model is None:
         raise NotReadyError("the model is not loaded yet; retry shortly")
-    model: LoadedModel = state.model
-    request.state.model = model  # the model this request is answered by (X-Model-SHA256)
+    scope.setdefault("state", {})["model"] = model  # the model this request is answered by
     return model
 
 
@@ -197,17 +231,37 @@ async def read_json_body(request: Request, limit: int) -> bytes:
 
 async def read_body(request: Request, limit: int) -> bytes:
     """The body, refused early by Content-Length and again by counting streamed bytes."""
-    declared = request.headers.get("content-length")
+    return await receive_body(request.receive, limit, request.headers.get("content-length"))
+
+
+async def receive_body(receive: Receive, limit: int, declared: str | None) -> bytes:
+    """``read_body`` for plain ASGI endpoints, given the declared Content-Length if any."""
     if declared is not None and declared.isdigit() and int(declared) > limit:
         raise PayloadTooLargeError(f"body is {declared} bytes; the limit is {limit} bytes")
     chunks: list[bytes] = []
     size = 0
-    async for chunk in request.stream():
+    while True:
+        message = await receive()
+        if message["type"] != "http.request":
+            raise ClientDisconnect()
+        chunk: bytes = message.get("body", b"")
         size += len(chunk)
         if size > limit:
             raise PayloadTooLargeError(f"body is over the limit of {limit} bytes")
         chunks.append(chunk)
-    return b"".join(chunks)
+        if not message.get("more_body", False):
+            return chunks[0] if len(chunks) == 1 else b"".join(chunks)
+
+
+def _body_headers(scope: Scope) -> tuple[str | None, str | None]:
+    """Content-Type and Content-Length, the first of each, as Starlette's Headers reads them."""
+    content_type = length = None
+    for name, value in scope["headers"]:
+        if name == b"content-type" and content_type is None:
+            content_type = value.decode("latin-1")
+        elif name == b"content-length" and length is None:
+            length = value.decode("latin-1")
+    return content_type, length
 
 
 def _check_json_content_type(value: str) -> None:

@@ -84,9 +84,9 @@ async def metrics_endpoint(request: Request) -> Response:
     return Response(body, media_type=content_type)
 
 
-def exchange_of(request: Request) -> Exchange:
+def exchange_of(scope: Scope) -> Exchange:
     """This request's record (AccessMiddleware gives every HTTP request one)."""
-    exchange: Exchange = request.scope[_SCOPE_KEY]
+    exchange: Exchange = scope[_SCOPE_KEY]
     return exchange
 
 
@@ -96,10 +96,10 @@ class timed:
     A class rather than a generator context manager: it runs twice per prediction request.
     """
 
-    __slots__ = ("request", "stage", "started")
+    __slots__ = ("scope", "stage", "started")
 
-    def __init__(self, request: Request, stage: Stage) -> None:
-        self.request = request
+    def __init__(self, scope: Scope, stage: Stage) -> None:
+        self.scope = scope
         self.stage = stage
         self.started = 0.0
 
@@ -107,14 +107,14 @@ class timed:
         self.started = time.perf_counter()
 
     def __exit__(self, *exc_info: object) -> None:
-        exchange = exchange_of(self.request)
+        exchange = exchange_of(self.scope)
         elapsed = time.perf_counter() - self.started
         exchange.metrics.observe_stage(exchange.route, self.stage, elapsed)
 
 
-def record_rows(request: Request, rows: int) -> None:
+def record_rows(scope: Scope, rows: int) -> None:
     """Count the validated rows of this request, for the histogram and the log line."""
-    exchange = exchange_of(request)
+    exchange = exchange_of(scope)
     exchange.rows = rows
     exchange.metrics.observe_rows(exchange.route, rows)
 

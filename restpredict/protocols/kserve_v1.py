@@ -57,7 +57,7 @@ async def predict(request: Request) -> Response:
     model = served_model(request, request.path_params["name"])
     settings: Settings = request.app.state.settings
     body = await read_body(request, settings.max_body_bytes)  # any Content-Type, as KServe
-    with timed(request, "decode"):
+    with timed(request.scope, "decode"):
         query = _decode(body, model, settings)
     prediction = await run_query(request, model, query)
     assert prediction.labels is not None

@@ -67,7 +67,7 @@ async def invocations(request: Request) -> Response:
     settings: Settings = request.app.state.settings
     media = _media_type(request.headers.get("content-type"))
     body = await read_body(request, settings.max_body_bytes)
-    with timed(request, "decode"):
+    with timed(request.scope, "decode"):
         rows, where = _csv_rows(body, model) if media == CSV else _json_rows(body, model)
         query = rows_to_query(
             rows,

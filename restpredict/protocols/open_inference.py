@@ -115,7 +115,7 @@ async def infer(request: Request) -> Response:
     model = _model(request)
     settings: Settings = request.app.state.settings
     body = await _read_infer_body(request, settings.max_body_bytes)
-    with timed(request, "decode"):
+    with timed(request.scope, "decode"):
         header, binary = tensors.split_body(body, request.headers.get(HEADER_LENGTH))
         infer_request: _InferRequest = decode_json(header, _InferRequest)
         wanted = _requested_outputs(infer_request, model.schema)
