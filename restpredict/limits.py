@@ -19,11 +19,10 @@ Header read timeouts are the connection's business (``connections.py``).
 from __future__ import annotations
 
 import asyncio
-import functools
 import logging
 from collections.abc import Collection
+from typing import Any
 
-from starlette.datastructures import MutableHeaders
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from restpredict._types import ProblemRenderer
@@ -35,7 +34,14 @@ logger = logging.getLogger("uvicorn.error")
 
 
 class RequestLimits:
-    """Concurrency limit (503 + Retry-After), body read timeout (408), prediction timeout (504)."""
+    """Concurrency limit (503 + Retry-After), body read timeout (408), prediction timeout (504).
+
+    Everything runs in the request's own task, and one sweeper timer per layer, not a timer or
+    a task per request, watches the deadlines: this runs for every request, and those cost more
+    than the rest of the layer. When the prediction deadline passes before the response
+    started, the 504 is sent from a task made only then, and the app's own answer is dropped
+    when it finally comes.
+    """
 
     def __init__(
         self,
@@ -56,16 +62,17 @@ class RequestLimits:
         self.prediction_timeout = prediction_timeout
         self.problem = problem
         self.in_flight = 0
+        # Deadlines are checked this often: a tenth of the shorter timeout, within reason.
+        self.tick = min(max(min(body_timeout, prediction_timeout) / 10, 0.01), 0.5)
+        self._watched: set[_Exchange] = set()
+        self._sweeper: asyncio.TimerHandle | None = None
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        exchange = _Exchange(scope, receive, send, self.body_timeout)
-        if scope["path"] in self.exempt:
-            await self.app(scope, exchange.receive, exchange.send)
-            return
-        if self.in_flight >= self.max_concurrency:
+        exempt = scope["path"] in self.exempt
+        if not exempt and self.in_flight >= self.max_concurrency:
             error = OverloadedError(
                 f"{self.in_flight} requests are in flight, the limit is {self.max_concurrency}; "
                 f"retry in {self.retry_after} s",
@@ -73,90 +80,155 @@ class RequestLimits:
             headers = {"Retry-After": str(self.retry_after)}
             await self.problem(error, headers)(scope, receive, send)
             return
-        self.in_flight += 1
-        exchange.holds_slot = True
-        task = asyncio.ensure_future(self.app(scope, exchange.receive, exchange.send))
-        task.add_done_callback(functools.partial(self._release, exchange))
-        try:
-            finished = await exchange.wait(task, self.prediction_timeout)
-        except asyncio.CancelledError:
-            task.cancel()
-            raise
-        if finished:
-            try:
-                await task  # re-raises what the app raised, for the server-error handler
-            finally:
-                self._release(exchange, task)  # now, not a loop turn later: the slot is free
-            return
-        late = PredictionTimeoutError(
-            f"no answer within the prediction timeout of {self.prediction_timeout:g} s"
+        loop = asyncio.get_running_loop()
+        exchange = _Exchange(
+            scope,
+            receive,
+            send,
+            body_deadline=loop.time() + self.body_timeout,
+            prediction_timeout=None if exempt else self.prediction_timeout,
+            limits=self,
         )
-        await self.problem(late, None)(scope, receive, send)
-
-    def _release(self, exchange: _Exchange, task: asyncio.Future[None]) -> None:
-        if not exchange.holds_slot:
+        self._watch(exchange, loop)
+        if exempt:
+            try:
+                await self.app(scope, exchange.receive, exchange.send)
+            finally:
+                self._watched.discard(exchange)
             return
-        exchange.holds_slot = False
-        self.in_flight -= 1
-        if not task.cancelled():
-            task.exception()  # retrieved: an abandoned (timed-out) request has no one to raise to
+        self.in_flight += 1
+        try:
+            await self.app(scope, exchange.receive, exchange.send)
+        except Exception:
+            if not exchange.abandoned:
+                raise
+            # The client has its 504 and the connection may serve others by now: what the
+            # late call raised is for the log only.
+            logger.exception("a prediction that timed out failed later")
+        finally:
+            # The slot is held until the app really returns: the limit bounds the work
+            # actually running, not just the requests still waiting.
+            self.in_flight -= 1
+            self._watched.discard(exchange)
+
+    def _watch(self, exchange: _Exchange, loop: asyncio.AbstractEventLoop) -> None:
+        self._watched.add(exchange)
+        if self._sweeper is None:
+            self._sweeper = loop.call_later(self.tick, self._sweep, loop)
+
+    def _sweep(self, loop: asyncio.AbstractEventLoop) -> None:
+        """Enforce the deadlines that have passed; keep sweeping while requests are watched."""
+        self._sweeper = None
+        now = loop.time()
+        for exchange in list(self._watched):
+            if exchange.check(now):
+                self._watched.discard(exchange)
+        if self._watched:
+            self._sweeper = loop.call_later(self.tick, self._sweep, loop)
 
 
 class _Exchange:
-    """One request's receive/send, instrumented with the body deadline and response start.
+    """One request's receive/send, with its body deadline and prediction deadline."""
 
-    Plain flags, one future and timer handles rather than events and waiter tasks: this runs
-    for every request, and each task it started cost more than the rest of the layer.
-    """
+    __slots__ = (
+        "_late_answer",
+        "_limits",
+        "_receive",
+        "_receiving",
+        "_scope",
+        "_send",
+        "abandoned",
+        "answer_deadline",
+        "body_deadline",
+        "body_done",
+        "prediction_timeout",
+        "started",
+        "timed_out",
+    )
 
-    def __init__(self, scope: Scope, receive: Receive, send: Send, body_timeout: float) -> None:
+    def __init__(
+        self,
+        scope: Scope,
+        receive: Receive,
+        send: Send,
+        *,
+        body_deadline: float,
+        prediction_timeout: float | None,
+        limits: RequestLimits,
+    ) -> None:
+        self._scope = scope
         self._receive = receive
         self._send = send
-        self._loop = asyncio.get_running_loop()
-        self.body_timeout = body_timeout
-        self.deadline = self._loop.time() + body_timeout
-        self.body_done = not _has_body(scope)
+        self._limits = limits
+        self._receiving: asyncio.Task[Any] | None = None  # the task waiting in receive()
+        self._late_answer: asyncio.Task[None] | None = None
+        self.prediction_timeout = prediction_timeout
+        self.body_deadline = body_deadline
+        self.answer_deadline: float | None = None
         self.started = False
         self.timed_out = False  # the body was too slow: close the connection after the 408
         self.abandoned = False  # the prediction was too slow: the 504 was sent instead
-        self.holds_slot = False  # counted in RequestLimits.in_flight until released once
-        self._waker: asyncio.Future[None] | None = None
+        self.body_done = False
+        if not _has_body(scope):
+            self._body_received(body_deadline - limits.body_timeout)
+
+    def _body_received(self, now: float) -> None:
+        """From now on the prediction deadline runs (where there is one)."""
+        self.body_done = True
+        if self.prediction_timeout is not None:
+            self.answer_deadline = now + self.prediction_timeout
+
+    def check(self, now: float) -> bool:
+        """Act on a passed deadline; True once nothing is left to watch."""
+        if self.started or self.abandoned:
+            return True
+        if not self.body_done:
+            if now >= self.body_deadline and self._receiving is not None:
+                self.timed_out = True
+                self._receiving.cancel()
+            return False
+        if self.answer_deadline is None:
+            return True
+        if now < self.answer_deadline:
+            return False
+        self.abandoned = True
+        logger.warning(
+            "prediction timeout after %g s; the model call runs on", self.prediction_timeout
+        )
+        self._late_answer = asyncio.get_running_loop().create_task(self._answer_late())
+        return True
+
+    async def _answer_late(self) -> None:
+        late = PredictionTimeoutError(
+            f"no answer within the prediction timeout of {self.prediction_timeout:g} s"
+        )
+        await self._limits.problem(late, None)(self._scope, self._receive, self._send)
 
     async def receive(self) -> Message:
         if self.body_done:
             return await self._receive()
-        remaining = self.deadline - self._loop.time()
-        task = asyncio.current_task()
-        if remaining <= 0 or task is None:
+        if self.timed_out or asyncio.get_running_loop().time() >= self.body_deadline:
             raise self._too_slow()
-        late = False
-
-        def expire() -> None:
-            nonlocal late
-            late = True
-            task.cancel()
-
-        timer = self._loop.call_later(remaining, expire)
+        task = self._receiving = asyncio.current_task()
         try:
             message = await self._receive()
         except asyncio.CancelledError:
-            if not late:
+            if not self.timed_out or task is None:
                 raise
             uncancel = getattr(task, "uncancel", None)  # Python 3.11+: this cancel is ours
             if uncancel is not None:
                 uncancel()
             raise self._too_slow() from None
         finally:
-            timer.cancel()
+            self._receiving = None
         if message["type"] != "http.request" or not message.get("more_body", False):
-            self.body_done = True
-            self._wake()
+            self._body_received(asyncio.get_running_loop().time())
         return message
 
     def _too_slow(self) -> RequestTimeoutError:
         self.timed_out = True
         return RequestTimeoutError(
-            f"the request body did not arrive within {self.body_timeout:g} s"
+            f"the request body did not arrive within {self._limits.body_timeout:g} s"
         )
 
     async def send(self, message: Message) -> None:
@@ -164,41 +236,12 @@ class _Exchange:
             return
         if message["type"] == "http.response.start":
             self.started = True
-            self._wake()
             if self.timed_out:
-                MutableHeaders(scope=message)["Connection"] = "close"
+                message = {
+                    **message,
+                    "headers": [*message.get("headers", ()), (b"connection", b"close")],
+                }
         await self._send(message)
-
-    async def wait(self, task: asyncio.Future[None], prediction_timeout: float) -> bool:
-        """True when the app answered in time; False (and the app abandoned) when it did not."""
-        task.add_done_callback(self._wake)
-        if not self.body_done and not task.done():
-            await self._sleep(None)
-        if task.done():
-            return True
-        if not self.started:
-            await self._sleep(prediction_timeout)
-        if task.done() or self.started:
-            return True
-        self.abandoned = True
-        logger.warning("prediction timeout after %g s; the model call runs on", prediction_timeout)
-        return False
-
-    async def _sleep(self, timeout: float | None) -> None:
-        """Until ``_wake`` (the app ended, the body is in, the response started) or the timeout."""
-        self._waker = waker = self._loop.create_future()
-        timer = None if timeout is None else self._loop.call_later(timeout, self._wake)
-        try:
-            await waker
-        finally:
-            self._waker = None
-            if timer is not None:
-                timer.cancel()
-
-    def _wake(self, *_: object) -> None:
-        waker = self._waker
-        if waker is not None and not waker.done():
-            waker.set_result(None)
 
 
 def _has_body(scope: Scope) -> bool:

@@ -4,12 +4,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from starlette.datastructures import MutableHeaders
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 __all__ = ["MODEL_HEADER", "ServingHeaders", "ServingState"]
 
 MODEL_HEADER = "X-Model-SHA256"
+_MODEL_HEADER = MODEL_HEADER.lower().encode("ascii")
 
 
 @dataclass
@@ -39,12 +39,18 @@ class ServingHeaders:
 
         async def send_with_headers(message: Message) -> None:
             if message["type"] == "http.response.start":
-                headers = MutableHeaders(scope=message)
+                extra = []
                 model = scope.get("state", {}).get("model")
                 if model is not None:
-                    headers[MODEL_HEADER] = model.sha256
-                if self.state.draining:
-                    headers["Connection"] = "close"
+                    extra.append((_MODEL_HEADER, model.sha256.encode("ascii")))
+                if self.state.draining and not _has_connection_header(message):
+                    extra.append((b"connection", b"close"))
+                if extra:
+                    message = {**message, "headers": [*message.get("headers", ()), *extra]}
             await send(message)
 
         await self.app(scope, receive, send_with_headers)
+
+
+def _has_connection_header(message: Message) -> bool:
+    return any(name.lower() == b"connection" for name, _ in message.get("headers", ()))
