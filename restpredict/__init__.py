@@ -1,10 +1,21 @@
-"""restpredict: serve a trained scikit-learn model over HTTP, query it, ship it."""
+"""restpredict: serve a trained scikit-learn model over HTTP, query it, ship it.
+
+The API below is imported on first use (PEP 562), so importing a submodule, such as the CLI
+(``restpredict.cli``), does not import scikit-learn, pandas and the app first.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
 
 from restpredict._version import __version__
-from restpredict.app import create_app
 from restpredict.errors import RestPredictError
-from restpredict.model import LoadedModel, load_configured_model, load_model
-from restpredict.settings import Settings, load_settings
+
+if TYPE_CHECKING:
+    from restpredict.app import create_app
+    from restpredict.model import LoadedModel, load_configured_model, load_model
+    from restpredict.settings import Settings, load_settings
 
 __all__ = [
     "LoadedModel",
@@ -16,3 +27,25 @@ __all__ = [
     "load_model",
     "load_settings",
 ]
+
+_LAZY = {
+    "create_app": "restpredict.app",
+    "LoadedModel": "restpredict.model",
+    "load_configured_model": "restpredict.model",
+    "load_model": "restpredict.model",
+    "Settings": "restpredict.settings",
+    "load_settings": "restpredict.settings",
+}
+
+
+def __getattr__(name: str) -> Any:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module 'restpredict' has no attribute {name!r}")
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value  # once imported, a plain attribute
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted({*globals(), *__all__})

@@ -24,8 +24,6 @@ import socket
 import struct
 from typing import Any
 
-from uvicorn.protocols.http.h11_impl import H11Protocol
-
 from restpredict.app import problem_response
 from restpredict.errors import RequestTimeoutError
 
@@ -87,14 +85,6 @@ class _HeaderDeadline:
 _TIMEOUT_RESPONSE = _timeout_response()
 
 
-class H11HeaderDeadline(_HeaderDeadline, H11Protocol):
-    """uvicorn's h11 protocol with a header deadline."""
-
-    def __init__(self, *args: Any, header_timeout: float, **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
-        self.header_timeout = header_timeout
-
-
 if HttpToolsProtocol is not None:
 
     class HttpToolsHeaderDeadline(_HeaderDeadline, HttpToolsProtocol):
@@ -108,6 +98,8 @@ if HttpToolsProtocol is not None:
 def header_deadline_protocol(header_timeout: float, parser: str = "auto") -> Any:
     """The protocol factory for ``uvicorn.Config(http=...)``; picklable for spawned workers."""
     if parser == "h11" or HttpToolsProtocol is None:
+        from restpredict._h11 import H11HeaderDeadline  # h11 costs ~30 ms to import; rarely used
+
         return functools.partial(H11HeaderDeadline, header_timeout=header_timeout)
     return functools.partial(HttpToolsHeaderDeadline, header_timeout=header_timeout)
 

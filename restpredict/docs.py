@@ -20,7 +20,6 @@ from starlette.routing import Route
 
 from restpredict.app import JSON, current_model
 from restpredict.errors import NotFoundError
-from restpredict.openapi import openapi_document
 from restpredict.settings import Settings
 
 if TYPE_CHECKING:  # imported on the first /docs request, not at every server's startup
@@ -48,6 +47,8 @@ async def openapi_json(request: Request) -> Response:
     state = request.app.state
     cached: tuple[object, bytes] | None = getattr(state, "openapi", None)
     if cached is None or cached[0] is not model:
+        from restpredict.openapi import openapi_document  # on the first request, not at startup
+
         settings: Settings = state.settings
         cached = (model, msgspec.json.encode(openapi_document(model, settings)))
         state.openapi = cached

@@ -11,9 +11,8 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
-import yaml
 from pydantic import (
     BaseModel,
     ConfigDict,
@@ -26,6 +25,9 @@ from pydantic import (
 
 from restpredict.deploy_settings import DockerSettings, KubernetesSettings
 from restpredict.errors import ConfigError
+
+if TYPE_CHECKING:  # imported when a config file is read: most servers are started without one
+    import yaml
 
 __all__ = ["ENV_PREFIX", "Settings", "load_settings"]
 
@@ -270,6 +272,8 @@ def _require_model_file(
 
 
 def _read_yaml(path: Path) -> tuple[dict[str, Any], yaml.Node | None]:
+    import yaml
+
     try:
         text = path.read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError) as exc:
@@ -340,6 +344,10 @@ def _section_of(loc: list[str]) -> type[BaseModel]:
 
 def _line_of(node: yaml.Node | None, loc: list[str]) -> int | None:
     """The 1-based line of the key at ``loc`` in a composed YAML document."""
+    if node is None:
+        return None
+    import yaml
+
     line = None
     for part in loc:
         if not isinstance(node, yaml.MappingNode):

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import gc
 import json
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -175,6 +178,20 @@ def test_serve_refuses_a_bad_model_before_binding(tmp_path: Path) -> None:
     code, _, err = invoke("serve", str(path), "--port", "1")
     assert code == ExitCode.STARTUP
     assert "has no predict method" in err
+    assert gc.isenabled()  # serve pauses garbage collection while it starts; not after failing
+
+
+def test_importing_the_cli_imports_no_library() -> None:
+    """serve imports the library with garbage collection paused: only if the CLI has not yet."""
+    code = (
+        "import sys, restpredict.cli; "
+        "print(sorted(m for m in ('sklearn', 'pandas', 'pydantic', 'restpredict.app') "
+        "if m in sys.modules))"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=60
+    )
+    assert result.stdout.strip() == "[]"
 
 
 def test_version() -> None:

@@ -15,7 +15,7 @@ import numpy as np
 from restpredict.errors import ExitCode
 from restpredict.model import LoadedModel
 
-from .conftest import ServerProcess, frame_data
+from .conftest import ServerProcess, frame_data, free_port, wait_ready
 
 
 def cli(*args: str) -> subprocess.CompletedProcess[str]:
@@ -108,3 +108,60 @@ def test_sha256_pin_from_config_file(
     result = cli("serve", "--config", str(config), "--port", "1")
     assert result.returncode == ExitCode.STARTUP
     assert "refusing to unpickle" in result.stderr
+
+
+# Imported lazily, where they are used, so `serve` does not pay for them before its first
+# prediction: the client and other commands' code, Jinja2 and Swagger UI (first GET /docs), the
+# OpenAPI builders (first GET /openapi.json), PyYAML (a config file), h11 (no httptools), skops
+# (.skops files) and ONNX (--backend onnx). Rich's progress bar is not listed: scikit-learn
+# imports it itself. Each name also covers its submodules.
+NOT_NEEDED_TO_SERVE = (
+    "httpx",
+    "jinja2",
+    "swagger_ui_bundle",
+    "yaml",
+    "h11",
+    "uvicorn.protocols.http.h11_impl",
+    "skops",
+    "onnxruntime",
+    "skl2onnx",
+    "restpredict.client",
+    "restpredict.dockerize",
+    "restpredict.starter",
+    "restpredict.openapi",
+    "restpredict.middleware_openapi",
+    "restpredict.protocols.open_inference_openapi",
+)
+
+
+def test_serve_imports_nothing_it_does_not_need(iris_path: Path, tmp_path: Path) -> None:
+    """Launch, first prediction and shutdown, with every import logged by -X importtime.
+
+    The log goes to a file: it is larger than a pipe's buffer (the ``serve`` fixture's).
+    """
+    port = free_port()
+    log = tmp_path / "serve.log"
+    command = [sys.executable, "-X", "importtime", "-m", "restpredict", "serve"]
+    with log.open("w") as out:
+        process = subprocess.Popen(
+            [*command, str(iris_path), "--port", str(port)], stdout=out, stderr=out, text=True
+        )
+    server = ServerProcess(url=f"http://127.0.0.1:{port}", process=process)
+    try:
+        wait_ready(server.url, process)
+        response = httpx.post(f"{server.url}/predict", json={"features": [5.1, 3.5, 1.4, 0.2]})
+        assert response.json() == {"predictions": ["setosa"]}
+    finally:
+        server.stop()
+    imported = {
+        line.rpartition("|")[2].strip()
+        for line in log.read_text().splitlines()
+        if line.startswith("import time:")
+    }
+    assert {"sklearn", "restpredict.app", "restpredict.server"} <= imported  # the log is whole
+    needless = [
+        lazy
+        for lazy in NOT_NEEDED_TO_SERVE
+        if any(name == lazy or name.startswith(lazy + ".") for name in imported)
+    ]
+    assert not needless, f"serve imported {needless}"

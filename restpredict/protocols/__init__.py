@@ -8,8 +8,12 @@ errors in its protocol's own shape. ``routes`` is what ``create_app`` mounts;
 
 from __future__ import annotations
 
-from restpredict.openapi import OpenAPIContext, PathItems
-from restpredict.protocols import kserve_v1, mlflow, open_inference, open_inference_openapi
+from typing import TYPE_CHECKING
+
+from restpredict.protocols import kserve_v1, mlflow, open_inference
+
+if TYPE_CHECKING:  # the OpenAPI modules load on the first /openapi.json, not at startup
+    from restpredict.openapi import OpenAPIContext, PathItems
 
 __all__ = ["openapi_paths", "routes"]
 
@@ -18,6 +22,8 @@ routes = [*kserve_v1.routes, *open_inference.routes, *mlflow.routes]
 
 def openapi_paths(api: OpenAPIContext) -> PathItems:
     """The protocols' routes as OpenAPI path items, for ``openapi.openapi_document``."""
+    from restpredict.protocols import open_inference_openapi
+
     return {
         **kserve_v1.openapi_paths(api),
         **open_inference_openapi.openapi_paths(api),

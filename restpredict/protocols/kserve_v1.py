@@ -10,7 +10,7 @@ KServe, the body is read as JSON whatever its Content-Type (KServe's curl exampl
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import msgspec
 from starlette.requests import Request
@@ -21,10 +21,12 @@ from restpredict.app import JSON, JSONResponse, current_model, read_body, run_qu
 from restpredict.errors import InputError, RestPredictError
 from restpredict.model import LoadedModel
 from restpredict.observability import timed
-from restpredict.openapi import OpenAPIContext, PathItems
 from restpredict.payload import Query, decode_json, decode_table, rows_to_query
 from restpredict.protocols._endpoint import client_status, endpoint, served_model
 from restpredict.settings import Settings
+
+if TYPE_CHECKING:  # the OpenAPI module loads on the first /openapi.json, not at startup
+    from restpredict.openapi import OpenAPIContext, PathItems
 
 __all__ = ["openapi_paths", "routes"]
 

@@ -11,7 +11,7 @@ without the stack trace MLflow adds for model failures.
 from __future__ import annotations
 
 import io
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import msgspec
 from starlette.requests import Request
@@ -27,11 +27,13 @@ from restpredict.errors import (
 )
 from restpredict.model import LoadedModel
 from restpredict.observability import timed
-from restpredict.openapi import OpenAPIContext, PathItems, Schema, ref
 from restpredict.payload import Row, decode_json, decode_table, rows_to_query
 from restpredict.protocols._endpoint import client_status, endpoint
 from restpredict.rows import chunks
 from restpredict.settings import Settings
+
+if TYPE_CHECKING:  # the OpenAPI module loads on the first /openapi.json, not at startup
+    from restpredict.openapi import OpenAPIContext, PathItems, Schema
 
 __all__ = ["FORMATS", "openapi_paths", "routes"]
 
@@ -228,6 +230,8 @@ def _invocations_operation(api: OpenAPIContext) -> dict[str, Any]:
 
 
 def _split_schema(api: OpenAPIContext) -> Schema:
+    from restpredict.openapi import ref
+
     columns: Schema = {"type": "array", "items": {"type": "string"}}
     if api.named:
         names = [name for name, _ in api.columns()]
