@@ -5,7 +5,9 @@ that dwarfs the cost per row for small requests, so paying it once per batch ins
 request is most of the throughput there is. The policy, per process:
 
 - One batch runs at a time; queries that arrive meanwhile queue up. A query that finds nothing
-  running, queued or expected is predicted at once, so a lone request never waits.
+  running, queued or expected is predicted at once, so a lone request never waits (one for the
+  event loop passes through the collector first, one loop turn, so that the requests read in
+  the same turn join it).
 - Where a batch runs follows its measured cost: a model whose calls have taken less than
   ``inline_s`` runs on the event loop (handing a half-millisecond call to a thread and back costs
   more than the call, and a second thread fights the loop for the GIL on a busy core); a slower
@@ -16,12 +18,16 @@ request is most of the throughput there is. The policy, per process:
   requests and ``max_rows`` rows. Queries with another key wait for the next batch, so labels
   and probabilities, or float and mixed-type rows, are never stacked together.
 - It runs when full, or when nothing else is expected, or ``max_wait_s`` after its first query
-  was queued. Expected are the POSTs whose body is still being received or decoded, and the
-  connections answered in the last ``EXPECT_WINDOW_S`` (or ``max_wait_s``, if shorter) that
-  have not sent their next request: under load, clients answered together come back together,
-  and the first one back should not take the model alone while the others queue behind it. A
-  client that opens a new connection per request may so wait up to that window once per
-  request; one on a kept-alive connection never waits for itself.
+  was queued or the previous batch finished, whichever is later: the wait bounds how long the
+  model sits idle for stragglers, and a group that queued behind a running batch still waits
+  for the group that batch just answered (else the two would stay out of step, each taking a
+  whole call for a part of the clients). Expected are the POSTs whose body is still being
+  received or decoded, and the connections answered in the last ``EXPECT_WINDOW_S`` (or
+  ``max_wait_s``, if shorter) that have not sent their next request: under load, clients
+  answered together come back together, and the first one back should not take the model
+  alone while the others queue behind it. A client that opens a new connection per request may
+  so wait up to that window once per request; one on a kept-alive connection never waits for
+  itself.
 - If the stacked ``predict`` raises, every query of the batch is predicted on its own, so a
   request with a bad row fails alone instead of poisoning the others.
 """
@@ -69,13 +75,19 @@ _ARRIVING = "restpredict.arriving"
 class _Waiting:
     """One query in the queue, with the future its request awaits."""
 
-    __slots__ = ("future", "key", "model", "query", "queued_at")
+    __slots__ = ("client", "future", "key", "model", "query", "queued_at")
 
     def __init__(
-        self, model: LoadedModel, query: Query, key: BatchKey, future: asyncio.Future[Prediction]
+        self,
+        model: LoadedModel,
+        query: Query,
+        key: BatchKey,
+        future: asyncio.Future[Prediction],
+        client: Hashable | None,
     ) -> None:
         self.model = model  # held, so the id in ``key`` cannot be reused while queued
         self.query = query
+        self.client = client
         self.key = key
         self.future = future
         self.queued_at = time.monotonic()
@@ -137,6 +149,7 @@ class Batcher:
         self._queue: list[_Waiting] = []
         self._running: list[_Waiting] = []
         self._busy = False  # a prediction is running in the worker thread
+        self._freed_at = 0.0  # when the last prediction finished (time.monotonic)
         # Connections answered lately (client address -> when), oldest first in the deque.
         self._answered: dict[Hashable, float] = {}
         self._answered_order: deque[tuple[float, Hashable]] = deque()
@@ -178,10 +191,20 @@ class Batcher:
         self.arrived(scope)
         if self._task is None or self._task.done() or self._loop is None:
             raise NotReadyError("the prediction queue is not running")
-        if not self._busy and not self._queue and self.expected() <= 0:
+        if (
+            not self._busy
+            and not self._queue
+            and self.expected() <= 0
+            and not self.inline(model, len(query))
+        ):
+            # A call for the thread can start now without blocking anyone. One for the loop
+            # goes through the queue: the collector runs after the requests read in this same
+            # loop turn have queued too, so they share the call instead of each taking one.
             return await self._predict_alone(model, query)
         future: asyncio.Future[Prediction] = self._loop.create_future()
-        self._queue.append(_Waiting(model, query, batch_key(model, query), future))
+        self._queue.append(
+            _Waiting(model, query, batch_key(model, query), future, scope.get("client"))
+        )
         self._wake()
         return await future
 
@@ -199,20 +222,18 @@ class Batcher:
         return self.cost(model).estimate(rows) < self.inline_s
 
     async def _predict_alone(self, model: LoadedModel, query: Query) -> Prediction:
-        """Nothing queued, running or expected: predict now, on the loop or in the thread."""
-        if self.inline(model, len(query)):
-            outcome, seconds = _predict_one(model, query)
-        else:
-            assert self._loop is not None
-            self._busy = True
-            try:
-                outcome, seconds = await self._loop.run_in_executor(
-                    self._executor, _predict_one, model, query
-                )
-            finally:
-                self._busy = False
-                if self._queue:
-                    self._wake()
+        """Nothing queued, running or expected: straight to the worker thread."""
+        assert self._loop is not None
+        self._busy = True
+        try:
+            outcome, seconds = await self._loop.run_in_executor(
+                self._executor, _predict_one, model, query
+            )
+        finally:
+            self._busy = False
+            self._freed_at = time.monotonic()
+            if self._queue:
+                self._wake()
         self.cost(model).record(len(query), seconds)
         if isinstance(outcome, BaseException):
             raise outcome
@@ -234,9 +255,12 @@ class Batcher:
             self.arriving -= 1
             self._wake()
 
-    def answered(self, scope: MutableMapping[str, Any]) -> None:
-        """A POST was answered: its connection may well send the next one shortly."""
-        client = scope.get("client")
+    def answered(self, client: Hashable | None) -> None:
+        """A query was answered: its connection may well send the next one shortly.
+
+        Noted when the batch is split back, before the responses go out: the next batch must
+        already count these connections, or it runs before they had a chance to come back.
+        """
         if client is None:
             return
         now = time.monotonic()
@@ -302,6 +326,7 @@ class Batcher:
                 self.cost(model).record(rows, seconds)
             except Exception as exc:  # not the model's (it is caught per query): keep serving
                 outcomes = [exc] * len(batch)
+            self._freed_at = time.monotonic()
             self._running = []
             for waiting, outcome in zip(batch, outcomes):
                 if waiting.future.done():  # its request was cancelled meanwhile
@@ -310,11 +335,12 @@ class Batcher:
                     waiting.future.set_exception(outcome)
                 else:
                     waiting.future.set_result(outcome)
+                self.answered(waiting.client)
 
     async def _gather(self) -> list[_Waiting]:
         """The next batch: run it when full, when nothing else is expected, or at the deadline."""
         first = self._queue[0]
-        deadline = first.queued_at + self.max_wait_s
+        deadline = max(first.queued_at, self._freed_at) + self.max_wait_s
         while True:
             batch, full = self._matching(first.key)
             remaining = deadline - time.monotonic()
@@ -403,7 +429,6 @@ class ArrivalCounter:
             await self.app(scope, receive, send)
         finally:
             self.batcher.arrived(scope)
-        self.batcher.answered(scope)
 
 
 def make_batcher(settings: Settings) -> Batcher | None:

@@ -372,8 +372,8 @@ def test_a_batch_waits_for_connections_just_answered_but_not_for_their_own() -> 
 
     async def main(batcher: Batcher) -> list[Prediction]:
         one, two = {"client": ("127.0.0.1", 1)}, {"client": ("127.0.0.1", 2)}
-        batcher.answered(dict(one))
-        batcher.answered(dict(two))
+        batcher.answered(one["client"])
+        batcher.answered(two["client"])
         # Connection 1 is back; 2 was answered a moment ago, so a batch waits for it.
         batcher.arriving_request(one)
         first = asyncio.ensure_future(batcher.predict(one, model, query(1)))
@@ -383,7 +383,7 @@ def test_a_batch_waits_for_connections_just_answered_but_not_for_their_own() -> 
         second = await batcher.predict(two, model, query(2))
         together = [await first, second]
         # Alone on a kept-alive connection: it waits for nobody, not even its own answer.
-        batcher.answered(dict(one))
+        batcher.answered(one["client"])
         batcher.arriving_request(one)
         alone = await asyncio.wait_for(batcher.predict(one, model, query(3)), timeout=10)
         return [*together, alone]
@@ -396,7 +396,7 @@ def test_a_connection_that_does_not_come_back_is_waited_for_briefly() -> None:
     model = echo_model()
 
     async def main(batcher: Batcher) -> Prediction:
-        batcher.answered({"client": ("127.0.0.1", 1)})  # closed, say: it never sends again
+        batcher.answered(("127.0.0.1", 1))  # closed, say: it never sends again
         return await asyncio.wait_for(batcher.predict({}, model, query(1)), timeout=10)
 
     assert labels(run(main, max_wait_s=3600.0)) == [1001]

@@ -61,6 +61,12 @@ def test_json_escapes_a_forged_line() -> None:
     assert json.loads(line)["message"] == 'GET /a\n{"level": "error"} 404'
 
 
+def test_json_takes_what_the_fast_encoder_refuses() -> None:
+    # A lone surrogate is not UTF-8: msgspec refuses it, the standard library escapes it.
+    line = JsonFormatter().format(record("bad \ud800 text"))
+    assert json.loads(line)["message"] == "bad \ud800 text"
+
+
 def test_text_line_for_people() -> None:
     line = TextFormatter().format(record("POST /predict 200", ACCESS))
     assert line.endswith(' INFO    127.0.0.1:50000 "POST /predict" 200 1.2ms rows=3 id=abc-123')
