@@ -1,12 +1,18 @@
-"""A whole run: train the models, then for each target start, gate, load and stop its server.
+"""A whole run: train the models, start every server, then load them in turns, cell by cell.
 
-Servers run one at a time on the server core while wrk and this driver share the load core, so a
-target never competes with another. A target that fails (no start, wrong answers, wrk error) is
-reported and the run goes on to the next, so one broken server still leaves the baselines.
+Every server of the run is started first (one after another, each timed to its first
+prediction and gated), then each load (rows x clients) is measured on every server in turn,
+``rounds`` times, before the next load: the machine is shared, and targets measured minutes
+apart did not see the same machine (single cells moved by a third between neighbouring runs),
+while turns a few seconds apart do. A cell reports the round with the median requests/s. Idle
+servers wait on the server core and take no CPU; only one is loaded at a time, by wrk on the
+load core. A server that fails (no start, wrong answers, wrk error) is reported and left out of
+later turns, so one broken server still leaves the baselines.
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
 import sys
 import tempfile
@@ -60,17 +66,45 @@ def run(config: RunConfig, progress: Progress) -> Results:
         fitted = {name: model for name, (model, _) in trained.items()}
         bodies = [payloads.build(rows, features, fitted, directory) for rows in config.rows]
         gate_bodies = [*bodies, payloads.build(GATE_ROWS, features, fitted, directory)]
-        for target in targets:
-            for model in config.models if target.serves_model else (models.NO_MODEL,):
-                path = trained[model][1] if target.serves_model else Path(os.devnull)
-                session = _Session(config, target, model, path, bodies, gate_bodies, directory)
-                results.servers.append(session.measure(results.cells, progress))
+        with contextlib.ExitStack() as stack:
+            sessions: list[_Session] = []
+            for target in targets:
+                for model in config.models if target.serves_model else (models.NO_MODEL,):
+                    path = trained[model][1] if target.serves_model else Path(os.devnull)
+                    session = _Session(config, target, model, path, bodies, gate_bodies, directory)
+                    session.start(stack, progress)
+                    sessions.append(session)
+            for payload in bodies:
+                for connections in config.concurrency:
+                    _measure_in_turns(sessions, payload, connections, results.cells, progress)
+            results.servers.extend(session.report() for session in sessions)
     return results
+
+
+def _measure_in_turns(
+    sessions: list[_Session],
+    payload: Payload,
+    connections: int,
+    cells: list[Cell],
+    progress: Progress,
+) -> None:
+    """One load on every live server, ``rounds`` times in turn; the median round per server."""
+    rounds: dict[int, list[Cell]] = {}
+    count = len(sessions)
+    for number in range(sessions[0].config.rounds if sessions else 0):
+        for offset in range(count):  # each round starts one server later: no fixed order
+            index = (number + offset) % count
+            cell = sessions[index].load(payload, connections, progress)
+            if cell is not None:
+                rounds.setdefault(index, []).append(cell)
+    for index in sorted(rounds):
+        measured = sorted(rounds[index], key=lambda cell: cell.load.requests_per_s)
+        cells.append(measured[(len(measured) - 1) // 2])
 
 
 @dataclass
 class _Session:
-    """One server's life: start, gate, load each cell, read its memory, stop."""
+    """One server's life: start, gate, load cell after cell, read its memory, stop."""
 
     config: RunConfig
     target: Target
@@ -79,49 +113,72 @@ class _Session:
     bodies: list[Payload]
     gate_bodies: list[Payload]
     directory: Path
+    url: str = ""
+    server: ServerProcess | None = None
+    startup_s: float | None = None
+    correctness: str = "not checked"
+    error: str | None = None
 
-    def measure(self, cells: list[Cell], progress: Progress) -> ServerReport:
-        """Append this server's cells to ``cells``; its report, with the error if it failed."""
+    def start(self, stack: contextlib.ExitStack, progress: Progress) -> None:
+        """Start the server (stopped when ``stack`` closes), time it, gate its answers."""
         port = free_port(HOST)
-        url = f"http://{HOST}:{port}/predict"
+        self.url = f"http://{HOST}:{port}/predict"
         argv = self.target.argv(str(self.model_path), port, self.config.extra_args)
         log = self.directory / f"{self.target.name}-{self.model}.log"
         progress(f"{self.target.name}/{self.model}: starting {' '.join(argv)}")
-        startup_s: float | None = None
-        correctness = gate.EXEMPT if not self.target.serves_model else "not checked"
+        if not self.target.serves_model:
+            self.correctness = gate.EXEMPT
         try:
-            with ServerProcess(argv, self.config.server_core, log, _server_env()) as server:
-                startup_s = server.wait_until_predicting(
-                    url, self.bodies[0].body, self.config.startup_timeout_s
-                )
-                if self.target.serves_model:
-                    mismatch = gate.check(url, self.model, self.gate_bodies)
-                    if mismatch is not None:
-                        raise BenchmarkError(f"wrong predictions: {mismatch}")
-                    correctness = gate.PASSED
-                for payload in self.bodies:
-                    for connections in self.config.concurrency:
-                        cells.append(self._load(url, payload, connections, progress))
-                peak = server.peak_rss_mib()
+            server = stack.enter_context(
+                ServerProcess(argv, self.config.server_core, log, _server_env())
+            )
+            self.startup_s = server.wait_until_predicting(
+                self.url, self.bodies[0].body, self.config.startup_timeout_s
+            )
+            if self.target.serves_model:
+                mismatch = gate.check(self.url, self.model, self.gate_bodies)
+                if mismatch is not None:
+                    raise BenchmarkError(f"wrong predictions: {mismatch}")
+                self.correctness = gate.PASSED
+            self.server = server
         except BenchmarkError as error:
-            progress(f"{self.target.name}/{self.model}: FAILED: {error}")
-            failed = "failed" if correctness == "not checked" else correctness
-            return ServerReport(self.target.name, self.model, startup_s, None, failed, str(error))
-        return ServerReport(self.target.name, self.model, startup_s, peak, correctness)
+            self._fail(error, progress)
 
-    def _load(self, url: str, payload: Payload, connections: int, progress: Progress) -> Cell:
+    def load(self, payload: Payload, connections: int, progress: Progress) -> Cell | None:
+        """One wrk run on this server; None once it has failed."""
+        if self.server is None:
+            return None
         core, duration = self.config.load_core, self.config.duration_s
-        if self.config.warmup_s > 0:
+        try:
+            if self.config.warmup_s > 0:
+                time.sleep(SETTLE_S)
+                wrk.run(self.url, payload.path, connections, self.config.warmup_s, core)
             time.sleep(SETTLE_S)
-            wrk.run(url, payload.path, connections, self.config.warmup_s, core)
-        time.sleep(SETTLE_S)
-        load = wrk.run(url, payload.path, connections, duration, core)
+            load = wrk.run(self.url, payload.path, connections, duration, core)
+        except BenchmarkError as error:
+            self._fail(error, progress)
+            return None
         progress(
             f"{self.target.name}/{self.model}: {payload.rows} row(s) x {connections} client(s): "
             f"{load.requests_per_s:,.0f} req/s, p99 {load.p99_ms:.2f} ms, "
             f"{load.non_2xx} non-2xx, {load.socket_errors} socket errors"
         )
         return Cell(self.target.name, self.model, payload.rows, connections, load)
+
+    def report(self) -> ServerReport:
+        """What this server showed: startup, peak memory, correctness, or why it failed."""
+        if self.error is not None or self.server is None:
+            failed = "failed" if self.correctness == "not checked" else self.correctness
+            return ServerReport(
+                self.target.name, self.model, self.startup_s, None, failed, self.error
+            )
+        peak = self.server.peak_rss_mib()
+        return ServerReport(self.target.name, self.model, self.startup_s, peak, self.correctness)
+
+    def _fail(self, error: BenchmarkError, progress: Progress) -> None:
+        progress(f"{self.target.name}/{self.model}: FAILED: {error}")
+        self.error = str(error)
+        self.server = None
 
 
 def _pin_driver(core: int) -> None:

@@ -23,6 +23,8 @@ class RunConfig:
     startup_timeout_s: float
     server_core: int
     load_core: int
+    #: Each load runs this many times on every server, in turns; cells report the median.
+    rounds: int = 1
 
 
 @dataclass(frozen=True)

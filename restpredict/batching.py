@@ -200,7 +200,7 @@ class Batcher:
             # A call for the thread can start now without blocking anyone. One for the loop
             # goes through the queue: the collector runs after the requests read in this same
             # loop turn have queued too, so they share the call instead of each taking one.
-            return await self._predict_alone(model, query)
+            return await self._predict_alone(model, query, scope.get("client"))
         future: asyncio.Future[Prediction] = self._loop.create_future()
         self._queue.append(
             _Waiting(model, query, batch_key(model, query), future, scope.get("client"))
@@ -221,7 +221,9 @@ class Batcher:
         """Whether a call on ``rows`` rows is cheap enough to run on the event loop."""
         return self.cost(model).estimate(rows) < self.inline_s
 
-    async def _predict_alone(self, model: LoadedModel, query: Query) -> Prediction:
+    async def _predict_alone(
+        self, model: LoadedModel, query: Query, client: Hashable | None
+    ) -> Prediction:
         """Nothing queued, running or expected: straight to the worker thread."""
         assert self._loop is not None
         self._busy = True
@@ -232,6 +234,7 @@ class Batcher:
         finally:
             self._busy = False
             self._freed_at = time.monotonic()
+            self.answered(client)  # before the collector looks at what queued meanwhile
             if self._queue:
                 self._wake()
         self.cost(model).record(len(query), seconds)

@@ -310,8 +310,9 @@ def test_batching_settings_from_yaml_env_and_flags(tmp_path: Path) -> None:
     config = tmp_path / "restpredict.yaml"
     config.write_text("max_batch_size: 8\nmax_batch_wait_ms: 0.5\nbackend: onnx\n")
     env = {"RESTPREDICT_BATCHING": "false"}
-    settings = load_settings(config, environ=env, max_batch_wait_ms=0.25)
+    settings = load_settings(config, environ=env, max_batch_wait_ms=0.25, inline_predict_ms=0)
     assert (settings.max_batch_size, settings.max_batch_wait_ms) == (8, 0.25)
+    assert settings.inline_predict_ms == 0
     assert settings.batching is False and settings.backend == "onnx"
     config.write_text("max_batch_size: 0\n")
     with pytest.raises(ConfigError, match="line 1: max_batch_size"):
@@ -400,3 +401,25 @@ def test_a_connection_that_does_not_come_back_is_waited_for_briefly() -> None:
         return await asyncio.wait_for(batcher.predict({}, model, query(1)), timeout=10)
 
     assert labels(run(main, max_wait_s=3600.0)) == [1001]
+
+
+def test_a_group_queued_behind_a_batch_waits_for_the_group_that_batch_answers() -> None:
+    slow, model = echo_model(delay=0.3), echo_model()
+
+    async def main(batcher: Batcher) -> list[Prediction]:
+        a, b = {"client": ("127.0.0.1", 1)}, {"client": ("127.0.0.1", 2)}
+        first = asyncio.ensure_future(batcher.predict(a, slow, query(1)))
+        while not slow.estimator.calls_:
+            await asyncio.sleep(0.001)
+        # b queues while a's call runs; its own wait must start only when the model is free.
+        second = asyncio.ensure_future(batcher.predict(b, model, query(2)))
+        await first  # a was noted as answered before this returned: the batch waits for it
+        batcher.arriving_request(a)
+        await asyncio.sleep(0.05)  # a's next body takes a while to arrive
+        again = await batcher.predict(a, model, query(3))
+        return [await second, again]
+
+    # b queued 0.3 s ago, longer than the wait: counted from then, it would have run alone.
+    results = run(main, max_wait_s=0.2)
+    assert [labels(r) for r in results] == [[2002], [2003]]
+    assert calls(model) == [("predict", 2)]
