@@ -36,7 +36,7 @@ def build_parser() -> argparse.ArgumentParser:
     add("--concurrency", default="1,32", help="wrk connections, comma list (default 1,32)")
     add("--duration", type=int, default=10, help="whole seconds of load per cell (default 10)")
     add("--warmup", type=int, default=2, help="whole seconds of unrecorded load first (default 2)")
-    add("--rounds", type=int, default=1, help="turns per load on every server; median (default 1)")
+    add("--rounds", type=int, default=1, help="turns per load per server; best kept (default 1)")
     add("--quick", action="store_true", help=f"smoke run: {QUICK_DURATION_S} s per cell")
     add("--extra", default="", help='extra args for restpredict, e.g. "--max-batch-size 64"')
     add("--json", type=Path, help="write the results as JSON to this path")

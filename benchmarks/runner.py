@@ -4,7 +4,9 @@ Every server of the run is started first (one after another, each timed to its f
 prediction and gated), then each load (rows x clients) is measured on every server in turn,
 ``rounds`` times, before the next load: the machine is shared, and targets measured minutes
 apart did not see the same machine (single cells moved by a third between neighbouring runs),
-while turns a few seconds apart do. A cell reports the round with the median requests/s. Idle
+while turns a few seconds apart do. A cell reports each server's best round (most requests/s):
+interference from elsewhere only ever slows a run down, so the best round is the least
+disturbed one, as ``timeit`` reports its fastest repeat. Idle
 servers wait on the server core and take no CPU; only one is loaded at a time, by wrk on the
 load core. A server that fails (no start, wrong answers, wrk error) is reported and left out of
 later turns, so one broken server still leaves the baselines.
@@ -88,7 +90,7 @@ def _measure_in_turns(
     cells: list[Cell],
     progress: Progress,
 ) -> None:
-    """One load on every live server, ``rounds`` times in turn; the median round per server."""
+    """One load on every live server, ``rounds`` times in turn; the best round per server."""
     rounds: dict[int, list[Cell]] = {}
     count = len(sessions)
     for number in range(sessions[0].config.rounds if sessions else 0):
@@ -98,8 +100,7 @@ def _measure_in_turns(
             if cell is not None:
                 rounds.setdefault(index, []).append(cell)
     for index in sorted(rounds):
-        measured = sorted(rounds[index], key=lambda cell: cell.load.requests_per_s)
-        cells.append(measured[(len(measured) - 1) // 2])
+        cells.append(max(rounds[index], key=lambda cell: cell.load.requests_per_s))
 
 
 @dataclass
@@ -160,7 +161,8 @@ class _Session:
             return None
         progress(
             f"{self.target.name}/{self.model}: {payload.rows} row(s) x {connections} client(s): "
-            f"{load.requests_per_s:,.0f} req/s, p99 {load.p99_ms:.2f} ms, "
+            f"{load.requests_per_s:,.0f} req/s, "
+            f"p50 {load.p50_ms:.2f} ms, p99 {load.p99_ms:.2f} ms, "
             f"{load.non_2xx} non-2xx, {load.socket_errors} socket errors"
         )
         return Cell(self.target.name, self.model, payload.rows, connections, load)

@@ -23,7 +23,7 @@ class RunConfig:
     startup_timeout_s: float
     server_core: int
     load_core: int
-    #: Each load runs this many times on every server, in turns; cells report the median.
+    #: Each load runs this many times on every server, in turns; cells report the best round.
     rounds: int = 1
 
 
