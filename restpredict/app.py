@@ -53,7 +53,6 @@ __all__ = [
     "predict_query",
     "problem_response",
     "read_body",
-    "read_json_body",
     "receive_body",
     "run_query",
     "send_json",
@@ -219,14 +218,6 @@ def model_for(scope: Scope, state: State) -> LoadedModel:
         raise NotReadyError("the model is not loaded yet; retry shortly")
     scope.setdefault("state", {})["model"] = model  # the model this request is answered by
     return model
-
-
-async def read_json_body(request: Request, limit: int) -> bytes:
-    """The body of a JSON request (415 for other content types), size-limited by read_body."""
-    content_type = request.headers.get("content-type")
-    if content_type is not None:
-        _check_json_content_type(content_type)
-    return await read_body(request, limit)
 
 
 async def read_body(request: Request, limit: int) -> bytes:

@@ -85,7 +85,7 @@ class RequestLimits:
             scope,
             receive,
             send,
-            body_deadline=loop.time() + self.body_timeout,
+            now=loop.time(),
             prediction_timeout=None if exempt else self.prediction_timeout,
             limits=self,
         )
@@ -152,7 +152,7 @@ class _Exchange:
         receive: Receive,
         send: Send,
         *,
-        body_deadline: float,
+        now: float,
         prediction_timeout: float | None,
         limits: RequestLimits,
     ) -> None:
@@ -163,14 +163,14 @@ class _Exchange:
         self._receiving: asyncio.Task[Any] | None = None  # the task waiting in receive()
         self._late_answer: asyncio.Task[None] | None = None
         self.prediction_timeout = prediction_timeout
-        self.body_deadline = body_deadline
+        self.body_deadline = now + limits.body_timeout
         self.answer_deadline: float | None = None
         self.started = False
         self.timed_out = False  # the body was too slow: close the connection after the 408
         self.abandoned = False  # the prediction was too slow: the 504 was sent instead
         self.body_done = False
         if not _has_body(scope):
-            self._body_received(body_deadline - limits.body_timeout)
+            self._body_received(now)
 
     def _body_received(self, now: float) -> None:
         """From now on the prediction deadline runs (where there is one)."""
