@@ -187,6 +187,7 @@ class Supervisor(Multiprocess):
     ) -> None:
         super().__init__(config, sockets)
         self.metrics_dir = metrics_dir
+        self._stopping = False  # set by the SIGTERM handler, before the loop sees the signal
         signal.signal(signal.SIGTERM, self._on_term)
 
     def handle_signals(self) -> None:
@@ -205,15 +206,24 @@ class Supervisor(Multiprocess):
                 forget_worker(self.metrics_dir, pid)
 
     def _on_term(self, sig: int, frame: FrameType | None) -> None:
+        self._stopping = True
         self.signal_queue.append(sig)
         for process in self.processes:  # readiness turns 503 now, not at the next 0.5 s tick
             if process.pid is not None and process.exitcode is None:
                 with contextlib.suppress(ProcessLookupError):
                     os.kill(process.pid, signal.SIGTERM)
 
+    def _exiting(self) -> bool:
+        """Stopping, or about to: a worker that dies now is not replaced."""
+        return self._stopping or self.should_exit.is_set() or signal.SIGINT in self.signal_queue
+
     def _spawn(self) -> Process:
         process = _Worker(self.config, self.sockets)
         process.start()
+        # The worker has its own copy now. Closing ours lets a health-check ping see the
+        # worker die (EOF) at once, instead of waiting out the whole timeout (60 s) for a
+        # pong that cannot come: that wait also held up a SIGTERM that arrived meanwhile.
+        process.child_conn.close()
         return process
 
     def init_processes(self) -> None:
@@ -259,9 +269,9 @@ class Supervisor(Multiprocess):
             self._replace_dead()
 
     def _replace_dead(self) -> None:
-        if self.should_exit.is_set():
-            return
         for idx, process in enumerate(self.processes):
+            if self._exiting():
+                return
             if process.is_alive(timeout=self.config.timeout_worker_healthcheck):
                 continue
             process.kill()
@@ -270,7 +280,7 @@ class Supervisor(Multiprocess):
                 logger.error("Child process [%s] failed to start, stopping.", process.pid)
                 self.should_exit.set()
                 return
-            if self.should_exit.is_set():
-                return
+            if self._exiting():
+                return  # it died of the SIGTERM the loop has not handled yet
             logger.info("Child process [%s] died; starting a replacement", process.pid)
             self.processes[idx] = self._spawn()

@@ -73,6 +73,30 @@ def test_sigterm_under_load_drains_and_fails_no_accepted_request(
     assert load.ok > served_before > 100
 
 
+def test_sigterm_while_workers_start_stops_at_once(tmp_path: Path) -> None:
+    """The supervisor health-checks a worker that is still importing (it can take a minute to
+    answer); a SIGTERM then must not wait for that check, nor bring up replacements."""
+    log = tmp_path / "serve.log"
+    command = [sys.executable, "-m", "restpredict", "serve", "--workers", "2", *QUIET]
+    with log.open("w") as out:
+        process = subprocess.Popen([*command, "--port", str(free_port())], stdout=out, stderr=out)
+    try:
+        deadline = time.monotonic() + 60
+        while len(workers_of(process.pid)) < 2:  # both spawned: the supervisor's loop is running
+            assert process.poll() is None and time.monotonic() < deadline, log.read_text()
+            time.sleep(0.01)
+        time.sleep(0.8)  # past the loop's first 0.5 s wait: a health check is under way
+        started = time.monotonic()
+        process.send_signal(signal.SIGTERM)
+        code = process.wait(timeout=30)
+        assert time.monotonic() - started < 10, log.read_text()
+        assert code == 0, log.read_text()
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait()
+
+
 def test_a_killed_worker_is_replaced(serve: Callable[..., ServerProcess]) -> None:
     server = serve("--workers", "2", *QUIET)
     deadline = time.monotonic() + 120
