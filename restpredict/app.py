@@ -18,10 +18,11 @@ from starlette.applications import Starlette
 from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import State
 from starlette.exceptions import HTTPException
+from starlette.middleware import Middleware
 from starlette.requests import ClientDisconnect, Request
 from starlette.responses import Response
 from starlette.routing import Route
-from starlette.types import Receive, Scope, Send
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 from restpredict._version import __version__
 from restpredict.batching import Batcher, batching_middleware, make_batcher
@@ -45,6 +46,7 @@ from restpredict.settings import Settings
 __all__ = [
     "JSON",
     "PROBLEM_JSON",
+    "DirectRoute",
     "JSONResponse",
     "PredictEndpoint",
     "create_app",
@@ -102,13 +104,15 @@ def create_app(
             app.state.ready = False
 
     serving = ServingState()
+    predict = PredictEndpoint()
     app = Starlette(
         middleware=[
             *protective_middleware(settings, serving, problem_response),
             *batching_middleware(batcher),
+            Middleware(DirectRoute, method="POST", path="/predict", endpoint=predict),
         ],
         routes=[
-            Route("/predict", PredictEndpoint(), methods=["POST"]),
+            Route("/predict", predict, methods=["POST"]),
             Route("/health/live", live, methods=["GET"]),
             Route("/health/ready", ready, methods=["GET"]),
             Route("/metadata", metadata, methods=["GET"]),
@@ -159,6 +163,35 @@ class PredictEndpoint:
             )
         prediction = await predict_query(scope, state, model, query)
         await send_json(send, encode_predictions(model, prediction))
+
+
+class DirectRoute:
+    """ASGI middleware: one busy route straight to its endpoint, past Starlette's exception
+    middleware and router (measured in-process: 15 of the ~95 µs a one-row prediction costs
+    the app). Its errors get the answer the app's handler gives them; everything else, and
+    every other request, takes the usual way. The route stays in the router too, for the
+    405 of other methods, the route templates of the metrics and the OpenAPI document.
+    """
+
+    def __init__(self, app: ASGIApp, *, method: str, path: str, endpoint: ASGIApp) -> None:
+        self.app = app
+        self.method = method
+        self.path = path
+        self.endpoint = endpoint
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if (
+            scope["type"] != "http"
+            or scope["path"] != self.path
+            or scope["method"] != self.method
+            or scope.get("root_path")  # the router strips it: leave such paths to the router
+        ):
+            await self.app(scope, receive, send)
+            return
+        try:
+            await self.endpoint(scope, receive, send)
+        except RestPredictError as error:  # raised before the response starts, as everywhere
+            await problem_response(error)(scope, receive, send)
 
 
 async def run_query(request: Request, model: LoadedModel, query: Query) -> Prediction:

@@ -282,6 +282,19 @@ def test_unknown_route_and_method_are_problem_json(client: TestClient) -> None:
     assert response.headers["allow"] == "POST"
 
 
+def test_predict_answers_alike_past_the_router_and_through_it(iris: LoadedModel) -> None:
+    """POST /predict skips the router (DirectRoute); under a root path it goes through it."""
+    bad = {"features": [1.0, 2.0]}
+    answers = []
+    for root_path in ("", "/api"):
+        with TestClient(create_app(Settings(), iris), root_path=root_path) as client:
+            ok = client.post(f"{root_path}/predict", json={"features": ROW})
+            error = client.post(f"{root_path}/predict", json=bad)
+        assert ok.status_code == 200 and ok.headers["x-model-sha256"] == iris.sha256
+        answers.append((ok.json(), problem(error, 422, "wrong_feature_count")))
+    assert answers[0] == answers[1]
+
+
 def test_not_ready_until_model_loaded(iris_path: Any) -> None:
     app = create_app(Settings(model=iris_path))
     client = TestClient(app, raise_server_exceptions=False)
