@@ -109,6 +109,11 @@ class Metrics:
             registry=own,
             multiprocess_mode="livemax",
         )
+        # One process: the in-flight count is a plain int the gauge reads at scrape time (two
+        # locked updates per request saved). Several: each worker's count must be in its file.
+        self._in_flight = 0
+        if multiprocess_dir is None:
+            self.in_flight.set_function(lambda: self._in_flight)
         self.registry = own if multiprocess_dir is None else _merged_registry(multiprocess_dir)
         # The labelled children, by label values: ``labels()`` validates and locks on every
         # call, a measurable share of a one-row request. Keys are bounded like the series are
@@ -116,6 +121,20 @@ class Metrics:
         self._request_children: dict[tuple[str, str, int], tuple[Counter, Histogram]] = {}
         self._stage_children: dict[tuple[str, Stage], Histogram] = {}
         self._row_children: dict[str, Histogram] = {}
+
+    def request_started(self) -> None:
+        """An HTTP request is being handled (until ``request_finished``)."""
+        if self.multiprocess_dir is None:
+            self._in_flight += 1
+        else:
+            self.in_flight.inc()
+
+    def request_finished(self) -> None:
+        """The request ``request_started`` counted has been answered (or failed)."""
+        if self.multiprocess_dir is None:
+            self._in_flight -= 1
+        else:
+            self.in_flight.dec()
 
     def observe_request(self, route: str, method: str, status: int, seconds: float) -> None:
         """One answered HTTP request."""

@@ -12,10 +12,12 @@ from __future__ import annotations
 
 import contextlib
 import inspect
+import itertools
 import logging
 import re
+import secrets
 import time
-import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -130,13 +132,14 @@ class AccessMiddleware:
         # each request cost more than the rest of this middleware. Bounded, since paths with
         # parameters are the client's to vary; 404s are not kept.
         self._templates: dict[tuple[str, str, str], str] = {}
+        self._new_id = _id_source()
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
         started = time.perf_counter()
-        exchange = Exchange(_request_id(scope), self._template(scope), self.metrics)
+        exchange = Exchange(_request_id(scope, self._new_id), self._template(scope), self.metrics)
         scope[_SCOPE_KEY] = exchange
         id_header = (REQUEST_ID_HEADER.encode(), exchange.request_id.encode())
         status: int | None = None
@@ -148,14 +151,15 @@ class AccessMiddleware:
                 message = {**message, "headers": [*message.get("headers", ()), id_header]}
             await send(message)
 
+        self.metrics.request_started()
         try:
-            with self.metrics.in_flight.track_inprogress():
-                await self.app(scope, receive, send_with_id)
+            await self.app(scope, receive, send_with_id)
         except Exception as exc:
             if status is None:
                 await _error_response(scope, receive, send_with_id, exc)
             raise
         finally:
+            self.metrics.request_finished()
             elapsed = time.perf_counter() - started
             final = 500 if status is None else status
             self.metrics.observe_request(exchange.route, scope["method"], final, elapsed)
@@ -195,14 +199,26 @@ def _match(routes: list[BaseRoute], scope: Scope, prefix: str) -> str | None:
     return partial
 
 
-def _request_id(scope: Scope) -> str:
-    """The client's ``X-Request-ID`` if it is safe to log and echo, else a fresh uuid4."""
+def _request_id(scope: Scope, new_id: Callable[[], str]) -> str:
+    """The client's ``X-Request-ID`` if it is safe to log and echo, else a fresh one."""
     for name, value in scope["headers"]:
         if name == b"x-request-id":
             if _VALID_ID.fullmatch(value):
                 return str(value.decode("ascii"))
             break
-    return uuid.uuid4().hex
+    return new_id()
+
+
+def _id_source() -> Callable[[], str]:
+    """Fresh request ids: 32 hex digits, a random prefix per process and a counter.
+
+    Unique across workers and restarts (64 random bits each), like a uuid4, but without
+    reading the OS's random source for every request (uuid4 was a tenth of this layer's
+    cost). They identify requests; they are not secrets, and consecutive ones are guessable.
+    """
+    prefix = secrets.token_hex(8)
+    counter = itertools.count(1)
+    return lambda: f"{prefix}{next(counter):016x}"
 
 
 async def _error_response(scope: Scope, receive: Receive, send: Send, exc: Exception) -> None:

@@ -67,7 +67,7 @@ def test_an_unsafe_request_id_is_replaced(client: TestClient, request_id: str) -
     response = client.get("/health/live", headers=headers)
     echoed = response.headers["x-request-id"]
     assert echoed != request_id
-    assert len(echoed) == 32 and int(echoed, 16) >= 0  # a uuid4 in hex
+    assert len(echoed) == 32 and int(echoed, 16) >= 0  # 32 hex digits, like a uuid4's
 
 
 def test_a_request_id_is_generated_for_every_kind_of_response(client: TestClient) -> None:
@@ -83,6 +83,17 @@ def test_a_request_id_is_generated_for_every_kind_of_response(client: TestClient
     for response in responses[1:4]:
         assert response.headers["content-type"] == "application/problem+json"
         assert set(response.json()) == {"type", "title", "status", "detail", "code"}
+
+
+def test_generated_ids_differ_across_requests_and_processes(iris: LoadedModel) -> None:
+    """Each app (a worker) draws its own random prefix; within it a counter follows."""
+    ids = []
+    for _ in range(2):
+        with TestClient(create_app(Settings(), iris)) as test_client:
+            ids += [test_client.get("/health/live").headers["x-request-id"] for _ in range(50)]
+    assert len(set(ids)) == 100
+    assert all(len(i) == 32 and int(i, 16) >= 0 for i in ids)
+    assert len({i[:16] for i in ids}) == 2
 
 
 def test_an_unexpected_error_still_echoes_the_id_and_leaks_nothing(iris: LoadedModel) -> None:
