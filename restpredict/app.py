@@ -128,7 +128,9 @@ def create_app(
         },
         lifespan=lifespan,
     )
-    instrument(app, settings, metrics_dir)
+    metrics = instrument(app, settings, metrics_dir)
+    if batcher is not None:
+        batcher.on_batch = metrics.observe_batch
     app.state.settings = settings
     app.state.batcher = None
     app.state.model = None

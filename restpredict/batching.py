@@ -38,7 +38,7 @@ import asyncio
 import contextlib
 import time
 from collections import deque
-from collections.abc import Hashable, MutableMapping
+from collections.abc import Callable, Hashable, MutableMapping
 from concurrent.futures import ThreadPoolExecutor
 from types import TracebackType
 from typing import Any
@@ -158,6 +158,8 @@ class Batcher:
         self._task: asyncio.Task[None] | None = None
         self._executor: ThreadPoolExecutor | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
+        #: Called with the rows of every model call (``Metrics.observe_batch``).
+        self.on_batch: Callable[[int], None] | None = None
 
     async def __aenter__(self) -> Batcher:
         self.arriving = 0
@@ -226,6 +228,8 @@ class Batcher:
     ) -> Prediction:
         """Nothing queued, running or expected: straight to the worker thread."""
         assert self._loop is not None
+        if self.on_batch is not None:
+            self.on_batch(len(query))
         self._busy = True
         try:
             outcome, seconds = await self._loop.run_in_executor(
@@ -315,6 +319,8 @@ class Batcher:
             if not batch:
                 continue
             model, rows = batch[0].model, sum(len(waiting.query) for waiting in batch)
+            if self.on_batch is not None:
+                self.on_batch(rows)
             try:
                 if self.inline(model, rows):
                     outcomes, seconds = predict_batch(batch)

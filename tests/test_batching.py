@@ -18,6 +18,7 @@ import httpx
 import joblib
 import numpy as np
 import pytest
+from prometheus_client.parser import text_string_to_metric_families
 
 from restpredict.batching import Batcher, CallCost, batch_key, make_batcher
 from restpredict.errors import ConfigError, InputError, NotReadyError
@@ -256,6 +257,16 @@ def test_server_batches_concurrent_requests_and_a_bad_row_fails_alone(
     good = [r for i, r in enumerate(responses) if i != 5]
     assert all(r.status_code == 200 for r in good)
     assert [r.json()["predictions"][0] % 1000 for r in good] == [i for i in range(16) if i != 5]
+
+    # Every model call the batcher made is in the batch size histogram, with its rows.
+    metrics = {
+        s.name: s.value
+        for family in text_string_to_metric_families(httpx.get(f"{server.url}/metrics").text)
+        for s in family.samples
+        if s.name.startswith("restpredict_batch_size")
+    }
+    assert metrics["restpredict_batch_size_sum"] == 32
+    assert 2 <= metrics["restpredict_batch_size_count"] < 32
 
 
 def test_server_without_batching_predicts_each_request_alone(

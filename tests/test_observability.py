@@ -196,10 +196,9 @@ def test_each_app_has_its_own_registry(iris: LoadedModel) -> None:
         assert key not in samples(second)
 
 
-def test_batch_hook_feeds_its_histogram(client: TestClient) -> None:
-    metrics = client.app.state.metrics  # type: ignore[attr-defined]
-    for size in (3, 40):
-        metrics.observe_batch(size)
+def test_every_model_call_feeds_the_batch_size_histogram(client: TestClient) -> None:
+    for rows in (3, 40):  # one at a time: each is a call of its own
+        assert client.post("/predict", json={"features": [ROW] * rows}).status_code == 200
     after = samples(client)
     assert after[("restpredict_batch_size_count", frozenset())] == 2
     assert after[("restpredict_batch_size_sum", frozenset())] == 43
