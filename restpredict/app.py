@@ -40,7 +40,7 @@ from restpredict.model import LoadedModel, Prediction
 from restpredict.observability import instrument, metrics_endpoint, record_rows, timed
 from restpredict.payload import Query, decode_predict, encode_predictions
 from restpredict.reload import Reloader, admin_routes, prepare_model
-from restpredict.serving import ServingState
+from restpredict.serving import ServingHeaders, ServingState
 from restpredict.settings import Settings
 
 __all__ = [
@@ -107,7 +107,7 @@ def create_app(
     predict = PredictEndpoint()
     app = Starlette(
         middleware=[
-            *protective_middleware(settings, serving, problem_response),
+            *protective_middleware(settings, problem_response),
             *batching_middleware(batcher),
             Middleware(DirectRoute, method="POST", path="/predict", endpoint=predict),
         ],
@@ -128,7 +128,7 @@ def create_app(
         },
         lifespan=lifespan,
     )
-    metrics = instrument(app, settings, metrics_dir)
+    metrics = instrument(app, settings, metrics_dir, response_headers=ServingHeaders(serving))
     if batcher is not None:
         batcher.on_batch = metrics.observe_batch
     app.state.settings = settings

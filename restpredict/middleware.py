@@ -1,9 +1,9 @@
 """The protective middleware every app gets, outermost first.
 
 CORS answers browser preflights before anything else; auth refuses strangers before
-their body is read or a slot is taken; the serving headers (model SHA-256, and
-``Connection: close`` while draining) then cover every answer the limits give,
-503/504/408 included; the limits bound what reaches the routes.
+their body is read or a slot is taken; the limits bound what reaches the routes. (The
+serving headers, model SHA-256 and ``Connection: close`` while draining, are added by the
+access layer outside all of these, so they cover every answer, 401/503/504/408 included.)
 """
 
 from __future__ import annotations
@@ -13,16 +13,13 @@ from starlette.middleware import Middleware
 from restpredict._types import ProblemRenderer
 from restpredict.limits import RequestLimits
 from restpredict.security import BearerAuth, cors_middleware
-from restpredict.serving import ServingHeaders, ServingState
 from restpredict.settings import Settings
 
 __all__ = ["protective_middleware"]
 
 
-def protective_middleware(
-    settings: Settings, state: ServingState, problem: ProblemRenderer
-) -> list[Middleware]:
-    """CORS (if origins are named), bearer auth (if a key is set), limits, serving headers."""
+def protective_middleware(settings: Settings, problem: ProblemRenderer) -> list[Middleware]:
+    """CORS (if origins are named), bearer auth (if a key is set), limits."""
     stack: list[Middleware] = []
     if settings.cors_origins:
         stack.append(cors_middleware(settings.cors_origins))
@@ -35,7 +32,6 @@ def protective_middleware(
                 problem=problem,
             )
         )
-    stack.append(Middleware(ServingHeaders, state=state))
     stack.append(
         Middleware(
             RequestLimits,

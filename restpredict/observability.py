@@ -33,6 +33,9 @@ from restpredict.logs import ACCESS_LOGGER
 from restpredict.metrics import Metrics, Stage
 from restpredict.settings import Settings
 
+#: Extra headers for a response, given its scope and ``http.response.start`` message.
+ResponseHeaders = Callable[[Scope, Message], list[tuple[bytes, bytes]]]
+
 __all__ = [
     "REQUEST_ID_HEADER",
     "UNMATCHED",
@@ -47,6 +50,7 @@ __all__ = [
 ]
 
 REQUEST_ID_HEADER = "x-request-id"
+_ID_HEADER = REQUEST_ID_HEADER.encode()
 UNMATCHED = "<unmatched>"  # the route label of every 404, so random paths add no series
 _SCOPE_KEY = "restpredict.exchange"
 # What a request id may be: enough for UUIDs, ULIDs, hex and base64 trace ids; nothing
@@ -66,11 +70,22 @@ class Exchange:
     rows: int | None = None
 
 
-def instrument(app: Starlette, settings: Settings, metrics_dir: Path | None = None) -> Metrics:
+def instrument(
+    app: Starlette,
+    settings: Settings,
+    metrics_dir: Path | None = None,
+    *,
+    response_headers: ResponseHeaders | None = None,
+) -> Metrics:
     """Give ``app`` its Metrics (``app.state.metrics``) and the access middleware."""
     metrics = Metrics(metrics_dir)
     app.state.metrics = metrics
-    app.add_middleware(AccessMiddleware, metrics=metrics, access_log=settings.access_log)
+    app.add_middleware(
+        AccessMiddleware,
+        metrics=metrics,
+        access_log=settings.access_log,
+        response_headers=response_headers,
+    )
     return metrics
 
 
@@ -122,12 +137,23 @@ def record_rows(scope: Scope, rows: int) -> None:
 
 
 class AccessMiddleware:
-    """Request ids in and out, metrics for every request, one log line when it is done."""
+    """Request ids in and out, metrics for every request, one log line when it is done.
 
-    def __init__(self, app: ASGIApp, metrics: Metrics, access_log: bool = True) -> None:
+    Its send wrapper is also where ``response_headers`` (the serving headers) are added, so
+    the outermost layer is the only one that rewrites a response start.
+    """
+
+    def __init__(
+        self,
+        app: ASGIApp,
+        metrics: Metrics,
+        access_log: bool = True,
+        response_headers: ResponseHeaders | None = None,
+    ) -> None:
         self.app = app
         self.metrics = metrics
         self.access_log = access_log
+        self.response_headers = response_headers
         # (root path, path, method) -> route template: matching every route's regex again for
         # each request cost more than the rest of this middleware. Bounded, since paths with
         # parameters are the client's to vary; 404s are not kept.
@@ -141,14 +167,18 @@ class AccessMiddleware:
         started = time.perf_counter()
         exchange = Exchange(_request_id(scope, self._new_id), self._template(scope), self.metrics)
         scope[_SCOPE_KEY] = exchange
-        id_header = (REQUEST_ID_HEADER.encode(), exchange.request_id.encode())
+        id_header = (_ID_HEADER, exchange.request_id.encode())
         status: int | None = None
+        more_headers = self.response_headers
 
         async def send_with_id(message: Message) -> None:
             nonlocal status
             if message["type"] == "http.response.start":
                 status = message["status"]
-                message = {**message, "headers": [*message.get("headers", ()), id_header]}
+                headers = [*message.get("headers", ()), id_header]
+                if more_headers is not None:
+                    headers += more_headers(scope, message)
+                message = {**message, "headers": headers}
             await send(message)
 
         self.metrics.request_started()

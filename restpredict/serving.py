@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from starlette.types import ASGIApp, Message, Receive, Scope, Send
+from starlette.types import Message, Scope
 
 __all__ = ["MODEL_HEADER", "ServingHeaders", "ServingState"]
 
@@ -24,32 +24,23 @@ class ServingState:
 class ServingHeaders:
     """Names the model that answered, and asks clients to reconnect elsewhere while draining.
 
-    The model is the one the route took from ``current_model`` (kept in the request
-    state), so a response names the model that computed it even across a hot swap.
+    Not a middleware of its own: the access layer, which already adds ``X-Request-ID``, asks
+    it for these headers when a response starts (one send wrapper instead of two, on every
+    request). The model is the one the route took from ``current_model`` (kept in the
+    request state), so a response names the model that computed it even across a hot swap.
     """
 
-    def __init__(self, app: ASGIApp, *, state: ServingState) -> None:
-        self.app = app
+    def __init__(self, state: ServingState) -> None:
         self.state = state
 
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
-
-        async def send_with_headers(message: Message) -> None:
-            if message["type"] == "http.response.start":
-                extra = []
-                model = scope.get("state", {}).get("model")
-                if model is not None:
-                    extra.append((_MODEL_HEADER, model.sha256.encode("ascii")))
-                if self.state.draining and not _has_connection_header(message):
-                    extra.append((b"connection", b"close"))
-                if extra:
-                    message = {**message, "headers": [*message.get("headers", ()), *extra]}
-            await send(message)
-
-        await self.app(scope, receive, send_with_headers)
+    def __call__(self, scope: Scope, message: Message) -> list[tuple[bytes, bytes]]:
+        extra = []
+        model = scope.get("state", {}).get("model")
+        if model is not None:
+            extra.append((_MODEL_HEADER, model.sha256.encode("ascii")))
+        if self.state.draining and not _has_connection_header(message):
+            extra.append((b"connection", b"close"))
+        return extra
 
 
 def _has_connection_header(message: Message) -> bool:
