@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import os
 from collections.abc import Iterator
 
 import pytest
@@ -149,6 +150,26 @@ def test_access_record_has_the_fields_and_no_secrets(
     assert fields[1]["latency_ms"] > 0
     assert "secret" not in caplog.text
     assert all("secret" not in str(f) for f in fields)
+
+
+def test_access_records_are_complete_log_records(
+    client: TestClient, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The lean access record holds what ``LogRecord`` would, for any handler's formatter."""
+    with caplog.at_level(logging.INFO, logger="restpredict.access"):
+        client.post("/predict", json={"features": ROW}, headers={"X-Request-ID": "rid-3"})
+        logging.getLogger("restpredict.access").info("%s %s %d", "POST", "/predict", 200)
+    lean, plain = [r for r in caplog.records if r.name == "restpredict.access"]
+    every = "%(" + ")s %(".join(vars(plain)) + ")s"  # each attribute a plain record has
+    assert "POST /predict 200" in logging.Formatter(every).format(lean)
+    same = ("name", "msg", "levelname", "levelno", "exc_info", "exc_text", "stack_info")
+    assert [getattr(lean, a) for a in same] == [getattr(plain, a) for a in same]
+    assert lean.getMessage() == plain.getMessage()
+    assert lean.process == os.getpid() and lean.processName == plain.processName
+    assert lean.thread is not None and lean.threadName
+    assert lean.module == "observability" and lean.filename == "observability.py"
+    assert abs(lean.created - plain.created) < 60 and lean.relativeCreated > 0
+    assert lean.access["request_id"] == "rid-3"  # type: ignore[attr-defined]
 
 
 def test_access_log_can_be_turned_off(iris: LoadedModel, caplog: pytest.LogCaptureFixture) -> None:
