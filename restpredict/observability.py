@@ -11,6 +11,7 @@ rows, request id and client address; never a body or any other header.
 from __future__ import annotations
 
 import contextlib
+import functools
 import inspect
 import itertools
 import logging
@@ -297,8 +298,6 @@ class AccessRecord(logging.LogRecord):
     line's cost, paid once per request.
     """
 
-    _process: tuple[str | None, int | None] | None = None
-
     def __init__(self, args: tuple[Any, ...], access: dict[str, Any]) -> None:
         created = time.time()
         # In the instance's own dict, where %-style formatters look for them.
@@ -313,7 +312,7 @@ class AccessRecord(logging.LogRecord):
             self.threadName: str | None = threading.current_thread().name
         else:
             self.thread = self.threadName = None
-        self.processName, self.process = _process_names()
+        self.processName, self.process = _process_names(os.getpid())
 
 
 _LOGGING_STARTED: float = getattr(logging, "_startTime", time.time())
@@ -335,15 +334,9 @@ _ACCESS_RECORD_FIELDS: dict[str, Any] = {
 }
 
 
-def _process_names() -> tuple[str | None, int | None]:
-    """``processName`` and ``process`` as ``LogRecord`` finds them, looked up once per process.
-
-    Cached only in the process that looked (a forked child looks again: its pid differs).
-    """
-    pid = os.getpid()
-    cached = AccessRecord._process
-    if cached is not None and cached[1] == pid:
-        return cached
+@functools.lru_cache(maxsize=1)
+def _process_names(pid: int) -> tuple[str | None, int | None]:
+    """``processName`` and ``process`` as ``LogRecord`` finds them, once per process id."""
     name: str | None = None
     if logging.logMultiprocessing:
         name = "MainProcess"
@@ -351,6 +344,4 @@ def _process_names() -> tuple[str | None, int | None]:
         if multiprocessing is not None:
             with contextlib.suppress(Exception):
                 name = multiprocessing.current_process().name
-    names = (name, pid if logging.logProcesses else None)
-    AccessRecord._process = names
-    return names
+    return name, pid if logging.logProcesses else None
