@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import io
 import json
 import logging
@@ -12,7 +13,13 @@ from typing import Any
 import pytest
 
 from restpredict.errors import ConfigError
-from restpredict.logs import JsonFormatter, TextFormatter, logging_config, resolve_format
+from restpredict.logs import (
+    JsonFormatter,
+    TextFormatter,
+    TurnBufferedHandler,
+    logging_config,
+    resolve_format,
+)
 from restpredict.settings import Settings, load_settings
 
 ACCESS = {
@@ -164,3 +171,64 @@ def test_settings_from_environment(environ: dict[str, str], field: str, expected
 def test_unknown_log_format_is_a_config_error() -> None:
     with pytest.raises(ConfigError, match="RESTPREDICT_LOG_FORMAT"):
         load_settings(environ={"RESTPREDICT_LOG_FORMAT": "xml"})
+
+
+class CountingStream(io.StringIO):
+    def __init__(self) -> None:
+        super().__init__()
+        self.writes = 0
+
+    def write(self, text: str) -> int:
+        self.writes += 1
+        return super().write(text)
+
+
+def buffered_logger(stream: io.StringIO) -> tuple[logging.Logger, TurnBufferedHandler]:
+    handler = TurnBufferedHandler(stream)
+    handler.setFormatter(logging.Formatter("%(message)s"))
+    logger = logging.getLogger(f"restpredict.test.{id(stream)}")
+    logger.propagate = False
+    logger.handlers = [handler]
+    logger.setLevel(logging.INFO)
+    return logger, handler
+
+
+def test_lines_of_one_loop_turn_are_written_together_in_order() -> None:
+    stream = CountingStream()
+    logger, _ = buffered_logger(stream)
+
+    async def one_turn() -> str:
+        for i in range(5):
+            logger.info("line %d", i)
+        seen = stream.getvalue()  # nothing written yet: the turn is not over
+        await asyncio.sleep(0)
+        return seen
+
+    assert asyncio.run(one_turn()) == ""
+    assert stream.getvalue() == "".join(f"line {i}\n" for i in range(5))
+    assert stream.writes == 1
+
+
+def test_lines_off_the_loop_are_written_at_once_after_pending_ones() -> None:
+    stream = CountingStream()
+    logger, _ = buffered_logger(stream)
+
+    async def mixed() -> None:
+        logger.info("on the loop")
+        await asyncio.to_thread(logger.info, "from a thread")  # written now, after the first
+
+    asyncio.run(mixed())
+    logger.info("no loop")
+    assert stream.getvalue() == "on the loop\nfrom a thread\nno loop\n"
+
+
+def test_flush_writes_what_is_pending() -> None:
+    stream = CountingStream()
+    logger, handler = buffered_logger(stream)
+
+    async def pending_then_flush() -> str:
+        logger.info("pending")
+        handler.flush()  # logging.shutdown() at exit does this
+        return stream.getvalue()
+
+    assert asyncio.run(pending_then_flush()) == "pending\n"
