@@ -92,6 +92,7 @@ class TurnBufferedHandler(logging.StreamHandler):  # type: ignore[type-arg]
     def __init__(self, stream: IO[str] | None = None) -> None:
         super().__init__(stream)
         self._pending: list[str] = []
+        self._flush_on: asyncio.AbstractEventLoop | None = None  # the loop a write is queued on
 
     def emit(self, record: logging.LogRecord) -> None:
         try:
@@ -106,7 +107,8 @@ class TurnBufferedHandler(logging.StreamHandler):  # type: ignore[type-arg]
         self._pending.append(line)
         if loop is None:
             self._write_pending(record)
-        elif len(self._pending) == 1:
+        elif self._flush_on is not loop:  # also when a closed loop never ran its flush
+            self._flush_on = loop
             loop.call_soon(self._end_of_turn)
 
     def flush(self) -> None:
@@ -119,6 +121,7 @@ class TurnBufferedHandler(logging.StreamHandler):  # type: ignore[type-arg]
             self._write_pending(None)
 
     def _write_pending(self, record: logging.LogRecord | None) -> None:
+        self._flush_on = None
         if not self._pending:
             return
         text = "".join(self._pending)
