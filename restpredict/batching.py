@@ -17,17 +17,22 @@ request is most of the throughput there is. The policy, per process:
   object, same outputs, same dtype and width), in arrival order, up to ``max_batch_size``
   requests and ``max_rows`` rows. Queries with another key wait for the next batch, so labels
   and probabilities, or float and mixed-type rows, are never stacked together.
-- It runs when full, or when nothing else is expected, or ``max_wait_s`` after its first query
-  was queued or the previous batch finished, whichever is later: the wait bounds how long the
+- It runs when full, or when nothing else is expected, or a wait after its first query was
+  queued or the previous batch finished, whichever is later: the wait bounds how long the
   model sits idle for stragglers, and a group that queued behind a running batch still waits
   for the group that batch just answered (else the two would stay out of step, each taking a
   whole call for a part of the clients). Expected are the POSTs whose body is still being
-  received or decoded, and the connections answered in the last ``EXPECT_WINDOW_S`` (or
-  ``max_wait_s``, if shorter) that have not sent their next request: under load, clients
+  received or decoded, and the kept-alive connections answered in the last ``EXPECT_WINDOW_S``
+  (or the wait, if shorter) that have not sent their next request: under load, clients
   answered together come back together, and the first one back should not take the model
-  alone while the others queue behind it. A client that opens a new connection per request may
-  so wait up to that window once per request; one on a kept-alive connection never waits for
-  itself.
+  alone while the others queue behind it. A connection whose request asked to close is not
+  expected back; one on a kept-alive connection never waits for itself.
+- The wait is ``max_wait_s``, or, for a model whose calls take longer, one call's measured
+  time (at most ``FOLLOW_FACTOR`` times ``max_wait_s``), and answered connections stay expected
+  as long: a request that misses a batch waits a whole call for the next one anyway, and the
+  event loop needs about as long to answer a full batch and read its clients' next requests.
+  Measured on a 100-tree forest (8 ms per call) with 32 clients: batches of 16.5 on average
+  with a fixed 2 ms, 31.9 with the call-long wait, 1.6x the requests per second.
 - If the stacked ``predict`` raises, every query of the batch is predicted on its own, so a
   request with a bad row fails alone instead of poisoning the others.
 """
@@ -54,6 +59,7 @@ from restpredict.settings import Settings
 
 __all__ = [
     "EXPECT_WINDOW_S",
+    "FOLLOW_FACTOR",
     "ArrivalCounter",
     "BatchKey",
     "Batcher",
@@ -68,6 +74,8 @@ BatchKey = tuple[int, bool, bool, str, int]
 #: How long an answered connection counts as about to send its next request. Clients under
 #: load come back within a fraction of a millisecond; this bounds the wait when one does not.
 EXPECT_WINDOW_S = 0.002
+#: A slow model's call-long wait is capped at this many times ``max_wait_s``.
+FOLLOW_FACTOR = 10
 Outcome = Prediction | BaseException
 _ARRIVING = "restpredict.arriving"
 
@@ -143,6 +151,9 @@ class Batcher:
         self.max_wait_s = max_wait_s
         self.max_rows = max_rows
         self.inline_s = inline_s
+        #: How long a batch waits for expected requests, and how long an answered connection
+        #: is expected back; both follow the model's measured call time (``_adapt``).
+        self.wait_s = max_wait_s
         self.expect_window_s = min(max_wait_s, EXPECT_WINDOW_S)
         #: POST requests being received that have not queued a query yet.
         self.arriving = 0
@@ -202,10 +213,10 @@ class Batcher:
             # A call for the thread can start now without blocking anyone. One for the loop
             # goes through the queue: the collector runs after the requests read in this same
             # loop turn have queued too, so they share the call instead of each taking one.
-            return await self._predict_alone(model, query, scope.get("client"))
+            return await self._predict_alone(model, query, returning_client(scope))
         future: asyncio.Future[Prediction] = self._loop.create_future()
         self._queue.append(
-            _Waiting(model, query, batch_key(model, query), future, scope.get("client"))
+            _Waiting(model, query, batch_key(model, query), future, returning_client(scope))
         )
         self._wake()
         return await future
@@ -218,6 +229,15 @@ class Batcher:
                 self._costs.clear()
             cost = self._costs[id(model)] = CallCost()
         return cost
+
+    def record(self, model: LoadedModel, rows: int, seconds: float) -> None:
+        """A call on ``model`` took ``seconds``: update its cost and the batches' wait."""
+        cost = self.cost(model)
+        cost.record(rows, seconds)
+        if self.max_wait_s <= 0:  # told never to wait
+            return
+        self.wait_s = min(max(self.max_wait_s, cost.seconds), self.max_wait_s * FOLLOW_FACTOR)
+        self.expect_window_s = min(self.wait_s, max(EXPECT_WINDOW_S, cost.seconds))
 
     def inline(self, model: LoadedModel, rows: int) -> bool:
         """Whether a call on ``rows`` rows is cheap enough to run on the event loop."""
@@ -241,7 +261,7 @@ class Batcher:
             self.answered(client)  # before the collector looks at what queued meanwhile
             if self._queue:
                 self._wake()
-        self.cost(model).record(len(query), seconds)
+        self.record(model, len(query), seconds)
         if isinstance(outcome, BaseException):
             raise outcome
         return outcome
@@ -332,7 +352,7 @@ class Batcher:
                         )
                     finally:
                         self._busy = False
-                self.cost(model).record(rows, seconds)
+                self.record(model, rows, seconds)
             except Exception as exc:  # not the model's (it is caught per query): keep serving
                 outcomes = [exc] * len(batch)
             self._freed_at = time.monotonic()
@@ -349,7 +369,7 @@ class Batcher:
     async def _gather(self) -> list[_Waiting]:
         """The next batch: run it when full, when nothing else is expected, or at the deadline."""
         first = self._queue[0]
-        deadline = max(first.queued_at, self._freed_at) + self.max_wait_s
+        deadline = max(first.queued_at, self._freed_at) + self.wait_s
         while True:
             batch, full = self._matching(first.key)
             remaining = deadline - time.monotonic()
@@ -375,6 +395,21 @@ class Batcher:
             if len(batch) >= self.max_batch_size or rows >= self.max_rows:
                 return batch, True
         return batch, False
+
+
+def returning_client(scope: Scope) -> Hashable | None:
+    """The request's client address, unless its connection closes after this answer."""
+    client = scope.get("client")
+    if client is None:
+        return None
+    kept_alive = scope.get("http_version") != "1.0"
+    for name, value in scope.get("headers", ()):
+        if name == b"connection":
+            tokens = value.lower()
+            if b"close" in tokens:
+                return None
+            kept_alive = kept_alive or b"keep-alive" in tokens
+    return client if kept_alive else None
 
 
 def predict_batch(batch: list[_Waiting]) -> tuple[list[Outcome], float]:

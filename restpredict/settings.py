@@ -165,7 +165,8 @@ class Settings(BaseModel):
         ge=0,
         le=60_000,
         description="Longest a queued request waits for requests still arriving, in ms "
-        "(fractions for microseconds); never waited when nothing else is arriving.",
+        "(fractions for microseconds); never waited when nothing else is arriving. A model "
+        "whose calls take longer waits up to one call (at most 10x this); 0 never waits.",
     )
     inline_predict_ms: float = Field(
         1.0,

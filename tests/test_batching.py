@@ -20,7 +20,15 @@ import numpy as np
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from restpredict.batching import Batcher, CallCost, batch_key, make_batcher
+from restpredict.batching import (
+    EXPECT_WINDOW_S,
+    FOLLOW_FACTOR,
+    Batcher,
+    CallCost,
+    batch_key,
+    make_batcher,
+    returning_client,
+)
 from restpredict.errors import ConfigError, InputError, NotReadyError
 from restpredict.model import LoadedModel, Prediction, from_estimator
 from restpredict.payload import Query
@@ -434,3 +442,63 @@ def test_a_group_queued_behind_a_batch_waits_for_the_group_that_batch_answers() 
     results = run(main, max_wait_s=0.2)
     assert [labels(r) for r in results] == [[2002], [2003]]
     assert calls(model) == [("predict", 2)]
+
+
+def test_the_wait_follows_a_slow_models_call_time_within_its_cap() -> None:
+    model = echo_model()
+    batcher = Batcher(max_batch_size=32, max_wait_s=0.002, max_rows=100)
+    batcher.record(model, rows=32, seconds=0.0005)  # a fast model: the configured wait holds
+    assert (batcher.wait_s, batcher.expect_window_s) == (0.002, EXPECT_WINDOW_S)
+    for _ in range(30):
+        batcher.record(model, rows=32, seconds=0.008)
+    assert batcher.wait_s == pytest.approx(0.008, rel=0.01)  # a left-out request waits that
+    assert batcher.expect_window_s == pytest.approx(0.008, rel=0.01)
+    for _ in range(30):
+        batcher.record(model, rows=32, seconds=5.0)
+    assert batcher.wait_s == pytest.approx(0.002 * FOLLOW_FACTOR)
+    never = Batcher(max_batch_size=32, max_wait_s=0.0, max_rows=100)
+    never.record(model, rows=32, seconds=5.0)
+    assert (never.wait_s, never.expect_window_s) == (0.0, 0.0)  # told never to wait: it doesn't
+
+
+def test_after_a_slow_call_its_clients_are_waited_for_longer_than_max_wait() -> None:
+    slow = echo_model(delay=0.3)
+
+    async def main(batcher: Batcher) -> list[Prediction]:
+        a, b = {"client": ("127.0.0.1", 1)}, {"client": ("127.0.0.1", 2)}
+        batcher.arriving_request(a)
+        first = asyncio.ensure_future(batcher.predict(a, slow, query(1)))
+        while not slow.estimator.calls_:
+            await asyncio.sleep(0.001)
+        second = asyncio.ensure_future(batcher.predict(b, slow, query(2)))
+        await first
+        # a comes back three times max_wait after its answer, well within one call's time.
+        await asyncio.sleep(0.15)
+        batcher.arriving_request(a)
+        again = await batcher.predict(a, slow, query(3))
+        return [await second, again]
+
+    results = run(main, max_wait_s=0.05)
+    assert [labels(r) for r in results] == [[2002], [2003]]
+    assert calls(slow) == [("predict", 1), ("predict", 2)]
+
+
+@pytest.mark.parametrize(
+    ("version", "connection", "returns"),
+    [
+        ("1.1", None, True),
+        ("1.1", b"keep-alive", True),
+        ("1.1", b"close", False),
+        ("1.1", b"Upgrade, Close", False),
+        ("1.0", None, False),
+        ("1.0", b"Keep-Alive", True),
+        ("2", None, True),
+    ],
+)
+def test_only_kept_alive_connections_are_expected_back(
+    version: str, connection: bytes | None, returns: bool
+) -> None:
+    headers = [(b"host", b"x")] + ([(b"connection", connection)] if connection else [])
+    scope = {"client": ("127.0.0.1", 5), "http_version": version, "headers": headers}
+    assert returning_client(scope) == (("127.0.0.1", 5) if returns else None)
+    assert returning_client({"headers": headers}) is None  # no client address, nothing to expect
