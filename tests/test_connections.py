@@ -1,19 +1,24 @@
-"""Slowloris: connections whose headers trickle in are answered 408 and closed.
+"""Connections: slow headers get 408, responses go out in one write.
 
-uvicorn 0.54 alone keeps such connections open forever (its keep-alive timer only
-runs after a first response), so each case here fails without connections.py.
+uvicorn 0.54 alone keeps connections whose headers trickle in open forever (its
+keep-alive timer only runs after a first response), so each slowloris case here fails
+without connections.py.
 """
 
 from __future__ import annotations
 
+import asyncio
 import socket
 import threading
-from collections.abc import Iterator
+import time
+from collections.abc import Iterable, Iterator
+from typing import Any
 
 import httpx
 import pytest
 
 from restpredict.app import create_app
+from restpredict.connections import OneWriteResponses
 from restpredict.settings import Settings
 
 from .inprocess import GateModel, running, wrap
@@ -78,3 +83,100 @@ def test_others_are_served_while_slow_clients_hold_connections(url: str) -> None
     finally:
         for sock in stalled:
             sock.close()
+
+
+def test_a_connection_answered_often_keeps_going_past_the_header_timeout(url: str) -> None:
+    body = b'{"features": [1, 2]}'
+    request = HEAD + b"Content-Length: %d\r\n\r\n" % len(body) + body
+    host, port = url.removeprefix("http://").split(":")
+    with socket.create_connection((host, int(port)), timeout=30) as sock:
+        reader = sock.makefile("rb")
+        finish = time.monotonic() + 1.5  # three header timeouts, a request every 0.1 s
+        answered = 0
+        while time.monotonic() < finish:
+            sock.sendall(request)
+            assert reader.readline() == b"HTTP/1.1 200 OK\r\n"
+            while (line := reader.readline()) != b"\r\n":
+                if line.lower().startswith(b"content-length:"):
+                    length = int(line.split(b":")[1])
+            assert b'"predictions"' in reader.read(length)
+            answered += 1
+            time.sleep(0.1)
+    assert answered >= 10
+
+
+def test_expect_100_continue_is_answered_before_the_body_is_sent(url: str) -> None:
+    body = b'{"features": [1, 2]}'
+    head = HEAD + b"Expect: 100-continue\r\nContent-Length: %d\r\n\r\n" % len(body)
+    host, port = url.removeprefix("http://").split(":")
+    with socket.create_connection((host, int(port)), timeout=30) as sock:
+        sock.sendall(head)
+        reader = sock.makefile("rb")
+        assert reader.readline() == b"HTTP/1.1 100 Continue\r\n"  # held, it would hang here
+        assert reader.readline() == b"\r\n"
+        sock.sendall(body)
+        assert reader.readline() == b"HTTP/1.1 200 OK\r\n"
+
+
+def test_pipelined_requests_are_answered_in_order(url: str) -> None:
+    def request(value: int) -> bytes:
+        body = b'{"features": [%d, 2]}' % value
+        return HEAD + b"Content-Length: %d\r\n\r\n" % len(body) + body
+
+    last = HEAD.replace(b"Host: t", b"Host: t\r\nConnection: close")
+    body = b'{"features": [3, 2]}'
+    answer = _exchange(
+        url, request(1) + request(2) + last + b"Content-Length: %d\r\n\r\n" % len(body) + body
+    )
+    assert answer.count(b"HTTP/1.1 200 OK\r\n") == 3
+    assert answer.endswith(b"}") and answer.count(b'"predictions"') == 3
+
+
+class RecordingTransport:
+    """Records what is written, in the calls it is written with."""
+
+    def __init__(self) -> None:
+        self.calls: list[tuple[str, bytes]] = []
+        self.closed = False
+
+    def write(self, data: bytes) -> None:
+        self.calls.append(("write", data))
+
+    def writelines(self, chunks: Iterable[bytes]) -> None:
+        self.calls.append(("writelines", b"".join(chunks)))
+
+    def close(self) -> None:
+        self.calls.append(("close", b""))
+
+    def is_closing(self) -> bool:
+        return self.closed
+
+    def get_extra_info(self, name: str) -> Any:
+        return ("127.0.0.1", 1) if name == "peername" else None
+
+
+def test_a_head_and_its_body_go_out_in_one_call_and_a_lone_head_at_the_end_of_the_turn() -> None:
+    async def main() -> list[tuple[str, bytes]]:
+        transport = RecordingTransport()
+        responses = OneWriteResponses(transport, asyncio.get_running_loop())  # type: ignore[arg-type]
+        responses.write(b"HEAD1 ")
+        responses.write(b"body1")  # one call for the whole response
+        responses.write(b"HEAD2 ")  # a streamed body: the head is not held past this turn
+        assert transport.calls == [("writelines", b"HEAD1 body1")]
+        await asyncio.sleep(0)
+        responses.write(b"chunk")
+        responses.write(b"more")
+        responses.write(b"HEAD3 ")
+        responses.close()  # nothing is lost or reordered by a close
+        assert responses.get_extra_info("peername") == ("127.0.0.1", 1)
+        assert not responses.is_closing()
+        await asyncio.sleep(0)
+        return transport.calls
+
+    assert asyncio.run(main()) == [
+        ("writelines", b"HEAD1 body1"),
+        ("write", b"HEAD2 "),
+        ("writelines", b"chunkmore"),
+        ("write", b"HEAD3 "),
+        ("close", b""),
+    ]
