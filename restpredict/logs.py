@@ -9,7 +9,6 @@ import time. Records on the ``restpredict.access`` logger carry their fields in
 
 from __future__ import annotations
 
-import asyncio
 import functools
 import json
 import logging
@@ -19,6 +18,7 @@ from typing import IO, Any, Literal
 import msgspec
 
 from restpredict.settings import Settings
+from restpredict.turns import TurnQueue
 
 __all__ = [
     "ACCESS_LOGGER",
@@ -91,8 +91,9 @@ class TurnBufferedHandler(logging.StreamHandler):  # type: ignore[type-arg]
 
     def __init__(self, stream: IO[str] | None = None) -> None:
         super().__init__(stream)
-        self._pending: list[str] = []
-        self._flush_on: asyncio.AbstractEventLoop | None = None  # the loop a write is queued on
+        self._lines: TurnQueue[tuple[str, logging.LogRecord]] = TurnQueue(
+            self._write, lock=self.lock
+        )
 
     def emit(self, record: logging.LogRecord) -> None:
         try:
@@ -100,38 +101,18 @@ class TurnBufferedHandler(logging.StreamHandler):  # type: ignore[type-arg]
         except Exception:
             self.handleError(record)
             return
-        try:
-            loop = asyncio.get_running_loop()
-        except RuntimeError:
-            loop = None
-        self._pending.append(line)
-        if loop is None:
-            self._write_pending(record)
-        elif self._flush_on is not loop:  # also when a closed loop never ran its flush
-            self._flush_on = loop
-            loop.call_soon(self._end_of_turn)
+        self._lines.add((line, record))
 
     def flush(self) -> None:
-        with self.lock:  # type: ignore[union-attr]
-            self._write_pending(None)
-            super().flush()
+        self._lines.flush()
+        super().flush()
 
-    def _end_of_turn(self) -> None:
-        with self.lock:  # type: ignore[union-attr]
-            self._write_pending(None)
-
-    def _write_pending(self, record: logging.LogRecord | None) -> None:
-        self._flush_on = None
-        if not self._pending:
-            return
-        text = "".join(self._pending)
-        self._pending.clear()
+    def _write(self, lines: list[tuple[str, logging.LogRecord]]) -> None:
         try:
-            self.stream.write(text)
+            self.stream.write("".join(line for line, _ in lines))
             super().flush()
         except Exception:
-            if record is not None:
-                self.handleError(record)
+            self.handleError(lines[-1][1])
 
 
 class JsonFormatter(logging.Formatter):

@@ -6,6 +6,11 @@ It puts an ``Exchange`` in every HTTP scope; endpoints add to it through
 ``timed`` and ``record_rows``, so one record feeds both the log line and the
 metrics. It logs the method, path (never the query string), status, latency,
 rows, request id and client address; never a body or any other header.
+
+A finished request's metric observations and log line are recorded at the end of the
+event-loop turn it finished in, with those of the other requests that finished in that
+turn (``turns.py``): the response does not wait for them, and back to back they cost
+about half as much. The in-flight gauge moves at once.
 """
 
 from __future__ import annotations
@@ -22,7 +27,7 @@ import sys
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -36,6 +41,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from restpredict.logs import ACCESS_LOGGER
 from restpredict.metrics import Metrics, Stage
 from restpredict.settings import Settings
+from restpredict.turns import TurnQueue
 
 #: Extra headers for a response, given its scope and ``http.response.start`` message.
 ResponseHeaders = Callable[[Scope, Message], list[tuple[bytes, bytes]]]
@@ -70,8 +76,13 @@ class Exchange:
 
     request_id: str
     route: str
-    metrics: Metrics
     rows: int | None = None
+    #: The decode and predict steps timed so far, in seconds.
+    stages: list[tuple[Stage, float]] = field(default_factory=list)
+
+
+#: A finished request: when, its scope and exchange, its status and how long it took.
+_Finished = tuple[float, Scope, Exchange, int, float]
 
 
 def instrument(
@@ -128,16 +139,13 @@ class timed:
         self.started = time.perf_counter()
 
     def __exit__(self, *exc_info: object) -> None:
-        exchange = exchange_of(self.scope)
         elapsed = time.perf_counter() - self.started
-        exchange.metrics.observe_stage(exchange.route, self.stage, elapsed)
+        exchange_of(self.scope).stages.append((self.stage, elapsed))
 
 
 def record_rows(scope: Scope, rows: int) -> None:
     """Count the validated rows of this request, for the histogram and the log line."""
-    exchange = exchange_of(scope)
-    exchange.rows = rows
-    exchange.metrics.observe_rows(exchange.route, rows)
+    exchange_of(scope).rows = rows
 
 
 class AccessMiddleware:
@@ -163,13 +171,14 @@ class AccessMiddleware:
         # parameters are the client's to vary; 404s are not kept.
         self._templates: dict[tuple[str, str, str], str] = {}
         self._new_id = _id_source()
+        self._finished: TurnQueue[_Finished] = TurnQueue(self._record)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
         started = time.perf_counter()
-        exchange = Exchange(_request_id(scope, self._new_id), self._template(scope), self.metrics)
+        exchange = Exchange(_request_id(scope, self._new_id), self._template(scope))
         scope[_SCOPE_KEY] = exchange
         id_header = (_ID_HEADER, exchange.request_id.encode())
         status: int | None = None
@@ -196,9 +205,21 @@ class AccessMiddleware:
             self.metrics.request_finished()
             elapsed = time.perf_counter() - started
             final = 500 if status is None else status
-            self.metrics.observe_request(exchange.route, scope["method"], final, elapsed)
-            if self.access_log and _access_log.isEnabledFor(logging.INFO):
-                _log(scope, exchange, final, elapsed)
+            self._finished.add((time.time(), scope, exchange, final, elapsed))
+
+    def _record(self, finished: list[_Finished]) -> None:
+        """The metrics and access lines of the requests that finished in one loop turn."""
+        metrics = self.metrics
+        log = self.access_log and _access_log.isEnabledFor(logging.INFO)
+        for created, scope, exchange, status, elapsed in finished:
+            route = exchange.route
+            metrics.observe_request(route, scope["method"], status, elapsed)
+            for stage, seconds in exchange.stages:
+                metrics.observe_stage(route, stage, seconds)
+            if exchange.rows is not None:
+                metrics.observe_rows(route, exchange.rows)
+            if log:
+                _log(created, scope, exchange, status, elapsed)
 
     def _template(self, scope: Scope) -> str:
         key = (scope.get("root_path", ""), scope["path"], scope["method"])
@@ -273,7 +294,7 @@ async def _error_response(scope: Scope, receive: Receive, send: Send, exc: Excep
         await response(scope, receive, send)
 
 
-def _log(scope: Scope, exchange: Exchange, status: int, elapsed: float) -> None:
+def _log(created: float, scope: Scope, exchange: Exchange, status: int, elapsed: float) -> None:
     client = scope.get("client")
     fields = {
         "method": scope["method"],
@@ -285,7 +306,7 @@ def _log(scope: Scope, exchange: Exchange, status: int, elapsed: float) -> None:
         "request_id": exchange.request_id,
         "client": f"{client[0]}:{client[1]}" if client else None,
     }
-    _access_log.handle(AccessRecord((scope["method"], scope["path"], status), fields))
+    _access_log.handle(AccessRecord((scope["method"], scope["path"], status), fields, created))
 
 
 class AccessRecord(logging.LogRecord):
@@ -298,8 +319,7 @@ class AccessRecord(logging.LogRecord):
     line's cost, paid once per request.
     """
 
-    def __init__(self, args: tuple[Any, ...], access: dict[str, Any]) -> None:
-        created = time.time()
+    def __init__(self, args: tuple[Any, ...], access: dict[str, Any], created: float) -> None:
         # In the instance's own dict, where %-style formatters look for them.
         self.__dict__.update(_ACCESS_RECORD_FIELDS)
         self.args = args
