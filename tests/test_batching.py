@@ -502,3 +502,45 @@ def test_only_kept_alive_connections_are_expected_back(
     scope = {"client": ("127.0.0.1", 5), "http_version": version, "headers": headers}
     assert returning_client(scope) == (("127.0.0.1", 5) if returns else None)
     assert returning_client({"headers": headers}) is None  # no client address, nothing to expect
+
+
+async def returns(batcher: Batcher, model: LoadedModel, every: float, count: int) -> list[Any]:
+    """``count`` connections answered together come back one by one, ``every`` seconds apart."""
+    scopes = [{"client": ("127.0.0.1", 100 + i)} for i in range(count)]
+    for scope in scopes:
+        batcher.answered(scope["client"])
+    futures = []
+    for i, scope in enumerate(scopes):
+        if i:
+            await asyncio.sleep(every)
+        batcher.arriving_request(scope)
+        futures.append(asyncio.ensure_future(batcher.predict(scope, model, query(i))))
+    return await asyncio.gather(*futures)
+
+
+def test_a_group_coming_back_slowly_is_waited_for_while_it_keeps_coming() -> None:
+    model = echo_model()
+
+    async def main(batcher: Batcher) -> list[Any]:
+        batcher.wait_s = batcher.expect_window_s = 0.3  # as a slow model's calls would set them
+        # The last is back 0.6 s after its answer, twice the window: still in the batch,
+        # because the others kept coming back meanwhile.
+        return await returns(batcher, model, every=0.2, count=4)
+
+    results = run(main, max_wait_s=0.3)
+    assert [labels(r) for r in results] == [[4000.0 + i] for i in range(4)]
+    assert calls(model) == [("predict", 4)]
+
+
+def test_no_batch_waits_past_the_longest_wait_for_a_group_still_coming() -> None:
+    model = echo_model()
+
+    async def main(batcher: Batcher) -> list[Any]:
+        batcher.wait_s = batcher.expect_window_s = 0.3  # as a slow model's calls would set them
+        return await returns(batcher, model, every=0.1, count=20)
+
+    results = run(main, max_wait_s=0.05)  # so at most 0.5 s, while the group takes 1.9 s
+    assert len(results) == 20
+    first_call = calls(model)[0][1]
+    assert 2 <= first_call < 20, calls(model)
+    assert sum(rows for _, rows in calls(model)) == 20
