@@ -126,7 +126,8 @@ class OneWriteResponses:
         held = self._held
         if held is not None:
             self._held = None
-            self._transport.write(held)
+            if not self._transport.is_closing():  # the client left before the body came
+                self._transport.write(held)
 
     def close(self) -> None:
         self.flush()

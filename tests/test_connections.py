@@ -180,3 +180,15 @@ def test_a_head_and_its_body_go_out_in_one_call_and_a_lone_head_at_the_end_of_th
         ("write", b"HEAD3 "),
         ("close", b""),
     ]
+
+
+def test_a_head_held_for_a_connection_that_closed_meanwhile_is_dropped() -> None:
+    async def main() -> list[tuple[str, bytes]]:
+        transport = RecordingTransport()
+        responses = OneWriteResponses(transport, asyncio.get_running_loop())  # type: ignore[arg-type]
+        responses.write(b"HEAD ")
+        transport.closed = True  # the client went away before the end of the turn
+        await asyncio.sleep(0)
+        return transport.calls
+
+    assert asyncio.run(main()) == []
