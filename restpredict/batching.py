@@ -159,7 +159,7 @@ class Batcher:
         self.max_rows = max_rows
         self.inline_s = inline_s
         #: How long a batch waits for expected requests, and how long an answered connection
-        #: is expected back; both follow the model's measured call time (``_adapt``).
+        #: is expected back; both follow the model's measured call time (``record``).
         self.wait_s = max_wait_s
         self.expect_window_s = min(max_wait_s, EXPECT_WINDOW_S)
         #: The longest any batch waits, and any answered connection is expected back.
@@ -246,7 +246,7 @@ class Batcher:
         cost.record(rows, seconds)
         if self.max_wait_s <= 0:  # told never to wait
             return
-        self.wait_s = min(max(self.max_wait_s, cost.seconds), self.max_wait_s * FOLLOW_FACTOR)
+        self.wait_s = min(max(self.max_wait_s, cost.seconds), self.longest_wait_s)
         self.expect_window_s = min(self.wait_s, max(EXPECT_WINDOW_S, cost.seconds))
 
     def inline(self, model: LoadedModel, rows: int) -> bool:
@@ -314,11 +314,14 @@ class Batcher:
                 del answered[client]
         return self.arriving + len(answered)
 
+    def _coming_back(self, now: float) -> bool:
+        """An answered connection came back within the window: its group is still coming."""
+        return now - self._returned_at < self.expect_window_s
+
     def _expected_since(self, now: float) -> float:
         """Connections answered before this are no longer expected back."""
-        if now - self._returned_at < self.expect_window_s:  # its group is still coming back
-            return now - self.longest_wait_s
-        return now - self.expect_window_s
+        window = self.longest_wait_s if self._coming_back(now) else self.expect_window_s
+        return now - window
 
     def _until_expected_expire(self) -> float:
         """Seconds until the oldest answered connection may stop being expected."""
@@ -326,7 +329,7 @@ class Batcher:
             return float("inf")
         now = time.monotonic()
         oldest = self._answered_order[0][0]
-        if now - self._returned_at < self.expect_window_s:
+        if self._coming_back(now):
             return min(self._returned_at + self.expect_window_s, oldest + self.longest_wait_s) - now
         return oldest + self.expect_window_s - now
 
