@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import threading
 import time
 from collections.abc import Iterator
@@ -14,7 +15,7 @@ import uvicorn
 from sklearn.base import BaseEstimator, ClassifierMixin
 from starlette.testclient import TestClient
 
-from restpredict.app import create_app
+from restpredict.app import YOUNG_COLLECTION_THRESHOLD, create_app
 from restpredict.model import LoadedModel, from_estimator
 from restpredict.settings import Settings
 
@@ -301,6 +302,19 @@ def test_not_ready_until_model_loaded(iris_path: Any) -> None:
     problem(client.get("/health/ready"), 503, "not_ready")  # lifespan not run yet
     with client:
         assert client.get("/health/ready").status_code == 200
+
+
+def test_serving_collects_young_objects_less_often(iris: LoadedModel) -> None:
+    """While the app serves, a young collection waits for 10,000 objects; after, as before."""
+    before = gc.get_threshold()
+    gc.set_threshold(123, 4, 5)
+    try:
+        with TestClient(create_app(Settings(), iris)) as client:
+            assert gc.get_threshold() == (YOUNG_COLLECTION_THRESHOLD, 4, 5)
+            assert client.post("/predict", json={"features": ROW}).status_code == 200
+        assert gc.get_threshold() == (123, 4, 5)
+    finally:
+        gc.set_threshold(*before)
 
 
 class NaNModel(ClassifierMixin, BaseEstimator):
