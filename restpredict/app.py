@@ -19,6 +19,7 @@ from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import State
 from starlette.exceptions import HTTPException
 from starlette.middleware import Middleware
+from starlette.middleware.errors import ServerErrorMiddleware
 from starlette.requests import ClientDisconnect, Request
 from starlette.responses import Response
 from starlette.routing import Route
@@ -37,7 +38,13 @@ from restpredict.errors import (
 )
 from restpredict.middleware import protective_middleware
 from restpredict.model import LoadedModel, Prediction
-from restpredict.observability import instrument, metrics_endpoint, record_rows, timed
+from restpredict.observability import (
+    AccessMiddleware,
+    instrument,
+    metrics_endpoint,
+    record_rows,
+    timed,
+)
 from restpredict.payload import Query, decode_predict, encode_predictions
 from restpredict.reload import Reloader, admin_routes, prepare_model
 from restpredict.serving import ServingHeaders, ServingState
@@ -128,7 +135,7 @@ def create_app(
 
     serving = ServingState()
     predict = PredictEndpoint()
-    app = Starlette(
+    app = _ServingApp(
         middleware=[
             *protective_middleware(settings, problem_response),
             *batching_middleware(batcher),
@@ -161,6 +168,21 @@ def create_app(
     app.state.serving = serving
     app.state.reloader = Reloader(app.state, settings)
     return app
+
+
+class _ServingApp(Starlette):
+    """Starlette without its outermost ``ServerErrorMiddleware`` when ours comes next.
+
+    ``AccessMiddleware`` already answers an unhandled error with the app's 500 handler (with
+    the request id) and re-raises it for the server to log, as that layer would: one layer and
+    one send wrapper fewer on every request (~2 µs in-process).
+    """
+
+    def build_middleware_stack(self) -> ASGIApp:
+        stack = super().build_middleware_stack()
+        if isinstance(stack, ServerErrorMiddleware) and isinstance(stack.app, AccessMiddleware):
+            return stack.app
+        return stack
 
 
 class PredictEndpoint:

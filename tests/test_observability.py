@@ -16,7 +16,7 @@ from starlette.testclient import TestClient
 
 from restpredict.app import create_app
 from restpredict.model import LoadedModel
-from restpredict.observability import UNMATCHED, route_template
+from restpredict.observability import UNMATCHED, AccessMiddleware, route_template
 from restpredict.settings import Settings
 
 ROW = [5.1, 3.5, 1.4, 0.2]
@@ -123,6 +123,8 @@ def test_an_unexpected_error_still_echoes_the_id_and_leaks_nothing(iris: LoadedM
     with TestClient(app, raise_server_exceptions=False) as test_client:
         response = test_client.get("/boom", headers={"X-Request-ID": "boom-1"})
         metrics = samples(test_client)
+    # Answered by the access layer, outermost now: Starlette's own error layer is left out.
+    assert isinstance(app.middleware_stack, AccessMiddleware)
     assert response.status_code == 500
     assert response.headers["x-request-id"] == "boom-1"
     assert response.headers["content-type"] == "application/problem+json"
