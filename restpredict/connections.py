@@ -6,7 +6,9 @@ slowloris), holds its connection forever: tested on uvicorn 0.54 with both the
 httptools and the h11 parser. These protocol classes arm a timer when a connection
 opens and again after each response; if the next request's headers are not
 complete when it fires, the client gets a 408 problem+json and the connection is
-closed. Request bodies have their own deadline in the app (``limits.py``).
+closed. Request bodies have their own deadline in the app (``limits.py``). With httptools
+the same timer also closes a connection left idle after a response for the keep-alive timeout,
+in place of the timer uvicorn starts and cancels around every request.
 
 ``refuse_new_connections`` serves the graceful shutdown: closing a listening socket
 resets every connection the kernel has already completed but nobody has accepted
@@ -54,11 +56,15 @@ class _HeaderDeadline:
     """
 
     header_timeout: float
+    timeout_keep_alive: int
     loop: asyncio.AbstractEventLoop
     transport: asyncio.Transport
     cycle: Any
     _deadline: asyncio.TimerHandle | None = None
     _idle_since = 0.0
+    #: Set by a protocol whose deadline timer also closes idle keep-alive connections: set
+    #: after each response, cleared when bytes arrive.
+    _keep_alive_idle = False
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         super().connection_made(transport)  # type: ignore[misc]
@@ -74,10 +80,19 @@ class _HeaderDeadline:
             self._deadline = None
         super().connection_lost(exc)  # type: ignore[misc]
 
+    def _due(self) -> float:
+        if self._keep_alive_idle:
+            return self._idle_since + self.timeout_keep_alive
+        return self._idle_since + self.header_timeout
+
     def _arm(self) -> None:
-        self._idle_since = now = self.loop.time()
-        if self._deadline is None:
-            self._deadline = self.loop.call_at(now + self.header_timeout, self._expire)
+        self._idle_since = self.loop.time()
+        due = self._due()
+        deadline = self._deadline
+        if deadline is None or deadline.when() > due:
+            if deadline is not None:  # a connection's first idle keep-alive ends sooner
+                deadline.cancel()
+            self._deadline = self.loop.call_at(due, self._expire)
 
     def _expire(self) -> None:
         self._deadline = None
@@ -85,11 +100,12 @@ class _HeaderDeadline:
             return
         if self.cycle is not None and not self.cycle.response_complete:
             return  # the headers came in time; the request is being answered (re-armed after)
-        due = self._idle_since + self.header_timeout
-        if due > self.loop.time():  # answered since this timer was set
+        due = self._due()
+        if due > self.loop.time():  # answered or spoken to since this timer was set
             self._deadline = self.loop.call_at(due, self._expire)
             return
-        self.transport.write(_TIMEOUT_RESPONSE)
+        if not self._keep_alive_idle:
+            self.transport.write(_TIMEOUT_RESPONSE)
         self.transport.close()
 
 
@@ -152,6 +168,24 @@ if HttpToolsProtocol is not None:
         def connection_made(self, transport: asyncio.BaseTransport) -> None:
             super().connection_made(transport)
             self._responses = OneWriteResponses(self.transport, self.loop)
+
+        def data_received(self, data: bytes) -> None:
+            self._keep_alive_idle = False
+            super().data_received(data)
+
+        def on_response_complete(self) -> None:
+            # uvicorn's, less the keep-alive timer it starts after every response (and cancels
+            # when the next request's bytes come, ~2.5 µs a request): the connection's one
+            # deadline timer closes it when it stays idle that long.
+            self.server_state.total_requests += 1
+            if self.transport.is_closing():
+                return
+            self.flow.resume_reading()
+            if self.pipeline:
+                cycle, app = self.pipeline.pop()
+                self._start_asgi_task(cycle, app)
+            self._keep_alive_idle = True
+            self._arm()
 
         def on_headers_complete(self) -> None:
             super().on_headers_complete()

@@ -20,13 +20,16 @@ from .conftest import free_port
 
 
 @contextlib.contextmanager
-def running(app: Starlette, *, header_timeout: float = 10.0, parser: str = "auto") -> Iterator[str]:
+def running(
+    app: Starlette, *, header_timeout: float = 10.0, keep_alive: int = 5, parser: str = "auto"
+) -> Iterator[str]:
     """Serve ``app`` on a free loopback port with restpredict's protocol; yield its URL."""
     port = free_port()
     config = uvicorn.Config(
         app,
         port=port,
         log_level="warning",
+        timeout_keep_alive=keep_alive,
         http=header_deadline_protocol(header_timeout, parser),
     )
     server = uvicorn.Server(config)

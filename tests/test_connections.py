@@ -32,7 +32,7 @@ def url(request: pytest.FixtureRequest) -> Iterator[str]:
     model = GateModel()
     model.gate.set()
     with running(
-        create_app(Settings(), wrap(model)), header_timeout=0.5, parser=request.param
+        create_app(Settings(), wrap(model)), header_timeout=0.5, keep_alive=1, parser=request.param
     ) as u:
         yield u
 
@@ -103,6 +103,22 @@ def test_a_connection_answered_often_keeps_going_past_the_header_timeout(url: st
             answered += 1
             time.sleep(0.1)
     assert answered >= 10
+
+
+def test_an_idle_connection_is_closed_after_the_keep_alive_timeout_without_a_408() -> None:
+    """Idle after a response: closed quietly at the keep-alive timeout, well before the
+    header deadline would have answered 408 (httptools: by the connection's one timer)."""
+    model = GateModel()
+    model.gate.set()
+    app = create_app(Settings(), wrap(model))
+    with running(app, header_timeout=20, keep_alive=1) as url:
+        body = b'{"features": [1, 2]}'
+        started = time.monotonic()
+        answer = _exchange(url, HEAD + b"Content-Length: %d\r\n\r\n" % len(body) + body)
+        idle = time.monotonic() - started
+    assert answer.startswith(b"HTTP/1.1 200 OK\r\n") and answer.count(b"HTTP/1.1") == 1
+    assert answer.endswith(b"}")  # the response, then nothing: no 408
+    assert 1 <= idle < 20
 
 
 def test_expect_100_continue_is_answered_before_the_body_is_sent(url: str) -> None:
