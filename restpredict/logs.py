@@ -25,6 +25,8 @@ __all__ = [
     "JsonFormatter",
     "TextFormatter",
     "TurnBufferedHandler",
+    "direct_json_handler",
+    "json_document",
     "logging_config",
     "resolve_format",
 ]
@@ -91,7 +93,8 @@ class TurnBufferedHandler(logging.StreamHandler):  # type: ignore[type-arg]
 
     def __init__(self, stream: IO[str] | None = None) -> None:
         super().__init__(stream)
-        self._lines: TurnQueue[tuple[str, logging.LogRecord]] = TurnQueue(
+        # Lines, each with its record (None for lines added by ``add_json_lines``).
+        self._lines: TurnQueue[tuple[str, logging.LogRecord | None]] = TurnQueue(
             self._write, lock=self.lock
         )
 
@@ -103,29 +106,42 @@ class TurnBufferedHandler(logging.StreamHandler):  # type: ignore[type-arg]
             return
         self._lines.add((line, record))
 
+    def add_json_lines(self, documents: list[dict[str, Any]]) -> None:
+        """Queue the lines of ``documents`` as ``JsonFormatter`` would write them, in one go.
+
+        For the access log (see ``direct_json_handler``): one encoder call for the lines of a
+        whole loop turn, and no record or handler call for each.
+        """
+        try:
+            text = _FAST_JSON.encode_lines(documents).decode("utf-8")
+        except (TypeError, ValueError, UnicodeError):
+            text = "".join(_JSON.encode(doc) + "\n" for doc in documents)
+        self.acquire()
+        try:
+            self._lines.add((text, None))
+        finally:
+            self.release()
+
     def flush(self) -> None:
         self._lines.flush()
         super().flush()
 
-    def _write(self, lines: list[tuple[str, logging.LogRecord]]) -> None:
+    def _write(self, lines: list[tuple[str, logging.LogRecord | None]]) -> None:
         try:
             self.stream.write("".join(line for line, _ in lines))
             super().flush()
         except Exception:
-            self.handleError(lines[-1][1])
+            record = lines[-1][1] or logging.makeLogRecord({"msg": "(log lines lost)"})
+            self.handleError(record)
 
 
 class JsonFormatter(logging.Formatter):
     """One JSON object per line: time, level, logger, message, plus the access fields."""
 
     def format(self, record: logging.LogRecord) -> str:
-        doc: dict[str, Any] = {
-            "time": _utc(record.created),
-            "level": record.levelname.lower(),
-            "logger": record.name,
-            "pid": record.process,
-            "message": record.getMessage(),
-        }
+        doc = json_document(
+            record.created, record.levelname, record.name, record.process, record.getMessage()
+        )
         doc.update(getattr(record, "access", {}))
         if record.exc_info:
             doc["exception"] = self.formatException(record.exc_info)
@@ -133,6 +149,48 @@ class JsonFormatter(logging.Formatter):
             return _FAST_JSON.encode(doc).decode("utf-8")
         except (TypeError, ValueError, UnicodeError):
             return _JSON.encode(doc)
+
+
+def json_document(
+    created: float, level: str, logger: str, pid: int | None, message: str
+) -> dict[str, Any]:
+    """The fields every JSON line starts with, in order."""
+    return {
+        "time": _utc(created),
+        "level": level.lower(),
+        "logger": logger,
+        "pid": pid,
+        "message": message,
+    }
+
+
+def direct_json_handler(logger: logging.Logger) -> TurnBufferedHandler | None:
+    """The handler ``logger``'s INFO records reach, if handing it lines directly changes nothing.
+
+    That is: the records would reach exactly one handler, a ``TurnBufferedHandler`` writing
+    with ``JsonFormatter`` (the server's own set-up, off a terminal), and no filter of the
+    logger or the handler could drop or change them. Anything else (another handler, a
+    filter, a formatter of your own) gets records, as usual. Whether the logger is enabled
+    for INFO at all is the caller's question (``Logger.isEnabledFor``).
+    """
+    if logger.disabled or logger.filters:
+        return None
+    found: TurnBufferedHandler | None = None
+    current: logging.Logger | None = logger
+    while current is not None:
+        for handler in current.handlers:
+            if handler.level > logging.INFO:
+                continue
+            if (
+                found is not None
+                or type(handler) is not TurnBufferedHandler
+                or type(handler.formatter) is not JsonFormatter
+                or handler.filters
+            ):
+                return None
+            found = handler
+        current = current.parent if current.propagate else None
+    return found
 
 
 class TextFormatter(logging.Formatter):

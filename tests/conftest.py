@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import logging
 import os
 import signal
 import socket
@@ -208,3 +209,18 @@ def running_server(*args: str) -> Iterator[str]:
         server.stop()
         if process.stdout is not None:
             process.stdout.close()
+
+
+@pytest.fixture
+def restored_logging() -> Iterator[None]:
+    """dictConfig changes process-wide state; put the loggers it touches back afterwards."""
+    names = ["", "uvicorn", "uvicorn.access", "restpredict"]
+    saved = {
+        n: (lg.handlers[:], lg.level, lg.propagate) for n in names for lg in [logging.getLogger(n)]
+    }
+    yield
+    for n, (handlers, level, propagate) in saved.items():
+        lg = logging.getLogger(n)
+        lg.handlers[:] = handlers
+        lg.setLevel(level)
+        lg.propagate = propagate

@@ -7,16 +7,17 @@ import io
 import json
 import logging
 import logging.config
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
 
 from restpredict.errors import ConfigError
 from restpredict.logs import (
+    ACCESS_LOGGER,
     JsonFormatter,
     TextFormatter,
     TurnBufferedHandler,
+    direct_json_handler,
     logging_config,
     resolve_format,
 )
@@ -125,21 +126,6 @@ def test_format_choice(setting: str, stream: io.StringIO, expected: str) -> None
     assert resolve_format(setting, stream) == expected
 
 
-@pytest.fixture
-def restored_logging() -> Iterator[None]:
-    """dictConfig changes process-wide state; put the loggers it touches back afterwards."""
-    names = ["", "uvicorn", "uvicorn.access", "restpredict"]
-    saved = {
-        n: (lg.handlers[:], lg.level, lg.propagate) for n in names for lg in [logging.getLogger(n)]
-    }
-    yield
-    for n, (handlers, level, propagate) in saved.items():
-        lg = logging.getLogger(n)
-        lg.handlers[:] = handlers
-        lg.setLevel(level)
-        lg.propagate = propagate
-
-
 @pytest.mark.usefixtures("restored_logging")
 def test_logging_config_applies() -> None:
     settings = Settings(log_format="json", log_level="warning")
@@ -232,3 +218,50 @@ def test_flush_writes_what_is_pending() -> None:
         return stream.getvalue()
 
     assert asyncio.run(pending_then_flush()) == "pending\n"
+
+
+def test_json_lines_added_directly_are_the_formatter_s_lines() -> None:
+    """``add_json_lines`` writes what ``JsonFormatter`` writes for the same fields."""
+    stream = io.StringIO()
+    handler = TurnBufferedHandler(stream)
+    line = JsonFormatter().format(record("POST /predict 200", ACCESS))
+    handler.add_json_lines([json.loads(line)])  # off the loop: written at once
+    assert stream.getvalue() == line + "\n"
+    handler.add_json_lines([{"message": "GET /x \ud800 404"}])  # msgspec refuses: stdlib's
+    assert json.loads(stream.getvalue().splitlines()[1]) == {"message": "GET /x \ud800 404"}
+
+
+@pytest.mark.usefixtures("restored_logging")
+def test_the_access_log_goes_straight_to_the_server_s_own_json_handler_only() -> None:
+    logging.config.dictConfig(logging_config(Settings(log_format="json"), io.StringIO()))
+    (handler,) = logging.getLogger().handlers
+    access = logging.getLogger(ACCESS_LOGGER)
+    assert direct_json_handler(access) is handler
+
+    def records_needed(change: Any, undo: Any) -> None:
+        change()
+        try:
+            assert direct_json_handler(access) is None
+        finally:
+            undo()
+        assert direct_json_handler(access) is handler
+
+    def keep(rec: logging.LogRecord) -> bool:
+        return True
+
+    root = logging.getLogger()
+    other = logging.StreamHandler(io.StringIO())
+    records_needed(lambda: access.addFilter(keep), lambda: access.removeFilter(keep))
+    records_needed(lambda: handler.addFilter(keep), lambda: handler.removeFilter(keep))
+    records_needed(lambda: root.addHandler(other), lambda: root.removeHandler(other))
+    records_needed(lambda: access.addHandler(other), lambda: access.removeHandler(other))
+    text = TextFormatter()
+    records_needed(
+        lambda: handler.setFormatter(text), lambda: handler.setFormatter(JsonFormatter())
+    )
+    # A handler that INFO does not reach changes nothing; without handlers there is none.
+    other.setLevel(logging.WARNING)
+    root.addHandler(other)
+    assert direct_json_handler(access) is handler
+    root.handlers[:] = []
+    assert direct_json_handler(access) is None

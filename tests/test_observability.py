@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import io
+import json
 import logging
+import logging.config
 import os
 from collections.abc import Iterator
 
@@ -15,6 +18,7 @@ from starlette.routing import Mount, Route
 from starlette.testclient import TestClient
 
 from restpredict.app import create_app
+from restpredict.logs import ACCESS_LOGGER, direct_json_handler, logging_config
 from restpredict.model import LoadedModel
 from restpredict.observability import UNMATCHED, AccessMiddleware, route_template
 from restpredict.settings import Settings
@@ -135,6 +139,48 @@ def test_an_unexpected_error_still_echoes_the_id_and_leaks_nothing(iris: LoadedM
         frozenset({"route": "/boom", "method": "GET", "status": "500"}.items()),
     )
     assert metrics[key] == 1
+
+
+@pytest.mark.usefixtures("restored_logging")
+def test_access_lines_written_directly_equal_those_logged_through_records(
+    iris: LoadedModel,
+) -> None:
+    """With the server's own JSON logging the access lines skip the LogRecord; same lines."""
+    stream = io.StringIO()
+    config = logging_config(Settings(log_format="json"), stream)
+    config["handlers"]["stderr"]["stream"] = stream
+    logging.config.dictConfig(config)
+    (handler,) = logging.getLogger().handlers
+    access = logging.getLogger(ACCESS_LOGGER)
+
+    def lines() -> list[dict[str, object]]:
+        with TestClient(create_app(Settings(), iris)) as client:
+            client.post("/predict", json={"features": ROW}, headers={"X-Request-ID": "id-1"})
+            client.get("/nowhere", headers={"X-Request-ID": "id-2"})
+        handler.flush()
+        written = stream.getvalue().splitlines()
+        stream.seek(0)
+        stream.truncate()
+        return [json.loads(line) for line in written if ACCESS_LOGGER in line]
+
+    assert direct_json_handler(access) is handler
+    direct = lines()
+
+    def keep(record: logging.LogRecord) -> bool:
+        return True
+
+    access.addFilter(keep)  # a filter could drop or change records: they are made again
+    try:
+        assert direct_json_handler(access) is None
+        through_records = lines()
+    finally:
+        access.removeFilter(keep)
+    assert [line["status"] for line in direct] == [200, 404]
+    for one, other in zip(direct, through_records, strict=True):
+        assert list(one) == list(other)  # the same fields, in the same order
+        for varies in ("time", "latency_ms"):
+            del one[varies], other[varies]
+        assert one == other
 
 
 def test_access_record_has_the_fields_and_no_secrets(
