@@ -60,7 +60,7 @@ __all__ = [
     "create_app",
     "current_model",
     "model_for",
-    "predict_query",
+    "predict_with",
     "problem_response",
     "read_body",
     "receive_body",
@@ -134,7 +134,7 @@ def create_app(
             app.state.ready = False
 
     serving = ServingState()
-    predict = PredictEndpoint()
+    predict = PredictEndpoint(settings, batcher)
     app = _ServingApp(
         middleware=[
             *protective_middleware(settings, problem_response),
@@ -193,10 +193,14 @@ class PredictEndpoint:
     request's own work. Errors are raised, as everywhere, and answered by the app's handlers.
     """
 
+    def __init__(self, settings: Settings, batcher: Batcher | None) -> None:
+        # Fixed for the app's life: read here, not from ``app.state`` on every request.
+        self.settings = settings
+        self.batcher = batcher
+
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        state = scope["app"].state
-        model = model_for(scope, state)
-        settings: Settings = state.settings
+        model = model_for(scope, scope["app"].state)
+        settings = self.settings
         content_type, declared = _body_headers(scope)
         if content_type is not None:
             _check_json_content_type(content_type)
@@ -208,7 +212,7 @@ class PredictEndpoint:
                 max_rows=settings.max_rows,
                 ignore_unknown=settings.unknown_columns == "ignore",
             )
-        prediction = await predict_query(scope, state, model, query)
+        prediction = await predict_with(self.batcher, scope, model, query)
         await send_json(send, encode_predictions(model, prediction))
 
 
@@ -243,13 +247,15 @@ class DirectRoute:
 
 async def run_query(request: Request, model: LoadedModel, query: Query) -> Prediction:
     """The one path every endpoint predicts through, off the event loop (batched when on)."""
-    return await predict_query(request.scope, request.app.state, model, query)
+    return await predict_with(request.app.state.batcher, request.scope, model, query)
 
 
-async def predict_query(scope: Scope, state: State, model: LoadedModel, query: Query) -> Prediction:
-    """``run_query`` for plain ASGI endpoints, which have a scope and no Request."""
+async def predict_with(
+    batcher: Batcher | None, scope: Scope, model: LoadedModel, query: Query
+) -> Prediction:
+    """``run_query`` for plain ASGI endpoints: through the app's batcher (running once the
+    app is ready), or, without one, one call in a thread."""
     record_rows(scope, len(query))
-    batcher: Batcher | None = state.batcher
     with timed(scope, "predict"):
         if batcher is not None:
             return await batcher.predict(scope, model, query)
