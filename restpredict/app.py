@@ -8,6 +8,7 @@ answers 503 until that has succeeded.
 from __future__ import annotations
 
 import contextlib
+import functools
 import gc
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
@@ -341,7 +342,9 @@ def _body_headers(scope: Scope) -> tuple[str | None, str | None]:
     return content_type, length
 
 
+@functools.lru_cache(maxsize=64)
 def _check_json_content_type(value: str) -> None:
+    """Refuse what is not JSON in UTF-8 (the few values clients send are remembered as fine)."""
     media, _, params = value.partition(";")
     media = media.strip().lower()
     charset = params.strip().lower().removeprefix("charset=").strip('"') if params else "utf-8"

@@ -29,7 +29,6 @@ import sys
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -72,15 +71,20 @@ _access_log = logging.getLogger(ACCESS_LOGGER)
 _TEMPLATE_CACHE_SIZE = 1024
 
 
-@dataclass
 class Exchange:
-    """One request as the access log and the metrics see it."""
+    """One request as the access log and the metrics see it.
 
-    request_id: str
-    route: str
-    rows: int | None = None
-    #: The decode and predict steps timed so far, in seconds.
-    stages: list[tuple[Stage, float]] = field(default_factory=list)
+    A plain class with slots, not a dataclass: one is made for every request.
+    """
+
+    __slots__ = ("request_id", "route", "rows", "stages")
+
+    def __init__(self, request_id: str, route: str) -> None:
+        self.request_id = request_id
+        self.route = route
+        self.rows: int | None = None
+        #: The decode and predict steps timed so far, in seconds.
+        self.stages: list[tuple[Stage, float]] = []
 
 
 #: A finished request: when, its scope and exchange, its status and how long it took.
