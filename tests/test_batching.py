@@ -292,7 +292,8 @@ def _echo_bodies(n: int) -> list[dict[str, Any]]:
 def test_concurrent_mixed_requests_each_get_their_own_answer(
     serve: Callable[..., ServerProcess], iris_path: Path, iris: LoadedModel
 ) -> None:
-    server = serve(str(iris_path), "--max-batch-wait-ms", "20")
+    # 48 clients at once: above the default 32 in flight, which would answer some 503.
+    server = serve(str(iris_path), "--max-batch-wait-ms", "20", "--max-concurrency", "64")
     rng = np.random.default_rng(4)
     requests = [rng.uniform(0.1, 7.5, size=(int(rng.integers(1, 4)), 4)) for _ in range(48)]
     outputs = [["label"], ["proba"], ["label", "proba"]]
