@@ -80,6 +80,14 @@ class _HeaderDeadline:
             self._deadline = None
         super().connection_lost(exc)  # type: ignore[misc]
 
+    def _unsupported_upgrade_warning(self) -> None:
+        """Silent: restpredict has no WebSocket routes and runs uvicorn with ``ws="none"``.
+
+        An ``Upgrade`` request is answered as plain HTTP. uvicorn would log two warnings per
+        such request, one advising to install a WebSocket library: wrong here, and a way for
+        any client to fill the log.
+        """
+
     def _due(self) -> float:
         if self._keep_alive_idle:
             return self._idle_since + self.timeout_keep_alive

@@ -86,6 +86,7 @@ def _config(settings: Settings, factory: AppFactory) -> uvicorn.Config:
         factory,
         factory=True,
         http=header_deadline_protocol(settings.header_timeout),
+        ws="none",  # no WebSocket routes: upgrades are refused and websockets is never imported
         workers=settings.workers,
         log_level=settings.log_level,
         log_config=logging_config(settings, sys.stderr),

@@ -113,7 +113,8 @@ def test_sha256_pin_from_config_file(
 # Imported lazily, where they are used, so `serve` does not pay for them before its first
 # prediction: the client and other commands' code, Jinja2 and Swagger UI (first GET /docs), the
 # OpenAPI builders (first GET /openapi.json), PyYAML (a config file), h11 (no httptools), skops
-# (.skops files) and ONNX (--backend onnx). Rich's progress bar is not listed: scikit-learn
+# (.skops files), ONNX (--backend onnx) and any WebSocket library (restpredict has no WebSocket
+# routes, so uvicorn runs with ws="none"). Rich's progress bar is not listed: scikit-learn
 # imports it itself. Each name also covers its submodules.
 NOT_NEEDED_TO_SERVE = (
     "httpx",
@@ -125,6 +126,9 @@ NOT_NEEDED_TO_SERVE = (
     "skops",
     "onnxruntime",
     "skl2onnx",
+    "websockets",
+    "wsproto",
+    "uvicorn.protocols.websockets",
     "restpredict.client",
     "restpredict.dockerize",
     "restpredict.starter",
@@ -165,3 +169,21 @@ def test_serve_imports_nothing_it_does_not_need(iris_path: Path, tmp_path: Path)
         if any(name == lazy or name.startswith(lazy + ".") for name in imported)
     ]
     assert not needless, f"serve imported {needless}"
+
+
+def test_an_upgrade_request_is_answered_as_plain_http_without_log_noise(
+    serve: Callable[..., ServerProcess], iris_path: Path
+) -> None:
+    """No WebSocket routes, so no WebSocket protocol: the Upgrade header is ignored."""
+    server = serve(str(iris_path))
+    headers = {
+        "Connection": "Upgrade",
+        "Upgrade": "websocket",
+        "Sec-WebSocket-Version": "13",
+        "Sec-WebSocket-Key": "dGhlIHNhbXBsZSBub25jZQ==",
+    }
+    for _ in range(3):
+        response = httpx.get(f"{server.url}/health/live", headers=headers)
+        assert response.status_code == 200, response.text
+    output = server.output()
+    assert "upgrade" not in output.lower() and "websocket" not in output.lower(), output
