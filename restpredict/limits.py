@@ -81,20 +81,16 @@ class RequestLimits:
             await self.problem(error, headers)(scope, receive, send)
             return
         loop = asyncio.get_running_loop()
-        exchange = _Exchange(
-            scope,
-            receive,
-            send,
-            now=loop.time(),
-            prediction_timeout=None if exempt else self.prediction_timeout,
-            limits=self,
-        )
-        self._watch(exchange, loop)
+        exchange = _Exchange(self, scope, receive, send, loop.time(), exempt)
+        watched = self._watched
+        watched.add(exchange)
+        if self._sweeper is None:
+            self._sweeper = loop.call_later(self.tick, self._sweep, loop)
         if exempt:
             try:
                 await self.app(scope, exchange.receive, exchange.send)
             finally:
-                self._watched.discard(exchange)
+                watched.discard(exchange)
             return
         self.in_flight += 1
         try:
@@ -109,12 +105,7 @@ class RequestLimits:
             # The slot is held until the app really returns: the limit bounds the work
             # actually running, not just the requests still waiting.
             self.in_flight -= 1
-            self._watched.discard(exchange)
-
-    def _watch(self, exchange: _Exchange, loop: asyncio.AbstractEventLoop) -> None:
-        self._watched.add(exchange)
-        if self._sweeper is None:
-            self._sweeper = loop.call_later(self.tick, self._sweep, loop)
+            watched.discard(exchange)
 
     def _sweep(self, loop: asyncio.AbstractEventLoop) -> None:
         """Enforce the deadlines that have passed; keep sweeping while requests are watched."""
@@ -128,7 +119,12 @@ class RequestLimits:
 
 
 class _Exchange:
-    """One request's receive/send, with its body deadline and prediction deadline."""
+    """One request's receive/send, with its body deadline and prediction deadline.
+
+    Made for every request, so its hot path only sets flags. Whatever can wait (does a body
+    follow the headers at all? which deadline applies?) is worked out in ``check``, which runs
+    only for requests still going when the sweeper comes by.
+    """
 
     __slots__ = (
         "_late_answer",
@@ -138,76 +134,71 @@ class _Exchange:
         "_scope",
         "_send",
         "abandoned",
-        "answer_deadline",
-        "body_deadline",
+        "arrived",
         "body_done",
-        "prediction_timeout",
+        "body_done_at",
+        "exempt",
         "started",
         "timed_out",
     )
 
     def __init__(
         self,
+        limits: RequestLimits,
         scope: Scope,
         receive: Receive,
         send: Send,
-        *,
-        now: float,
-        prediction_timeout: float | None,
-        limits: RequestLimits,
+        arrived: float,
+        exempt: bool,
     ) -> None:
+        self._limits = limits
         self._scope = scope
         self._receive = receive
         self._send = send
-        self._limits = limits
+        self.arrived = arrived
+        self.exempt = exempt  # exempt paths have no prediction deadline
         self._receiving: asyncio.Task[Any] | None = None  # the task waiting in receive()
         self._late_answer: asyncio.Task[None] | None = None
-        self.prediction_timeout = prediction_timeout
-        self.body_deadline = now + limits.body_timeout
-        self.answer_deadline: float | None = None
         self.started = False
         self.timed_out = False  # the body was too slow: close the connection after the 408
         self.abandoned = False  # the prediction was too slow: the 504 was sent instead
         self.body_done = False
-        if not _has_body(scope):
-            self._body_received(now)
-
-    def _body_received(self, now: float) -> None:
-        """From now on the prediction deadline runs (where there is one)."""
-        self.body_done = True
-        if self.prediction_timeout is not None:
-            self.answer_deadline = now + self.prediction_timeout
+        self.body_done_at = 0.0
 
     def check(self, now: float) -> bool:
         """Act on a passed deadline; True once nothing is left to watch."""
         if self.started or self.abandoned:
             return True
+        limits = self._limits
         if not self.body_done:
-            if now >= self.body_deadline and self._receiving is not None:
-                self.timed_out = True
-                self._receiving.cancel()
-            return False
-        if self.answer_deadline is None:
+            if self._receiving is None and not _has_body(self._scope):
+                self.body_done, self.body_done_at = True, self.arrived  # and none will come
+            else:
+                if self._receiving is not None and now >= self.arrived + limits.body_timeout:
+                    self.timed_out = True
+                    self._receiving.cancel()
+                return False
+        if self.exempt:
             return True
-        if now < self.answer_deadline:
+        if now < self.body_done_at + limits.prediction_timeout:
             return False
         self.abandoned = True
         logger.warning(
-            "prediction timeout after %g s; the model call runs on", self.prediction_timeout
+            "prediction timeout after %g s; the model call runs on", limits.prediction_timeout
         )
         self._late_answer = asyncio.get_running_loop().create_task(self._answer_late())
         return True
 
     async def _answer_late(self) -> None:
         late = PredictionTimeoutError(
-            f"no answer within the prediction timeout of {self.prediction_timeout:g} s"
+            f"no answer within the prediction timeout of {self._limits.prediction_timeout:g} s"
         )
         await self._limits.problem(late, None)(self._scope, self._receive, self._send)
 
     async def receive(self) -> Message:
         if self.body_done:
             return await self._receive()
-        if self.timed_out or asyncio.get_running_loop().time() >= self.body_deadline:
+        if self.timed_out:
             raise self._too_slow()
         task = self._receiving = asyncio.current_task()
         try:
@@ -221,8 +212,12 @@ class _Exchange:
             raise self._too_slow() from None
         finally:
             self._receiving = None
-        if message["type"] != "http.request" or not message.get("more_body", False):
-            self._body_received(asyncio.get_running_loop().time())
+        now = asyncio.get_running_loop().time()
+        if message["type"] == "http.request" and message.get("more_body", False):
+            if now >= self.arrived + self._limits.body_timeout:  # a body still trickling in
+                raise self._too_slow()
+            return message
+        self.body_done, self.body_done_at = True, now  # the prediction deadline runs from here
         return message
 
     def _too_slow(self) -> RequestTimeoutError:

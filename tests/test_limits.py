@@ -3,12 +3,20 @@
 from __future__ import annotations
 
 import socket
+import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
+from typing import cast
 
 import httpx
+from starlette.applications import Starlette
+from starlette.concurrency import run_in_threadpool
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
 
-from restpredict.app import create_app
+from restpredict.app import create_app, problem_response
+from restpredict.limits import RequestLimits
 from restpredict.settings import Settings
 
 from .inprocess import GateModel, running, wrap
@@ -104,3 +112,31 @@ def test_a_body_that_arrives_in_time_is_served_normally() -> None:
         response = httpx.post(f"{url}/predict", json=BODY)
         assert response.status_code == 200
         assert response.headers.get("connection") != "close"
+
+
+def test_a_request_without_a_body_gets_its_504_too() -> None:
+    """A GET never reads a body: its prediction deadline runs from its arrival."""
+    release = threading.Event()
+
+    async def stuck(request: Request) -> Response:
+        await run_in_threadpool(release.wait, 30)
+        return Response("too late")
+
+    limits = RequestLimits(
+        Starlette(routes=[Route("/metadata", stuck)]),
+        max_concurrency=4,
+        retry_after=1,
+        exempt_paths=("/health/live",),
+        body_timeout=30,
+        prediction_timeout=0.3,
+        problem=problem_response,
+    )
+    try:
+        with running(cast(Starlette, limits)) as url:
+            started = time.monotonic()
+            late = httpx.get(f"{url}/metadata", timeout=10)
+            assert time.monotonic() - started < 5  # the 0.3 s deadline, not the 30 s body one
+            problem(late, 504, "prediction_timeout")
+            release.set()  # before the server stops: it waits for the request it gave up on
+    finally:
+        release.set()
