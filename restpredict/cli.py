@@ -31,6 +31,7 @@ from restpredict.errors import ExitCode, InputError, RestPredictError
 # or `--help` need none of it. httpx and Rich's progress bar are imported only where used.
 if TYPE_CHECKING:
     from restpredict.client import Client
+    from restpredict.deploy_settings import DeploySettings
     from restpredict.model import LoadedModel
     from restpredict.render import OutputFormat
     from restpredict.schema import ModelSchema
@@ -104,9 +105,20 @@ def _fail(message: str, code: int) -> None:
 def _settings(config: Path | None, **flags: Any) -> Settings:
     from restpredict.settings import load_settings
 
+    return load_settings(config, environ=os.environ, **_flags(flags))
+
+
+def _deploy_settings(config: Path | None, **flags: Any) -> DeploySettings:
+    """``_settings`` with the ``docker:`` and ``kubernetes:`` sections, for ``dockerize``."""
+    from restpredict.deploy_settings import load_deploy_settings
+
+    return load_deploy_settings(config, environ=os.environ, **_flags(flags))
+
+
+def _flags(flags: dict[str, Any]) -> dict[str, Any]:
     if isinstance(flags.get("trusted_types"), list):
         flags["trusted_types"] = tuple(flags["trusted_types"]) or None
-    return load_settings(config, environ=os.environ, **flags)
+    return flags
 
 
 @app.command()
@@ -418,7 +430,7 @@ def dockerize(
 
     docker = {"image": image, "tag": tag, "base_image": base_image, "port": port}
     docker["workers"] = workers
-    settings = _settings(
+    settings = _deploy_settings(
         config,
         require_model=True,
         model=model,

@@ -1,19 +1,23 @@
 """The ``docker:`` and ``kubernetes:`` sections of restpredict.yaml, validated.
 
-They are nested in :class:`restpredict.settings.Settings` (and read only through it); they
-live in their own module because they are about shipping, not serving. Every string ends up
-in a Dockerfile or a YAML manifest, so each one is checked here: no newlines or control
-characters (they would inject lines), names in the grammar the target tool accepts (OCI image
-references, DNS-1123 labels, Kubernetes label keys, environment variable names), quantities in
-Kubernetes' syntax. Anything that depends on the model (image name, tag, object name) has a
-``None`` default that ``restpredict.dockerize`` derives from the model file.
+:class:`DeploySettings` is :class:`restpredict.settings.Settings` with these two sections, read
+by ``dockerize`` and ``init`` through :func:`load_deploy_settings`; ``serve`` reads the same file
+as plain Settings and never imports this module. They are about shipping, not serving.
+
+Every string ends up in a Dockerfile or a YAML manifest, so each one is checked here: no
+newlines or control characters (they would inject lines), names in the grammar the target tool
+accepts (OCI image references, DNS-1123 labels, Kubernetes label keys, environment variable
+names), quantities in Kubernetes' syntax. Anything that depends on the model (image name, tag,
+object name) has a ``None`` default that ``restpredict.dockerize`` derives from the model file.
 """
 
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
 from decimal import Decimal
-from typing import Annotated, Literal
+from pathlib import Path
+from typing import Annotated, Any, Literal
 
 from pydantic import (
     AfterValidator,
@@ -25,7 +29,15 @@ from pydantic import (
     model_validator,
 )
 
-__all__ = ["DockerSettings", "KubernetesSettings", "parse_quantity"]
+from restpredict.settings import Settings, validate_layers
+
+__all__ = [
+    "DeploySettings",
+    "DockerSettings",
+    "KubernetesSettings",
+    "load_deploy_settings",
+    "parse_quantity",
+]
 
 
 def _pattern(regex: str, what: str) -> AfterValidator:
@@ -312,6 +324,32 @@ class KubernetesSettings(_Section):
             if parse_quantity(request) > parse_quantity(limit):
                 raise ValueError(f"{kind}_request {request} exceeds {kind}_limit {limit}")
         return self
+
+
+class DeploySettings(Settings):
+    """Settings plus how the image and the Kubernetes manifests are built."""
+
+    docker: DockerSettings = Field(
+        default_factory=lambda: DockerSettings.model_validate({}),
+        description="The image `restpredict dockerize` builds.",
+    )
+    kubernetes: KubernetesSettings = Field(
+        default_factory=lambda: KubernetesSettings.model_validate({}),
+        description="The manifests `restpredict dockerize` writes.",
+    )
+
+
+def load_deploy_settings(
+    config: Path | None = None,
+    *,
+    environ: Mapping[str, str] | None = None,
+    require_model: bool = False,
+    **overrides: Any,
+) -> DeploySettings:
+    """``settings.load_settings`` with the ``docker:`` and ``kubernetes:`` sections checked."""
+    return validate_layers(
+        DeploySettings, config, environ=environ, require_model=require_model, **overrides
+    )
 
 
 _SUFFIXES = {"m": Decimal("0.001"), "": Decimal(1)}

@@ -20,7 +20,7 @@ from typing import Any
 
 from restpredict._templates import render_template
 from restpredict._version import __version__
-from restpredict.deploy_settings import DockerSettings, KubernetesSettings
+from restpredict.deploy_settings import DeploySettings, DockerSettings, KubernetesSettings
 from restpredict.distribution import build_wheel, pinned_requirements, wheel_name
 from restpredict.errors import BuildContextError, ConfigError
 from restpredict.model import SKOPS_SUFFIXES, LoadedModel, load_model
@@ -79,7 +79,7 @@ class ModelFacts:
 class BuildPlan:
     """Every value the templates need, resolved from settings and the model."""
 
-    settings: Settings
+    settings: DeploySettings
     model: ModelFacts
     image: str
     tag: str
@@ -111,7 +111,7 @@ class BuildPlan:
 
 
 def plan_build(
-    settings: Settings, model: ModelFacts, *, python_version: str | None = None
+    settings: DeploySettings, model: ModelFacts, *, python_version: str | None = None
 ) -> BuildPlan:
     """Resolve the model-derived defaults; ``python_version`` defaults to the running one."""
     docker = settings.docker
@@ -267,7 +267,11 @@ class WrittenContext:
 
 
 def write_build_context(
-    settings: Settings, output: Path, *, force: bool = False, python_version: str | None = None
+    settings: DeploySettings,
+    output: Path,
+    *,
+    force: bool = False,
+    python_version: str | None = None,
 ) -> WrittenContext:
     """Load and verify the model, then write the build context and manifests into ``output``."""
     if settings.model is None:

@@ -11,7 +11,7 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Any, Literal, TypeVar
 
 from pydantic import (
     BaseModel,
@@ -23,19 +23,22 @@ from pydantic import (
     model_validator,
 )
 
-from restpredict.deploy_settings import DockerSettings, KubernetesSettings
 from restpredict.errors import ConfigError
 
 if TYPE_CHECKING:  # imported when a config file is read: most servers are started without one
     import yaml
 
-__all__ = ["ENV_PREFIX", "Settings", "load_settings"]
+__all__ = ["DEPLOY_SECTIONS", "ENV_PREFIX", "Settings", "load_settings", "validate_layers"]
 
 ENV_PREFIX = "RESTPREDICT_"
 _SHA256 = re.compile(r"^[0-9a-f]{64}$")
 _LIST_KEYS = ("trusted_types", "open_paths", "limit_exempt_paths", "cors_origins")
 _SECRET_KEYS = ("api_key",)
 _PROBE_PATHS = ("/health/live", "/health/ready", "/v2/health/live", "/v2/health/ready")
+#: Sections of restpredict.yaml that only ``dockerize`` and ``init`` read, through
+#: ``deploy_settings.DeploySettings``. ``Settings`` leaves them alone: ``serve`` neither checks
+#: them nor imports their models (~35 ms of its launch).
+DEPLOY_SECTIONS = ("docker", "kubernetes")
 
 
 class Settings(BaseModel):
@@ -112,15 +115,14 @@ class Settings(BaseModel):
         30, ge=1, le=3600, description="After the drain, seconds in-flight requests may take."
     )
 
-    # dockerize: how the image and the Kubernetes manifests are built (deploy_settings.py).
-    docker: DockerSettings = Field(
-        default_factory=lambda: DockerSettings.model_validate({}),
-        description="The image `restpredict dockerize` builds.",
-    )
-    kubernetes: KubernetesSettings = Field(
-        default_factory=lambda: KubernetesSettings.model_validate({}),
-        description="The manifests `restpredict dockerize` writes.",
-    )
+    @model_validator(mode="before")
+    @classmethod
+    def _leave_deploy_sections(cls, data: Any) -> Any:
+        """The ``docker:`` and ``kubernetes:`` sections are for a subclass that declares them."""
+        fields = cls.model_fields
+        if isinstance(data, dict) and any(k in data and k not in fields for k in DEPLOY_SECTIONS):
+            return {k: v for k, v in data.items() if k in fields or k not in DEPLOY_SECTIONS}
+        return data
 
     @model_validator(mode="before")
     @classmethod
@@ -219,9 +221,27 @@ def load_settings(
 ) -> Settings:
     """Merge the layers into one frozen Settings; ``None`` overrides mean "not given".
 
-    ``require_model``: the merged ``model`` must name an existing file (``dockerize``, which
-    has no demo to fall back on); if not, the error names the layer and line that set it.
+    ``require_model``: the merged ``model`` must name an existing file; if not, the error
+    names the layer and line that set it. ``deploy_settings.load_deploy_settings`` is the same
+    with the ``docker:`` and ``kubernetes:`` sections.
     """
+    return validate_layers(
+        Settings, config, environ=environ, require_model=require_model, **overrides
+    )
+
+
+S = TypeVar("S", bound=Settings)
+
+
+def validate_layers(
+    cls: type[S],
+    config: Path | None,
+    *,
+    environ: Mapping[str, str] | None,
+    require_model: bool,
+    **overrides: Any,
+) -> S:
+    """``load_settings`` into ``cls``, Settings or a subclass that reads more of the file."""
     layers: list[tuple[str, dict[str, Any], yaml.Node | None]] = []
     if config is not None:
         data, node = _read_yaml(config)
@@ -235,11 +255,11 @@ def load_settings(
     merged: dict[str, Any] = {}
     for source, data, node in layers:
         try:
-            Settings.model_validate(_merge(merged, data))
+            cls.model_validate(_merge(merged, data))
         except ValidationError as exc:
-            raise ConfigError(_describe(exc, source, data, node)) from None
+            raise ConfigError(_describe(exc, cls, source, data, node)) from None
         merged = _merge(merged, data)
-    settings = Settings.model_validate(merged)
+    settings = cls.model_validate(merged)
     if require_model:
         _require_model_file(settings, layers)
     return settings
@@ -308,7 +328,11 @@ def _from_environ(environ: Mapping[str, str]) -> dict[str, Any]:
 
 
 def _describe(
-    exc: ValidationError, source: str, data: Mapping[str, Any], node: yaml.Node | None
+    exc: ValidationError,
+    cls: type[Settings],
+    source: str,
+    data: Mapping[str, Any],
+    node: yaml.Node | None,
 ) -> str:
     """One line naming the source, the key, the line (YAML) and what was wrong."""
     error = next((e for e in exc.errors() if e["loc"] and e["loc"][0] in data), exc.errors()[0])
@@ -319,7 +343,7 @@ def _describe(
     line = _line_of(node, loc)
     where = f"{source}: line {line}" if line else source
     if error["type"] == "extra_forbidden":
-        known = ", ".join(sorted(_section_of(loc[:-1]).model_fields))
+        known = ", ".join(sorted(_section_of(cls, loc[:-1]).model_fields))
         return f"{where}: unknown key {key!r} (known keys: {known})"
     message = error["msg"].removeprefix("Value error, ")
     if not loc:  # a whole-object check: its message names the keys; the input may hold secrets
@@ -331,9 +355,9 @@ def _describe(
     return f"{where}: {key}: {message}{got}"
 
 
-def _section_of(loc: list[str]) -> type[BaseModel]:
+def _section_of(cls: type[Settings], loc: list[str]) -> type[BaseModel]:
     """The settings model a key path points into (``docker`` -> DockerSettings)."""
-    section: type[BaseModel] = Settings
+    section: type[BaseModel] = cls
     for part in loc:
         field = section.model_fields.get(part)
         annotation = field.annotation if field is not None else None

@@ -16,10 +16,10 @@ from pydantic import BaseModel
 
 from restpredict._templates import render_template
 from restpredict._version import __version__
+from restpredict.deploy_settings import DeploySettings
 from restpredict.dockerize import BuildPlan, ModelFacts, plan_build
 from restpredict.errors import BuildContextError
 from restpredict.model import LoadedModel, load_model
-from restpredict.settings import Settings
 
 __all__ = ["render_starter_config", "write_starter_config"]
 
@@ -32,7 +32,7 @@ def render_starter_config(
 ) -> str:
     """The starter file's text; ``model_path`` is the model relative to the config file."""
     facts = ModelFacts.of(model, Path(model.source))
-    defaults = Settings.model_validate({})
+    defaults = DeploySettings.model_validate({})
     plan = plan_build(defaults, facts)
     return render_template(
         "restpredict.yaml.j2",

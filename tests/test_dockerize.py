@@ -27,6 +27,7 @@ from typer.testing import CliRunner
 
 from restpredict._version import __version__
 from restpredict.cli import app
+from restpredict.deploy_settings import load_deploy_settings
 from restpredict.distribution import pinned_requirements, wheel_name
 from restpredict.dockerize import (
     BuildPlan,
@@ -38,7 +39,6 @@ from restpredict.dockerize import (
 )
 from restpredict.errors import ConfigError, ExitCode
 from restpredict.model import LoadedModel
-from restpredict.settings import load_settings
 
 GOLDEN = Path(__file__).parent / "golden"
 UPDATE = os.environ.get("RESTPREDICT_UPDATE_GOLDEN") == "1"
@@ -101,7 +101,7 @@ kubernetes:
 def plan_for(tmp_path: Path, case: str) -> BuildPlan:
     config = tmp_path / "restpredict.yaml"
     config.write_text(CONFIGS[case].replace("{DIGEST}", "ab" * 32))
-    settings = load_settings(config)
+    settings = load_deploy_settings(config)
     assert settings.model is not None
     return plan_build(settings, ModelFacts(settings.model.name, SHA, "1.9.1"))
 
@@ -327,7 +327,7 @@ def test_requirements_pin_every_line(tmp_path: Path) -> None:
 def test_requirements_pin_the_models_scikit_learn(tmp_path: Path) -> None:
     config = tmp_path / "restpredict.yaml"
     config.write_text(CONFIGS["defaults"])
-    plan = plan_build(load_settings(config), ModelFacts("iris.joblib", SHA, "1.6.1"))
+    plan = plan_build(load_deploy_settings(config), ModelFacts("iris.joblib", SHA, "1.6.1"))
     text = render_build_context(plan, PINS)["requirements.txt"]
     assert "scikit-learn==1.6.1\n" in text
     assert "scikit-learn==1.9.1" not in text
@@ -344,14 +344,16 @@ def test_requirements_pin_the_models_scikit_learn(tmp_path: Path) -> None:
 def test_model_file_names_that_cannot_work(
     tmp_path: Path, model_filename: str | None, message: str
 ) -> None:
-    settings = load_settings(docker={"model_filename": model_filename} if model_filename else None)
+    settings = load_deploy_settings(
+        docker={"model_filename": model_filename} if model_filename else None
+    )
     name = "my model.joblib" if model_filename is None else "iris.joblib"
     with pytest.raises(ConfigError, match=message):
         plan_build(settings, ModelFacts(name, SHA, "1.9.1"))
 
 
 def test_defaults_derived_from_the_model(tmp_path: Path) -> None:
-    settings = load_settings()
+    settings = load_deploy_settings()
     facts = ModelFacts("My_Model.v2.joblib", SHA, "1.9.1")
     plan = plan_build(settings, facts, python_version="3.12")
     assert plan.image == "my-model-v2"

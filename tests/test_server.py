@@ -131,6 +131,7 @@ NOT_NEEDED_TO_SERVE = (
     "uvicorn.protocols.websockets",
     "restpredict.client",
     "restpredict.dockerize",
+    "restpredict.deploy_settings",
     "restpredict.starter",
     "restpredict.openapi",
     "restpredict.middleware_openapi",

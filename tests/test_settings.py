@@ -90,3 +90,25 @@ def test_missing_config_file(tmp_path: Path) -> None:
 
 def test_empty_config_file_is_defaults(tmp_path: Path) -> None:
     assert load_settings(write(tmp_path, "")) == Settings()
+
+
+def test_serve_leaves_the_deploy_sections_to_dockerize(tmp_path: Path) -> None:
+    """One file for both: ``serve`` reads its keys, ``dockerize`` also checks docker/kubernetes."""
+    from restpredict.deploy_settings import DeploySettings, load_deploy_settings
+
+    config = write(tmp_path, "max_rows: 7\ndocker:\n  port: not-a-port\nkubernetes: {}\n")
+    settings = load_settings(config)
+    assert type(settings) is Settings and settings.max_rows == 7
+    assert "docker" not in settings.model_dump()
+    with pytest.raises(ConfigError, match=r"line 3: docker\.port: Input should be a valid integer"):
+        load_deploy_settings(config)
+    config.write_text("max_rows: 7\ndocker:\n  port: 9000\n")
+    deploy = load_deploy_settings(config, max_rows=9)
+    assert isinstance(deploy, DeploySettings)
+    assert (deploy.max_rows, deploy.docker.port, deploy.kubernetes.replicas) == (9, 9000, 2)
+    # A misspelt section is still an unknown key, for both.
+    config.write_text("dokcer:\n  port: 9000\n")
+    with pytest.raises(ConfigError, match="unknown key 'dokcer'"):
+        load_settings(config)
+    with pytest.raises(ConfigError, match="unknown key 'dokcer'"):
+        load_deploy_settings(config)

@@ -12,7 +12,7 @@ import pytest
 from typer.testing import CliRunner
 
 from restpredict.cli import app
-from restpredict.deploy_settings import DockerSettings, KubernetesSettings
+from restpredict.deploy_settings import DockerSettings, KubernetesSettings, load_deploy_settings
 from restpredict.dockerize import ModelFacts, plan_build, render_build_context
 from restpredict.errors import ExitCode
 from restpredict.model import LoadedModel
@@ -39,11 +39,12 @@ def test_init_fills_the_config_from_the_model(
     text = config.read_text()
     assert f"Pickled with scikit-learn {iris.sklearn_trained}" in text
     assert "Classes: setosa, versicolor, virginica" in text
-    settings = load_settings(config)  # the file serve and dockerize read
+    settings = load_deploy_settings(config)  # the file dockerize reads
     assert settings.model is not None and settings.model.resolve() == iris_path.resolve()
     assert settings.sha256 == iris.sha256
     assert settings.docker.image == "iris"
     assert settings.kubernetes.name == "iris"
+    assert load_settings(config).sha256 == iris.sha256  # and serve: its sections left alone
 
 
 def test_every_setting_is_documented(tmp_path: Path, iris_path: Path) -> None:
@@ -68,8 +69,8 @@ def test_uncommenting_every_default_changes_nothing(tmp_path: Path, iris_path: P
     sha256 = load_settings(config).sha256
     assert sha256 is not None
     facts = ModelFacts("iris.joblib", sha256, "1.9.1")
-    plain = render_build_context(plan_build(load_settings(config), facts), {})
-    spelled = render_build_context(plan_build(load_settings(explicit), facts), {})
+    plain = render_build_context(plan_build(load_deploy_settings(config), facts), {})
+    spelled = render_build_context(plan_build(load_deploy_settings(explicit), facts), {})
     assert spelled == plain
 
 
