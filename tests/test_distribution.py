@@ -90,8 +90,8 @@ def test_templates_load_from_an_installed_wheel(tmp_path: Path, pip_wheel: Path)
     code = """
 import restpredict
 from restpredict.dockerize import ModelFacts, plan_build, render_dockerfile, render_manifests
-from restpredict.settings import load_settings
-plan = plan_build(load_settings(), ModelFacts("m.joblib", "ab" * 32, "1.9.1"))
+from restpredict.deploy_settings import load_deploy_settings
+plan = plan_build(load_deploy_settings(), ModelFacts("m.joblib", "ab" * 32, "1.9.1"))
 print(restpredict.__file__)
 kinds = [line for line in render_manifests(plan).splitlines() if line.startswith("kind: ")]
 print(render_dockerfile(plan).count("FROM "), len(kinds))
