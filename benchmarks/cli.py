@@ -37,7 +37,8 @@ def build_parser() -> argparse.ArgumentParser:
     add("--duration", type=int, default=10, help="whole seconds of load per cell (default 10)")
     add("--warmup", type=int, default=2, help="whole seconds of unrecorded load first (default 2)")
     add("--rounds", type=int, default=1, help="turns per load per server; best kept (default 1)")
-    add("--quick", action="store_true", help=f"smoke run: {QUICK_DURATION_S} s per cell")
+    add("--launches", type=int, default=3, help="more launches per server; median (default 3)")
+    add("--quick", action="store_true", help=f"smoke run: {QUICK_DURATION_S} s a cell, 1 launch")
     add("--extra", default="", help='extra args for restpredict, e.g. "--max-batch-size 64"')
     add("--json", type=Path, help="write the results as JSON to this path")
     add("--check-targets", action="store_true", help="print PASS/FAIL per ratio target")
@@ -62,6 +63,7 @@ def config_from(args: argparse.Namespace) -> RunConfig:
         server_core=args.server_core,
         load_core=args.load_core,
         rounds=max(1, args.rounds),
+        launches=0 if args.quick else max(0, args.launches),
     )
 
 
@@ -78,7 +80,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except (BenchmarkError, ValueError) as error:
         print(f"error: {error}", file=sys.stderr)
         return STARTUP_FAILURE
-    checks = goals.evaluate(results.cells, args.subject) if args.check_targets else []
+    checks = (
+        goals.evaluate(results.cells, results.servers, args.subject) if args.check_targets else []
+    )
     print(table.render("Load", table.LOAD_HEADERS, table.load_rows(results.cells)))
     print(table.render("Servers", table.SERVER_HEADERS, table.server_rows(results.servers)))
     for line in table.check_lines(checks, args.subject):

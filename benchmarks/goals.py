@@ -1,6 +1,7 @@
 """The performance targets behind ``--check-targets``, each a ratio to a baseline.
 
-A goal is one comparison for one model; a goal whose cells were not measured is SKIP, not FAIL.
+A goal is one comparison for one model: a load cell's req/s or latency (``Goal``) or a server's
+launch time or memory (``ServerGoal``). A goal whose numbers were not measured is SKIP, not FAIL.
 """
 
 from __future__ import annotations
@@ -10,9 +11,10 @@ from dataclasses import dataclass
 from typing import Literal
 
 from benchmarks.ratios import CEILING, NAIVE, baseline_cell
-from benchmarks.types import Cell
+from benchmarks.types import Cell, ServerReport
 
 Metric = Literal["rps", "p50", "p99"]
+ServerMetric = Literal["launch", "rss"]
 Verdict = Literal["PASS", "FAIL", "SKIP"]
 
 
@@ -39,10 +41,26 @@ class Goal:
 
 
 @dataclass(frozen=True)
+class ServerGoal:
+    """``subject``'s median launch to first prediction, or its peak RSS, at most ``factor`` times
+    the baseline's, serving the same model."""
+
+    model: str
+    metric: ServerMetric
+    baseline: str
+    factor: float
+
+    def describe(self) -> str:
+        """The goal in words, e.g. ``lr: launch to first prediction <= 1x naive``."""
+        name = "launch to first prediction" if self.metric == "launch" else "peak RSS"
+        return f"{self.model}: {name} <= {self.factor:g}x {self.baseline}"
+
+
+@dataclass(frozen=True)
 class Check:
     """A goal's verdict, with the measured ratio when there is one."""
 
-    goal: Goal
+    goal: Goal | ServerGoal
     verdict: Verdict
     ratio: float | None
 
@@ -59,10 +77,33 @@ GOALS: tuple[Goal, ...] = (
     Goal("rf", 1, 1, "p50", NAIVE, 1.0),
 )
 
+SERVER_GOALS: tuple[ServerGoal, ...] = (
+    ServerGoal("lr", "launch", NAIVE, 1.0),
+    ServerGoal("rf", "launch", NAIVE, 1.0),
+    ServerGoal("lr", "rss", NAIVE, 1.25),
+    ServerGoal("rf", "rss", NAIVE, 1.25),
+)
 
-def evaluate(cells: Sequence[Cell], subject: str) -> list[Check]:
+
+def evaluate(cells: Sequence[Cell], servers: Sequence[ServerReport], subject: str) -> list[Check]:
     """Every goal for the ``subject`` target."""
-    return [_evaluate(goal, cells, subject) for goal in GOALS]
+    return [_evaluate(goal, cells, subject) for goal in GOALS] + [
+        _evaluate_server(goal, servers, subject) for goal in SERVER_GOALS
+    ]
+
+
+def _evaluate_server(goal: ServerGoal, servers: Sequence[ServerReport], subject: str) -> Check:
+    def value(target: str) -> float | None:
+        report = next((r for r in servers if (r.target, r.model) == (target, goal.model)), None)
+        if report is None or report.error is not None:
+            return None
+        return report.startup_s if goal.metric == "launch" else report.peak_rss_mib
+
+    mine, theirs = value(subject), value(goal.baseline)
+    if mine is None or not theirs:
+        return Check(goal, "SKIP", None)
+    ratio = mine / theirs
+    return Check(goal, "PASS" if ratio <= goal.factor else "FAIL", ratio)
 
 
 def _evaluate(goal: Goal, cells: Sequence[Cell], subject: str) -> Check:

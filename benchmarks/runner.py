@@ -18,6 +18,7 @@ import compileall
 import contextlib
 import importlib.util
 import os
+import statistics
 import sys
 import tempfile
 import time
@@ -82,8 +83,21 @@ def run(config: RunConfig, progress: Progress) -> Results:
             for payload in bodies:
                 for connections in config.concurrency:
                     _measure_in_turns(sessions, payload, connections, results.cells, progress)
+            _launch_in_turns(sessions, config.launches, progress)
             results.servers.extend(session.report() for session in sessions)
     return results
+
+
+def _launch_in_turns(sessions: list[_Session], launches: int, progress: Progress) -> None:
+    """Launch every live server ``launches`` more times, in turns, each time one later.
+
+    One launch is one sample of a noisy machine; turns put each server's launches next to the
+    baselines' (seconds apart, not minutes), and the median of several is what is reported.
+    """
+    count = len(sessions)
+    for number in range(launches):
+        for offset in range(count):
+            sessions[(number + offset) % count].relaunch(number + 1, progress)
 
 
 def _measure_in_turns(
@@ -119,7 +133,7 @@ class _Session:
     directory: Path
     url: str = ""
     server: ServerProcess | None = None
-    startup_s: float | None = None
+    launches_s: list[float] = field(default_factory=list)
     correctness: str = "not checked"
     error: str | None = None
 
@@ -136,8 +150,10 @@ class _Session:
             server = stack.enter_context(
                 ServerProcess(argv, self.config.server_core, log, _server_env())
             )
-            self.startup_s = server.wait_until_predicting(
-                self.url, self.bodies[0].body, self.config.startup_timeout_s
+            self.launches_s.append(
+                server.wait_until_predicting(
+                    self.url, self.bodies[0].body, self.config.startup_timeout_s
+                )
             )
             if self.target.serves_model:
                 mismatch = gate.check(self.url, self.model, self.gate_bodies)
@@ -147,6 +163,25 @@ class _Session:
             self.server = server
         except BenchmarkError as error:
             self._fail(error, progress)
+
+    def relaunch(self, number: int, progress: Progress) -> None:
+        """Start a second copy of this server, time it to its first prediction, stop it."""
+        if self.server is None:
+            return
+        port = free_port(HOST)
+        url = f"http://{HOST}:{port}/predict"
+        argv = self.target.argv(str(self.model_path), port, self.config.extra_args)
+        log = self.directory / f"{self.target.name}-{self.model}-launch{number}.log"
+        try:
+            with ServerProcess(argv, self.config.server_core, log, _server_env()) as server:
+                seconds = server.wait_until_predicting(
+                    url, self.bodies[0].body, self.config.startup_timeout_s
+                )
+        except BenchmarkError as error:
+            self._fail(error, progress)
+            return
+        self.launches_s.append(seconds)
+        progress(f"{self.target.name}/{self.model}: launch {number + 1}: {seconds:.2f} s")
 
     def load(self, payload: Payload, connections: int, progress: Progress) -> Cell | None:
         """One wrk run on this server; None once it has failed."""
@@ -172,13 +207,17 @@ class _Session:
 
     def report(self) -> ServerReport:
         """What this server showed: startup, peak memory, correctness, or why it failed."""
+        launches = tuple(self.launches_s)
+        startup = statistics.median(launches) if launches else None
         if self.error is not None or self.server is None:
             failed = "failed" if self.correctness == "not checked" else self.correctness
             return ServerReport(
-                self.target.name, self.model, self.startup_s, None, failed, self.error
+                self.target.name, self.model, startup, None, failed, self.error, launches
             )
         peak = self.server.peak_rss_mib()
-        return ServerReport(self.target.name, self.model, self.startup_s, peak, self.correctness)
+        return ServerReport(
+            self.target.name, self.model, startup, peak, self.correctness, None, launches
+        )
 
     def _fail(self, error: BenchmarkError, progress: Progress) -> None:
         progress(f"{self.target.name}/{self.model}: FAILED: {error}")

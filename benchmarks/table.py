@@ -18,7 +18,9 @@ LOAD_HEADERS = [
     "target", "model", "rows/req", "clients", "req/s", "rows/s",
     "p50 ms", "p99 ms", "non-2xx", "sock errs", "x ceiling", "x naive",
 ]  # fmt: skip
-SERVER_HEADERS = ["target", "model", "start->1st predict s", "peak RSS MiB", "correctness", "error"]
+SERVER_HEADERS = [
+    "target", "model", "start->1st predict s", "launches", "peak RSS MiB", "correctness", "error",
+]  # fmt: skip
 
 
 def load_rows(cells: Sequence[Cell]) -> Rows:
@@ -49,12 +51,20 @@ def server_rows(servers: Sequence[ServerReport]) -> Rows:
             report.target,
             report.model,
             "-" if report.startup_s is None else f"{report.startup_s:.2f}",
+            _spread(report.launches_s),
             "-" if report.peak_rss_mib is None else f"{report.peak_rss_mib:.0f}",
             report.correctness,
             _first_line(report.error or ""),
         ]
         for report in servers
     ]
+
+
+def _spread(launches: Sequence[float]) -> str:
+    """``n: fastest-slowest`` of a server's launches (the column before is their median)."""
+    if len(launches) < 2:
+        return str(len(launches))
+    return f"{len(launches)}: {min(launches):.2f}-{max(launches):.2f}"
 
 
 def check_lines(checks: Sequence[Check], subject: str) -> list[str]:

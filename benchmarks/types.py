@@ -25,6 +25,9 @@ class RunConfig:
     load_core: int
     #: Each load runs this many times on every server, in turns; cells report the best round.
     rounds: int = 1
+    #: After the loads, every server is launched this many more times, in turns; its start-up
+    #: time is the median of all its launches, the first included.
+    launches: int = 0
 
 
 @dataclass(frozen=True)
@@ -81,3 +84,5 @@ class ServerReport:
     peak_rss_mib: float | None
     correctness: str
     error: str | None = None
+    #: Every launch's seconds to the first prediction; ``startup_s`` is their median.
+    launches_s: tuple[float, ...] = ()
