@@ -10,6 +10,12 @@ closed. Request bodies have their own deadline in the app (``limits.py``). With 
 the same timer also closes a connection left idle after a response for the keep-alive timeout,
 in place of the timer uvicorn starts and cancels around every request.
 
+restpredict has no WebSocket routes and runs uvicorn with ``ws="none"``, so every ``Upgrade``
+request (``curl --http2`` sends ``Upgrade: h2c`` on plain HTTP) is answered as HTTP/1.1, as
+RFC 9110 (7.8) allows. httptools stops parsing at such a request's headers and leaves its body
+unparsed; uvicorn then drops it and the app would see an empty body. The httptools protocol
+below hands those bytes to the request itself.
+
 ``refuse_new_connections`` serves the graceful shutdown: closing a listening socket
 resets every connection the kernel has already completed but nobody has accepted
 yet, and those clients see a reset after sending their request. Dropping new SYNs
@@ -30,6 +36,7 @@ from restpredict.app import problem_response
 from restpredict.errors import RequestTimeoutError
 
 try:
+    import httptools
     from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 except ImportError:  # pragma: no cover - uvicorn[standard] ships httptools
     HttpToolsProtocol = None  # type: ignore[assignment,misc]
@@ -177,9 +184,42 @@ if HttpToolsProtocol is not None:
             super().connection_made(transport)
             self._responses = OneWriteResponses(self.transport, self.loop)
 
+        #: Bytes of the current request's body still to come after an ignored Upgrade.
+        _upgrade_body_due = 0
+
         def data_received(self, data: bytes) -> None:
+            # uvicorn's, but an Upgrade keeps its body (see the module docstring). There is no
+            # keep-alive timer to cancel here: the deadline timer does that job.
             self._keep_alive_idle = False
-            super().data_received(data)
+            if self._upgrade_body_due:
+                data = self._upgrade_body(data)
+                if not data:
+                    return
+            try:
+                self.parser.feed_data(data)
+            except httptools.HttpParserError:
+                message = "Invalid HTTP request received."
+                self.logger.warning(message)
+                self.send_400_response(message)
+            except httptools.HttpParserUpgrade as upgrade:
+                self._upgrade_body_due = _content_length(self.headers)
+                rest = self._upgrade_body(data[upgrade.args[0] :])
+                if rest:  # the next request, pipelined: the parser starts afresh with it
+                    self.data_received(rest)
+
+        def _upgrade_body(self, data: bytes) -> bytes:
+            """Give the request the body bytes httptools left unparsed; return what follows."""
+            due = self._upgrade_body_due
+            chunk, rest = data[:due], data[due:]
+            self._upgrade_body_due = due - len(chunk)
+            cycle = self.cycle
+            if cycle is not None:
+                cycle.more_body = self._upgrade_body_due > 0
+                if chunk:
+                    self.on_body(chunk)  # uvicorn's: flow control, and wakes the app
+                else:
+                    cycle.message_event.set()
+            return rest
 
         def on_response_complete(self) -> None:
             # uvicorn's, less the keep-alive timer it starts after every response (and cancels
@@ -200,6 +240,14 @@ if HttpToolsProtocol is not None:
             cycle = self.cycle
             if cycle is not None:
                 cycle.transport = self._responses
+
+
+def _content_length(headers: list[tuple[bytes, bytes]]) -> int:
+    """The declared body length, or 0 (a chunked body after an Upgrade is not recovered)."""
+    for name, value in headers:
+        if name == b"content-length" and value.isdigit():
+            return int(value)
+    return 0
 
 
 def header_deadline_protocol(header_timeout: float, parser: str = "auto") -> Any:

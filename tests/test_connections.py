@@ -148,6 +148,34 @@ def test_pipelined_requests_are_answered_in_order(url: str) -> None:
     assert answer.endswith(b"}") and answer.count(b'"predictions"') == 3
 
 
+def _response(reader: Any) -> tuple[bytes, bytes]:
+    """The status line and body of the next response on ``reader`` (Content-Length framed)."""
+    status = reader.readline()
+    length = 0
+    while (line := reader.readline()) != b"\r\n":
+        if line.lower().startswith(b"content-length:"):
+            length = int(line.split(b":")[1])
+    return status, reader.read(length)
+
+
+def test_an_upgrade_request_is_answered_as_http_1_1_with_its_body(url: str) -> None:
+    """``curl --http2`` on plain HTTP asks for h2c: there is none, so the Upgrade is ignored,
+    and the body (sent in two parts here), the connection and a pipelined request are kept."""
+    body = b'{"features": [1, 2]}'
+    framed = b"Content-Length: %d\r\n\r\n" % len(body)
+    upgrade = b"Connection: Upgrade, HTTP2-Settings\r\nUpgrade: h2c\r\nHTTP2-Settings: AAMA\r\n"
+    host, port = url.removeprefix("http://").split(":")
+    with socket.create_connection((host, int(port)), timeout=30) as sock:
+        reader = sock.makefile("rb")
+        sock.sendall(HEAD + upgrade + framed + body[:5])
+        time.sleep(0.2)  # the rest of the body comes in a later read
+        sock.sendall(body[5:] + HEAD + framed + body)
+        for _ in range(2):
+            status, answer = _response(reader)
+            assert status == b"HTTP/1.1 200 OK\r\n", answer
+            assert answer.startswith(b'{"predictions"'), answer
+
+
 class RecordingTransport:
     """Records what is written, in the calls it is written with."""
 
