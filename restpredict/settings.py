@@ -343,7 +343,10 @@ def _describe(
     line = _line_of(node, loc)
     where = f"{source}: line {line}" if line else source
     if error["type"] == "extra_forbidden":
-        known = ", ".join(sorted(_section_of(cls, loc[:-1]).model_fields))
+        known_keys = set(_section_of(cls, loc[:-1]).model_fields)
+        if len(loc) == 1:  # the top level: the sections dockerize reads are known keys too
+            known_keys.update(DEPLOY_SECTIONS)
+        known = ", ".join(sorted(known_keys))
         return f"{where}: unknown key {key!r} (known keys: {known})"
     message = error["msg"].removeprefix("Value error, ")
     if not loc:  # a whole-object check: its message names the keys; the input may hold secrets

@@ -108,7 +108,8 @@ def test_serve_leaves_the_deploy_sections_to_dockerize(tmp_path: Path) -> None:
     assert (deploy.max_rows, deploy.docker.port, deploy.kubernetes.replicas) == (9, 9000, 2)
     # A misspelt section is still an unknown key, for both.
     config.write_text("dokcer:\n  port: 9000\n")
-    with pytest.raises(ConfigError, match="unknown key 'dokcer'"):
+    with pytest.raises(ConfigError, match="unknown key 'dokcer'") as error:
         load_settings(config)
+    assert "docker" in str(error.value).split("known keys:")[1]
     with pytest.raises(ConfigError, match="unknown key 'dokcer'"):
         load_deploy_settings(config)
