@@ -5,9 +5,12 @@ so every number is reported next to baselines measured in the same run, and the 
 
 Module map (imports point down the list):
 
-- ``cli``: argument parsing and exit codes; calls ``runner.run``.
+- ``cli``: argument parsing and exit codes; calls ``runner.run``, or redraws a run's files.
+- ``chart``: a run's chart (PNG, matplotlib from the ``bench`` extra), drawn from its JSON.
+- ``results``: a run's JSON document and its files (JSON and report, named by the UTC start).
+- ``report``: a run's Markdown report, rendered from its JSON.
+- ``table``: the results as text tables for the terminal.
 - ``runner``: starts each server, gates it for correctness, loads it with wrk, stops it.
-- ``table`` / ``results``: render the results as a table, and as JSON.
 - ``goals``: the ratio targets behind ``--check-targets``.
 - ``ratios``: each cell's ratio to the ceiling and naive baselines.
 - ``server``: one server process: launch pinned to a core, readiness, peak RSS, stop.
