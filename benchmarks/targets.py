@@ -60,8 +60,6 @@ TARGETS: dict[str, Target] = {
         Target("restpredict-wait0.5", (*_RESTPREDICT, "--max-batch-wait-ms", "0.5"), extra=True),
         Target("restpredict-wait5", (*_RESTPREDICT, "--max-batch-wait-ms", "5"), extra=True),
         Target("restpredict-batch64", (*_RESTPREDICT, "--max-batch-size", "64"), extra=True),
-        # Every batch in the worker thread, as before predictions could run on the loop.
-        Target("restpredict-thread", (*_RESTPREDICT, "--inline-predict-ms", "0"), extra=True),
         # The second lever: ONNX Runtime, when it verifies (needs the [onnx] extra).
         Target("restpredict-onnx", (*_RESTPREDICT, "--backend", "onnx"), extra=True),
         # The baselines log nothing per request: the same, without restpredict's access log.

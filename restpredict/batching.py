@@ -8,11 +8,11 @@ request is most of the throughput there is. The policy, per process:
   running, queued or expected is predicted at once, so a lone request never waits (one for the
   event loop passes through the collector first, one loop turn, so that the requests read in
   the same turn join it).
-- Where a batch runs follows its measured cost: a model whose calls have taken less than
-  ``inline_s`` runs on the event loop (handing a half-millisecond call to a thread and back costs
-  more than the call, and a second thread fights the loop for the GIL on a busy core); a slower
-  one runs in a worker thread, so the loop keeps accepting requests and answering
-  ``/health/live`` meanwhile. Either way the loop is never blocked for longer than ``inline_s``.
+- Every batch runs in the batcher's one worker thread (``PredictThread``), never on the event
+  loop: a model that is fast on every input seen so far can still take seconds on the next one,
+  and the loop must keep answering ``/health/live`` and sending 504s meanwhile. Running calls
+  measured to be fast on the loop itself was tried and dropped: it cannot be made safe, and in
+  the benchmark (LR, 1 row, 32 clients) it was not faster than the hand-off.
 - A batch takes the oldest waiting query and every waiting query with the same key (same model
   object, same outputs, same dtype and width), in arrival order, up to ``max_batch_size``
   requests and ``max_rows`` rows. Queries with another key wait for the next batch, so labels
@@ -48,12 +48,13 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import queue
+import threading
 import time
 from collections import deque
 from collections.abc import Callable, Hashable, MutableMapping
-from concurrent.futures import ThreadPoolExecutor
 from types import TracebackType
-from typing import Any
+from typing import Any, TypeVar
 
 import numpy as np
 from starlette.middleware import Middleware
@@ -71,6 +72,7 @@ __all__ = [
     "BatchKey",
     "Batcher",
     "CallCost",
+    "PredictThread",
     "batching_middleware",
     "make_batcher",
 ]
@@ -118,7 +120,7 @@ class CallCost:
     """What one model's ``predict`` calls have taken: a moving average per call and per row.
 
     An estimate for ``rows`` scales the average call linearly beyond its average size, which
-    over-estimates calls dominated by their fixed cost: the safe side of running on the loop.
+    over-estimates calls dominated by their fixed cost.
     """
 
     __slots__ = ("calls", "rows", "seconds")
@@ -151,13 +153,10 @@ class Batcher:
     task, leaving stops it and fails whatever is still queued with NotReadyError (503).
     """
 
-    def __init__(
-        self, *, max_batch_size: int, max_wait_s: float, max_rows: int, inline_s: float = 0.0
-    ) -> None:
+    def __init__(self, *, max_batch_size: int, max_wait_s: float, max_rows: int) -> None:
         self.max_batch_size = max_batch_size
         self.max_wait_s = max_wait_s
         self.max_rows = max_rows
-        self.inline_s = inline_s
         #: How long a batch waits for expected requests, and how long an answered connection
         #: is expected back; both follow the model's measured call time (``record``).
         self.wait_s = max_wait_s
@@ -177,7 +176,7 @@ class Batcher:
         self._costs: dict[int, CallCost] = {}
         self._waker: asyncio.Future[None] | None = None
         self._task: asyncio.Task[None] | None = None
-        self._executor: ThreadPoolExecutor | None = None
+        self._thread: PredictThread | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         #: Called with the rows of every model call (``Metrics.observe_batch``).
         self.on_batch: Callable[[int], None] | None = None
@@ -187,7 +186,7 @@ class Batcher:
         self._answered.clear()
         self._answered_order.clear()
         self._loop = asyncio.get_running_loop()  # an app may be started twice, on two loops
-        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="restpredict-batch")
+        self._thread = PredictThread(self._loop)
         self._task = self._loop.create_task(self._collect())
         return self
 
@@ -206,23 +205,16 @@ class Batcher:
                 waiting.future.set_exception(NotReadyError("the server is shutting down"))
         self._queue.clear()
         self._running = []
-        if self._executor is not None:
-            self._executor.shutdown(wait=False, cancel_futures=True)
+        if self._thread is not None:
+            self._thread.stop()
 
     async def predict(self, scope: Scope, model: LoadedModel, query: Query) -> Prediction:
         """Queue ``query`` for ``model`` and wait for its share of a batch prediction."""
         self.arrived(scope)
         if self._task is None or self._task.done() or self._loop is None:
             raise NotReadyError("the prediction queue is not running")
-        if (
-            not self._busy
-            and not self._queue
-            and self.expected() <= 0
-            and not self.inline(model, len(query))
-        ):
-            # A call for the thread can start now without blocking anyone. One for the loop
-            # goes through the queue: the collector runs after the requests read in this same
-            # loop turn have queued too, so they share the call instead of each taking one.
+        if not self._busy and not self._queue and self.expected() <= 0:
+            # Nothing to share the call with: it can start now without blocking anyone.
             return await self._predict_alone(model, query, returning_client(scope))
         future: asyncio.Future[Prediction] = self._loop.create_future()
         self._queue.append(
@@ -249,22 +241,16 @@ class Batcher:
         self.wait_s = min(max(self.max_wait_s, cost.seconds), self.longest_wait_s)
         self.expect_window_s = min(self.wait_s, max(EXPECT_WINDOW_S, cost.seconds))
 
-    def inline(self, model: LoadedModel, rows: int) -> bool:
-        """Whether a call on ``rows`` rows is cheap enough to run on the event loop."""
-        return self.cost(model).estimate(rows) < self.inline_s
-
     async def _predict_alone(
         self, model: LoadedModel, query: Query, client: Hashable | None
     ) -> Prediction:
         """Nothing queued, running or expected: straight to the worker thread."""
-        assert self._loop is not None
+        assert self._thread is not None
         if self.on_batch is not None:
             self.on_batch(len(query))
         self._busy = True
         try:
-            outcome, seconds = await self._loop.run_in_executor(
-                self._executor, _predict_one, model, query
-            )
+            outcome, seconds = await self._thread.run(_predict_one, model, query)
         finally:
             self._busy = False
             self._freed_at = time.monotonic()
@@ -354,7 +340,8 @@ class Batcher:
 
     async def _collect(self) -> None:
         """Forever: wait for a query, gather its batch, predict it, answer."""
-        loop = asyncio.get_running_loop()
+        assert self._thread is not None
+        thread = self._thread
         while True:
             while not self._queue or self._busy:
                 await self._sleep(None)
@@ -365,16 +352,11 @@ class Batcher:
             if self.on_batch is not None:
                 self.on_batch(rows)
             try:
-                if self.inline(model, rows):
-                    outcomes, seconds = predict_batch(batch)
-                else:
-                    self._busy = True
-                    try:
-                        outcomes, seconds = await loop.run_in_executor(
-                            self._executor, predict_batch, batch
-                        )
-                    finally:
-                        self._busy = False
+                self._busy = True
+                try:
+                    outcomes, seconds = await thread.run(predict_batch, batch)
+                finally:
+                    self._busy = False
                 self.record(model, rows, seconds)
             except Exception as exc:  # not the model's (it is caught per query): keep serving
                 outcomes = [exc] * len(batch)
@@ -420,6 +402,61 @@ class Batcher:
             if len(batch) >= self.max_batch_size or rows >= self.max_rows:
                 return batch, True
         return batch, False
+
+
+class PredictThread:
+    """The one thread a batcher's model calls run in, handed work without an executor.
+
+    ``loop.run_in_executor`` wraps each call in two futures, a work item and a condition
+    variable; a call here is one queue put and one ``call_soon_threadsafe`` back. The thread
+    is a daemon: a model call stuck for minutes does not keep a stopping server alive.
+    """
+
+    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
+        self._loop = loop
+        self._jobs: queue.SimpleQueue[_Job | None] = queue.SimpleQueue()
+        self._thread = threading.Thread(target=self._work, name="restpredict-batch", daemon=True)
+        self._thread.start()
+
+    def run(self, function: Callable[..., _T], *args: Any) -> asyncio.Future[_T]:
+        """Run ``function(*args)`` in the thread; the future resolves on the loop."""
+        future: asyncio.Future[_T] = self._loop.create_future()
+        self._jobs.put((future, function, args))
+        return future
+
+    def stop(self) -> None:
+        """Let the thread end after the call it is running, if any."""
+        self._jobs.put(None)
+
+    def _work(self) -> None:
+        jobs, loop = self._jobs, self._loop
+        while (job := jobs.get()) is not None:
+            future, function, args = job
+            try:
+                result = function(*args)
+            except BaseException as exc:  # handed to the awaiting request, raised there
+                outcome: tuple[bool, Any] = (False, exc)
+            else:
+                outcome = (True, result)
+            try:
+                loop.call_soon_threadsafe(_settle, future, outcome)
+            except RuntimeError:  # the loop closed while the call ran: nobody is waiting
+                return
+
+
+_T = TypeVar("_T")
+_Job = tuple["asyncio.Future[Any]", Callable[..., Any], tuple[Any, ...]]
+
+
+def _settle(future: asyncio.Future[Any], outcome: tuple[bool, Any]) -> None:
+    """Resolve ``future`` on the loop, unless its waiter was cancelled meanwhile."""
+    if future.done():
+        return
+    ok, value = outcome
+    if ok:
+        future.set_result(value)
+    else:
+        future.set_exception(value)
 
 
 def returning_client(scope: Scope) -> Hashable | None:
@@ -508,7 +545,6 @@ def make_batcher(settings: Settings) -> Batcher | None:
         max_batch_size=settings.max_batch_size,
         max_wait_s=settings.max_batch_wait_ms / 1000,
         max_rows=settings.max_rows,
-        inline_s=settings.inline_predict_ms / 1000,
     )
 
 

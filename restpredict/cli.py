@@ -211,13 +211,6 @@ def serve(
         float | None,
         typer.Option(help="Most a batch waits for arriving requests, in ms. [default: 2.0]"),
     ] = None,
-    inline_predict_ms: Annotated[
-        float | None,
-        typer.Option(
-            help="Batches faster than this (ms) predict on the event loop; 0: always in the "
-            "worker thread. [default: 1.0]"
-        ),
-    ] = None,
     backend: Annotated[
         str | None,
         typer.Option(
@@ -261,7 +254,6 @@ def serve(
             batching=batching,
             max_batch_size=max_batch_size,
             max_batch_wait_ms=max_batch_wait_ms,
-            inline_predict_ms=inline_predict_ms,
             backend=backend,
         )
         warning = exposure_warning(settings)

@@ -106,6 +106,12 @@ class RequestLimits:
             # actually running, not just the requests still waiting.
             self.in_flight -= 1
             watched.discard(exchange)
+            late = exchange.late_answer
+            if late is not None:
+                # The 504 is this request's one response: it must be out before the request
+                # ends, or the server would answer a response-less request with its own 500
+                # and then see the 504 as a second start.
+                await late
 
     def _sweep(self, loop: asyncio.AbstractEventLoop) -> None:
         """Enforce the deadlines that have passed; keep sweeping while requests are watched."""
@@ -127,7 +133,6 @@ class _Exchange:
     """
 
     __slots__ = (
-        "_late_answer",
         "_limits",
         "_receive",
         "_receiving",
@@ -138,6 +143,7 @@ class _Exchange:
         "body_done",
         "body_done_at",
         "exempt",
+        "late_answer",
         "started",
         "timed_out",
     )
@@ -158,7 +164,7 @@ class _Exchange:
         self.arrived = arrived
         self.exempt = exempt  # exempt paths have no prediction deadline
         self._receiving: asyncio.Task[Any] | None = None  # the task waiting in receive()
-        self._late_answer: asyncio.Task[None] | None = None
+        self.late_answer: asyncio.Task[None] | None = None
         self.started = False
         self.timed_out = False  # the body was too slow: close the connection after the 408
         self.abandoned = False  # the prediction was too slow: the 504 was sent instead
@@ -186,7 +192,7 @@ class _Exchange:
         logger.warning(
             "prediction timeout after %g s; the model call runs on", limits.prediction_timeout
         )
-        self._late_answer = asyncio.get_running_loop().create_task(self._answer_late())
+        self.late_answer = asyncio.get_running_loop().create_task(self._answer_late())
         return True
 
     async def _answer_late(self) -> None:

@@ -170,13 +170,6 @@ class Settings(BaseModel):
         "(fractions for microseconds); never waited when nothing else is arriving. A model "
         "whose calls take longer waits up to one call (at most 10x this); 0 never waits.",
     )
-    inline_predict_ms: float = Field(
-        1.0,
-        ge=0,
-        le=1000,
-        description="Batches measured to predict faster than this (ms) run on the event loop, "
-        "saving the hand-off to the worker thread; 0 always uses the thread.",
-    )
 
     # Compiled backend (compiled.py): ONNX Runtime when it verifiably answers like scikit-learn.
     backend: Literal["sklearn", "onnx"] = Field(

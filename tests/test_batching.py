@@ -330,9 +330,8 @@ def test_batching_settings_from_yaml_env_and_flags(tmp_path: Path) -> None:
     config = tmp_path / "restpredict.yaml"
     config.write_text("max_batch_size: 8\nmax_batch_wait_ms: 0.5\nbackend: onnx\n")
     env = {"RESTPREDICT_BATCHING": "false"}
-    settings = load_settings(config, environ=env, max_batch_wait_ms=0.25, inline_predict_ms=0)
+    settings = load_settings(config, environ=env, max_batch_wait_ms=0.25)
     assert (settings.max_batch_size, settings.max_batch_wait_ms) == (8, 0.25)
-    assert settings.inline_predict_ms == 0
     assert settings.batching is False and settings.backend == "onnx"
     config.write_text("max_batch_size: 0\n")
     with pytest.raises(ConfigError, match="line 1: max_batch_size"):
@@ -361,20 +360,15 @@ def thread_model() -> LoadedModel:
     )
 
 
-@pytest.mark.parametrize(("inline_s", "where"), [(1.0, "MainThread"), (0.0, "restpredict-batch")])
-def test_cheap_models_predict_on_the_loop_once_measured_others_in_the_thread(
-    inline_s: float, where: str
-) -> None:
+def test_every_call_runs_in_the_worker_thread_never_on_the_loop() -> None:
     model = thread_model()
 
     async def main(batcher: Batcher) -> None:
         for i in range(3):
             assert labels(await batcher.predict({}, model, query(i))) == [1000 + i]
 
-    run(main, inline_s=inline_s)
-    # The first call has no measured cost yet: it always goes to the worker thread.
-    assert model.estimator.threads_[0].startswith("restpredict-batch")
-    assert all(name.startswith(where) for name in model.estimator.threads_[1:])
+    run(main)
+    assert model.estimator.threads_ and set(model.estimator.threads_) == {"restpredict-batch"}
 
 
 def test_call_cost_scales_with_rows_beyond_the_usual_size() -> None:

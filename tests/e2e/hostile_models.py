@@ -1,0 +1,33 @@
+"""Fitted estimators that misbehave on purpose; a server subprocess unpickles them from here."""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+import numpy as np
+from sklearn.base import BaseEstimator, RegressorMixin
+
+#: The first feature value that makes ``SlowOnOne`` slow.
+SLOW_VALUE = 666.0
+
+
+class SlowOnOne(RegressorMixin, BaseEstimator):
+    """Predicts the first feature in microseconds, but takes ``delay`` s on a row of 666.
+
+    A model that is usually fast looks safe to run anywhere; this one then stalls on one
+    input, as a real model can on a pathological row.
+    """
+
+    def __init__(self, delay: float = 6.0) -> None:
+        self.delay = delay
+
+    def fit(self, X: Any = None, y: Any = None) -> SlowOnOne:
+        self.n_features_in_ = 2
+        return self
+
+    def predict(self, X: Any) -> np.ndarray:
+        X = np.asarray(X, dtype=np.float64)
+        if (X[:, 0] == SLOW_VALUE).any():
+            time.sleep(self.delay)
+        return X[:, 0].copy()
