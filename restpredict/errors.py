@@ -13,6 +13,11 @@ the CLI maps them to one red line and an exit code in one place (``cli.py``).
     │       ├── IntegrityError ..... SHA-256 pin does not match
     │       ├── VersionMismatchError pickled with another scikit-learn
     │       └── UnsupportedModelError unknown format, cannot predict, unfitted
+    ├── SourceError ................ the model source cannot be fetched       (exit 7)
+    │   ├── SourceNotFoundError .... no such object, bucket, version or alias
+    │   ├── SourceAccessError ...... credentials refused (401/403)
+    │   ├── SourceUnavailableError . network, timeout, truncated, not cached offline
+    │   └── UnsafeArchiveError ..... an archive reaching outside its folder or too big
     ├── InputError ................. the request or input rows are wrong    (422, exit 4)
     │   ├── MalformedBodyError ..... not parseable JSON                      (400)
     │   ├── PayloadTooLargeError ... body over the size limit                (413)
@@ -56,8 +61,13 @@ __all__ = [
     "RequestTimeoutError",
     "RestPredictError",
     "ServerUnreachableError",
+    "SourceAccessError",
+    "SourceError",
+    "SourceNotFoundError",
+    "SourceUnavailableError",
     "StartupError",
     "UnauthorizedError",
+    "UnsafeArchiveError",
     "UnsupportedMediaTypeError",
     "UnsupportedModelError",
     "VersionMismatchError",
@@ -74,6 +84,7 @@ class ExitCode:
     BAD_INPUT = 4
     REMOTE = 5
     PREDICTION = 6
+    SOURCE = 7
 
 
 class RestPredictError(Exception):
@@ -138,6 +149,38 @@ class UnsupportedModelError(ModelLoadError):
     """Unknown file format, an object that cannot predict, or an unfitted estimator."""
 
     code = "unsupported_model"
+
+
+class SourceError(RestPredictError):
+    """The model source (a bucket, URL, MLflow registry or archive) cannot be fetched."""
+
+    exit_code = ExitCode.SOURCE
+    code = "source_error"
+    title = "Model source cannot be fetched"
+
+
+class SourceNotFoundError(SourceError):
+    """The object, bucket, run, model version or alias does not exist."""
+
+    code = "source_not_found"
+
+
+class SourceAccessError(SourceError):
+    """The provider refused the credentials it found (or found none)."""
+
+    code = "source_access_denied"
+
+
+class SourceUnavailableError(SourceError):
+    """A network error, timeout or truncated download; or offline with nothing cached."""
+
+    code = "source_unavailable"
+
+
+class UnsafeArchiveError(SourceError):
+    """An archive entry would land outside its folder, is a link out, or is too big."""
+
+    code = "unsafe_archive"
 
 
 class InputError(RestPredictError):
