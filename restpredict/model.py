@@ -31,7 +31,8 @@ from restpredict.errors import (
     UnsupportedModelError,
     VersionMismatchError,
 )
-from restpredict.schema import ModelSchema, infer_schema
+from restpredict.missing import missing_support
+from restpredict.schema import Missing, ModelSchema, infer_schema
 from restpredict.settings import Settings
 
 __all__ = [
@@ -116,6 +117,18 @@ class LoadedModel:
             self.predict(row if not self.schema.numeric_only else row.astype(np.float64))
             self.extra["warmed_up"] = True  # later non-finite outputs are the input's doing
 
+    def missing_support(self) -> tuple[Missing, ...] | None:
+        """Which features take a null, from the tags, confirmed on the example row."""
+        s = self.schema
+
+        def probe(rows: np.ndarray) -> Any:
+            matrix = rows.astype(np.float64) if s.numeric_only else rows
+            return self.estimator.predict(self._as_input(matrix))
+
+        return missing_support(
+            self.estimator, s.n_features, s.feature_names, s.feature_kinds, s.example, probe
+        )
+
     def _as_input(self, rows: np.ndarray) -> Any:
         """A DataFrame with the fitted column names when the model was fitted on one."""
         names = self.schema.feature_names
@@ -142,6 +155,9 @@ class LoadedModel:
             "n_features": s.n_features,
             "feature_names": list(s.feature_names) if s.feature_names else None,
             "feature_kinds": list(s.feature_kinds) if s.feature_kinds else None,
+            "feature_nullable": (
+                [s.nullable(j) for j in range(len(s.missing))] if s.missing is not None else None
+            ),
             "classes": list(s.classes) if s.classes is not None else None,
             "has_proba": s.has_proba,
             "sklearn_version_trained": self.sklearn_trained,
@@ -237,15 +253,17 @@ def from_estimator(
         ) from None
     except TypeError:
         pass  # not a scikit-learn estimator; predict() will tell
-    return LoadedModel(
+    loaded = LoadedModel(
         estimator=estimator,
         schema=infer_schema(estimator),
         name=name,
         sha256=sha256,
         source=source,
         sklearn_trained=sklearn_trained,
-        load_seconds=time.perf_counter() - started if started is not None else 0.0,
     )
+    schema = replace(loaded.schema, missing=loaded.missing_support())
+    seconds = time.perf_counter() - started if started is not None else 0.0
+    return replace(loaded, schema=schema, load_seconds=seconds)
 
 
 def _load_pickle(path: Path, data: bytes) -> tuple[Any, str | None]:

@@ -85,13 +85,17 @@ class OpenAPIContext:
     model: LoadedModel
     settings: Settings
     categories: dict[str, tuple[str, ...]] = field(default_factory=dict)
+    nullable: frozenset[str] = frozenset()
 
     @classmethod
     def of(cls, model: LoadedModel, settings: Settings) -> OpenAPIContext:
         """Read the categories the model's encoders know once, for every schema below."""
-        names = model.schema.feature_names
+        s = model.schema
+        names = s.feature_names
         categories = known_categories(model.estimator, names) if names is not None else {}
-        return cls(model, settings, categories)
+        columns = names or tuple(f"x{i}" for i in range(s.n_features or 0))
+        nullable = frozenset(c for j, c in enumerate(columns) if s.nullable(j))
+        return cls(model, settings, categories, nullable)
 
     # Model input ---------------------------------------------------------------------------
 
@@ -109,18 +113,21 @@ class OpenAPIContext:
         return list(zip(names, kinds))
 
     def value(self, name: str, kind: ColumnKind) -> Schema:
-        """One feature value: a float64 number, or a string (one of the known categories)."""
+        """One feature value: a float64 number, or a string (one of the known categories);
+        null too where the model takes a missing value."""
+        null = name in self.nullable
         if kind == "number":
-            return dict(_NUMBER)
-        known = self.categories.get(name)
-        return {"type": "string", "enum": list(known)} if known else {"type": "string"}
+            return {**_NUMBER, "type": ["number", "null"]} if null else dict(_NUMBER)
+        known: list[Any] = list(self.categories.get(name, ()))
+        schema: Schema = {"type": ["string", "null"] if null else "string"}
+        return {**schema, "enum": [*known, None] if null else known} if known else schema
 
     def row(self) -> Schema:
         """One positional row: exactly ``n_features`` values, typed column by column."""
         n = self.model.schema.n_features
         if n is None:
             return {"type": "array", "items": {"type": ["number", "string"]}, "minItems": 1}
-        if self.model.schema.numeric_only:
+        if self.model.schema.numeric_only and not self.nullable:
             return {"type": "array", "items": dict(_NUMBER), "minItems": n, "maxItems": n}
         return {
             "type": "array",
@@ -167,11 +174,12 @@ class OpenAPIContext:
         for name, kind in self.columns():
             known = self.categories.get(name)
             if kind == "number":
-                cells.append(_CSV_NUMBER)
+                cell = _CSV_NUMBER
             elif known:
-                cells.append("(?:" + "|".join(re.escape(_csv_cell(v)) for v in known) + ")")
+                cell = "(?:" + "|".join(re.escape(_csv_cell(v)) for v in known) + ")"
             else:
-                cells.append('[^,"\\r\\n0-9.+-][^,"\\r\\n]*')
+                cell = '[^,"\\r\\n0-9.+-][^,"\\r\\n]*'
+            cells.append(f"(?:{cell})?" if name in self.nullable else cell)  # empty: missing
         row = ",".join(cells)
         header = ""
         if self.named:
@@ -306,7 +314,13 @@ def openapi_document(model: LoadedModel, settings: Settings) -> dict[str, Any]:
 
 def _info(api: OpenAPIContext) -> dict[str, Any]:
     s = api.model.schema
-    features = ", ".join(f"`{name}` ({kind})" for name, kind in api.columns()) or "unknown"
+    features = (
+        ", ".join(
+            f"`{name}` ({kind}{', nullable' if name in api.nullable else ''})"
+            for name, kind in api.columns()
+        )
+        or "unknown"
+    )
     classes = ", ".join(f"`{c}`" for c in s.classes) if s.classes is not None else "none"
     return {
         "title": f"restpredict: {api.model.name}",
@@ -575,6 +589,10 @@ def _metadata_schema(api: OpenAPIContext) -> Schema:
                     {"type": "array", "items": {"enum": ["number", "string"]}},
                     {"type": "null"},
                 ]
+            },
+            "feature_nullable": {
+                "anyOf": [{"type": "array", "items": {"type": "boolean"}}, {"type": "null"}],
+                "description": "Per feature: whether it takes a missing value (JSON null).",
             },
             "classes": {"anyOf": [{"type": "array"}, {"type": "null"}]},
             "has_proba": {"type": "boolean"},

@@ -31,6 +31,7 @@ __all__ = [
     "decode_predict",
     "decode_table",
     "encode_predictions",
+    "missing_value_error",
     "positional_rows",
     "prediction_document",
     "records_to_rows",
@@ -38,7 +39,8 @@ __all__ = [
 ]
 
 Output = Literal["label", "proba"]
-Row = Sequence[Scalar] | dict[str, Scalar]
+_Value = float | str | None  # what a JSON feature value decodes to; null is a missing value
+Row = Sequence[Scalar | None] | dict[str, Scalar | None]  # None: a missing value
 _WHITESPACE = b" \t\r\n"
 
 
@@ -104,7 +106,7 @@ def decode_predict(
     if has_features:
         rows = _decode_features(bytes(envelope.features), schema)
     else:
-        records = _decode(bytes(envelope.instances), list[dict[str, float | str]], "instances")
+        records = _decode(bytes(envelope.instances), list[dict[str, _Value]], "instances")
         rows = records_to_rows(records, schema, ignore_unknown=ignore_unknown)
     _check_count(len(rows), max_rows)
     return Query(rows=rows, labels="label" in envelope.return_, proba="proba" in envelope.return_)
@@ -200,7 +202,7 @@ def decode_table(
     text = raw.lstrip(_WHITESPACE)
     head, inner = text[:1], text[1:].lstrip(_WHITESPACE)[:1]
     if head == b"{":
-        table = _decode(raw, dict[str, list[float | str]], where)
+        table = _decode(raw, dict[str, list[_Value]], where)
         return _columns_to_records(table, where)
     if head != b"[" or inner not in (b"[", b"{", b"]"):
         raise InputError(
@@ -211,9 +213,9 @@ def decode_table(
     if inner == b"]":
         raise InputError(f'"{where}" is empty; expected at least one row', code="empty_input")
     if inner == b"{":
-        records: list[Row] = _decode(raw, list[dict[str, float | str]], where)
+        records: list[Row] = _decode(raw, list[dict[str, _Value]], where)
         return records
-    scalar: Any = float if schema.numeric_only else float | str
+    scalar: Any = float | None if schema.numeric_only else _Value
     rows: list[list[Scalar]] = _decode(raw, list[list[scalar]], where)
     if columns is None or schema.feature_names is None:
         return list(rows)
@@ -269,7 +271,7 @@ def _at(message: str, where: str) -> str:
 
 def _decode_features(raw: bytes, schema: ModelSchema) -> np.ndarray:
     nested = raw.lstrip(_WHITESPACE)[1:].lstrip(_WHITESPACE).startswith(b"[")
-    scalar: Any = float if schema.numeric_only else float | str
+    scalar: Any = float | None if schema.numeric_only else _Value
     try:
         decoded = _decode(raw, list[list[scalar]] if nested else list[scalar], "features")
     except InputError as exc:
@@ -308,29 +310,55 @@ def positional_rows(rows: list[Sequence[Scalar]], schema: ModelSchema) -> np.nda
     if width == 0:
         raise InputError("rows are empty; expected at least one feature", code="empty_input")
     if schema.numeric_only:
-        return _numeric(rows)
+        return _numeric(rows, schema)
     return _mixed(rows, schema)
 
 
-def _numeric(rows: Sequence[Sequence[Scalar]]) -> np.ndarray:
+def _numeric(rows: Sequence[Sequence[Scalar | None]], schema: ModelSchema) -> np.ndarray:
     # Rows are known to be equally long: fromiter over the flattened values is about twice as
     # fast as np.array on nested lists, which must discover the shape first.
-    width = len(rows[0])
+    width, count = len(rows[0]), len(rows) * len(rows[0])
     try:
-        flat = np.fromiter(chain.from_iterable(rows), dtype=np.float64, count=len(rows) * width)
-        matrix = flat.reshape(len(rows), width)
+        flat = np.fromiter(chain.from_iterable(rows), dtype=np.float64, count=count)
     except (TypeError, ValueError):
-        _reject_non_numbers(rows)
-        raise
+        _reject_non_numbers(rows)  # anything but a number or null
+        values = (math.nan if v is None else v for v in chain.from_iterable(rows))
+        flat = np.fromiter(values, dtype=np.float64, count=count)
+    matrix = flat.reshape(len(rows), width)
     if not np.isfinite(matrix).all():
-        raise MalformedBodyError("a number is out of float range", code="number_out_of_range")
+        _check_missing(matrix, schema)
     return matrix
 
 
-def _reject_non_numbers(rows: Sequence[Sequence[Scalar]]) -> None:
-    """A 422 naming the first value that is not a JSON number (NumPy would coerce "1.5")."""
+def _check_missing(matrix: np.ndarray, schema: ModelSchema) -> None:
+    """Infinity is out of range (400); NaN is a missing value, refused where the model is."""
+    if np.isinf(matrix).any():
+        raise MalformedBodyError("a number is out of float range", code="number_out_of_range")
+    for i, j in zip(*np.nonzero(np.isnan(matrix))):
+        if not schema.nullable(int(j)):
+            raise missing_value_error(int(i), int(j), schema)
+
+
+def missing_value_error(i: int, j: int, schema: ModelSchema) -> InputError:
+    """The 422 for a null where the model cannot take one, naming the row and feature."""
+    return InputError(
+        f"row {i}, feature {schema.feature_label(j)} is missing (null), but "
+        f"{schema.estimator} does not accept missing values there; send a value",
+        code="missing_value",
+    )
+
+
+def _is_missing(value: Any) -> bool:
+    return value is None or (isinstance(value, float) and value != value)
+
+
+def _reject_non_numbers(rows: Sequence[Sequence[Scalar | None]]) -> None:
+    """A 422 naming the first value that is not a JSON number or null (NumPy would coerce
+    "1.5"); nulls (and NaN from binary tensors) are missing values, judged after."""
     for i, row in enumerate(rows):
         for j, value in enumerate(row if isinstance(row, (list, tuple)) else ()):
+            if _is_missing(value):
+                continue
             if isinstance(value, bool) or not isinstance(value, (int, float)):
                 raise InputError(
                     f"row {i}, feature {j}: expected a number, got {value!r}", code="invalid_type"
@@ -342,20 +370,25 @@ def _reject_non_numbers(rows: Sequence[Sequence[Scalar]]) -> None:
                 )
 
 
-def _finite(value: Scalar) -> bool:
+def _finite(value: Scalar | None) -> bool:
     """math.isfinite (np.isfinite is 10x slower per scalar), False for ints beyond float range."""
     try:
-        return not isinstance(value, str) and math.isfinite(value)
+        return isinstance(value, (int, float)) and math.isfinite(value)
     except OverflowError:
         return False
 
 
-def _mixed(rows: Sequence[Sequence[Scalar]], schema: ModelSchema) -> np.ndarray:
+def _mixed(rows: Sequence[Sequence[Scalar | None]], schema: ModelSchema) -> np.ndarray:
     kinds = schema.feature_kinds or ()
     names = schema.feature_names or ()
     matrix = np.empty((len(rows), len(kinds)), dtype=object)
     for i, row in enumerate(rows):
         for j, (value, kind) in enumerate(zip(row, kinds)):
+            if _is_missing(value):
+                if not schema.nullable(j):
+                    raise missing_value_error(i, j, schema)
+                matrix[i, j] = math.nan if kind == "number" else schema.missing_value(j)
+                continue
             number = isinstance(value, (int, float)) and not isinstance(value, bool)
             if kind == "number" and not (number and _finite(value)):
                 raise InputError(
@@ -372,7 +405,7 @@ def _mixed(rows: Sequence[Sequence[Scalar]], schema: ModelSchema) -> np.ndarray:
 
 
 def records_to_rows(
-    records: list[dict[str, Scalar]],
+    records: list[dict[str, Scalar | None]],
     schema: ModelSchema,
     *,
     ignore_unknown: bool,
@@ -417,7 +450,7 @@ def records_to_rows(
                         f"{where}[{i}].{names[j]}: expected a number, got {value!r}",
                         code="invalid_type",
                     )
-        return _numeric(rows)
+        return _numeric(rows, schema)
     return _mixed(rows, schema)
 
 

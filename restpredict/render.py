@@ -40,11 +40,27 @@ def metadata_table(meta: dict[str, Any]) -> Table:
         if value is not None:
             table.add_row(key, str(value))
     names = meta.get("feature_names")
+    nullable = meta.get("feature_nullable")
     if names:
         kinds = meta.get("feature_kinds") or ["number"] * len(names)
-        columns = ", ".join(f"{n} ({k})" for n, k in zip(names, kinds))
+        flags = nullable or [False] * len(names)
+        columns = ", ".join(
+            f"{n} ({k}{', nullable' if null else ''})" for n, k, null in zip(names, kinds, flags)
+        )
         table.add_row("columns", columns)
+    if nullable is not None:
+        table.add_row("missing values", _missing(nullable))
     return table
+
+
+def _missing(nullable: list[bool]) -> str:
+    """Which features take a null, in a few words."""
+    count = sum(nullable)
+    if count == len(nullable):
+        return "accepted in every feature (send null)"
+    if count == 0:
+        return "refused (every feature needs a value)"
+    return f"accepted in {count} of {len(nullable)} features"
 
 
 def startup_panel(meta: dict[str, Any], settings: Settings, example: list[Any]) -> Panel:

@@ -23,7 +23,7 @@ from restpredict.schema import ModelSchema, Scalar
 __all__ = ["CountingReader", "Format", "Row", "chunks", "detect_format", "parse_features"]
 
 Format = Literal["csv", "json", "jsonl"]
-Row = Sequence[Scalar] | dict[str, Scalar]
+Row = Sequence[Scalar | None] | dict[str, Scalar | None]  # None: a missing value
 
 
 def detect_format(path: str, given: str | None) -> Format:
@@ -36,12 +36,12 @@ def detect_format(path: str, given: str | None) -> Format:
     return choice  # type: ignore[return-value]
 
 
-def parse_features(text: str) -> list[Scalar]:
-    """``--features 5.1,3.5,1.4,0.2`` (or a JSON array) as one row."""
+def parse_features(text: str) -> list[Scalar | None]:
+    """``--features 5.1,,1.4,0.2`` (or a JSON array) as one row; an empty value is missing."""
     text = text.strip()
     if text.startswith("["):
         try:
-            row = json.loads(text)
+            row = json.loads(text, parse_constant=_no_constant)
         except ValueError as exc:
             raise InputError(f"--features: not a JSON array ({exc})") from None
         if not isinstance(row, list):
@@ -75,7 +75,7 @@ def _csv_rows(stream: IO[str], schema: ModelSchema) -> Iterator[Row]:
         for line, values in enumerate(reader, start=2):
             _check_width(values, len(header), line)
             record = dict(zip(header, values))
-            yield {n: _scalar(record[n]) if n in numeric else record[n] for n in names}
+            yield {n: _scalar(record[n]) if n in numeric else _text(record[n]) for n in names}
         return
     kinds = schema.feature_kinds
     if not _is_data_row(header, kinds):  # a header the model cannot use by name
@@ -90,24 +90,27 @@ def _is_data_row(values: list[str], kinds: Sequence[str] | None) -> bool:
     """Whether a first CSV row is data: its numeric columns hold numbers (else, a header).
 
     Only numeric columns can tell the two apart; a string column holds text either way,
-    so a model with no numeric column gets its first row taken as a header.
+    so a model with no numeric column gets its first row taken as a header. An empty
+    cell (a missing value) says nothing either way, but one number must be there.
     """
     if kinds is None or len(kinds) != len(values):
-        return all(_is_number(v) for v in values)
-    numeric = [v for v, kind in zip(values, kinds) if kind == "number"]
-    return bool(numeric) and all(_is_number(v) for v in numeric)
+        numeric = values
+    else:
+        numeric = [v for v, kind in zip(values, kinds) if kind == "number"]
+    given = [v for v in numeric if v.strip()]
+    return bool(given) and all(_is_number(v) for v in given)
 
 
-def _typed(values: list[str], kinds: Sequence[str] | None) -> list[Scalar]:
+def _typed(values: list[str], kinds: Sequence[str] | None) -> list[Scalar | None]:
     """Numbers for the numeric columns; a string column's text is kept, even "1"."""
     if kinds is None or len(kinds) != len(values):
         return [_scalar(v) for v in values]
-    return [_scalar(v) if kind == "number" else v for v, kind in zip(values, kinds)]
+    return [_scalar(v) if kind == "number" else _text(v) for v, kind in zip(values, kinds)]
 
 
 def _json_rows(stream: IO[str], schema: ModelSchema) -> Iterator[Row]:
     try:
-        document = json.load(stream)
+        document = json.load(stream, parse_constant=_no_constant)
     except ValueError as exc:
         raise InputError(f"input is not valid JSON ({exc})") from None
     if isinstance(document, dict):
@@ -124,7 +127,7 @@ def _jsonl_rows(stream: IO[str], schema: ModelSchema) -> Iterator[Row]:
         if not line.strip():
             continue
         try:
-            row = json.loads(line)
+            row = json.loads(line, parse_constant=_no_constant)
         except ValueError as exc:
             raise InputError(f"line {line_no}: not valid JSON ({exc})") from None
         if not isinstance(row, (list, dict)):
@@ -132,8 +135,20 @@ def _jsonl_rows(stream: IO[str], schema: ModelSchema) -> Iterator[Row]:
         yield row
 
 
-def _scalar(value: str) -> Scalar:
-    """A finite float if the text is one; otherwise the text, for validation to report."""
+def _no_constant(token: str) -> float:
+    """NaN and Infinity are not JSON (the server refuses them too); null is a missing value."""
+    raise ValueError(f"{token} is not a JSON value; write null for a missing value")
+
+
+def _text(value: str) -> str | None:
+    """A string cell; empty is a missing value, as pandas and MLflow read CSV."""
+    return value if value else None
+
+
+def _scalar(value: str) -> Scalar | None:
+    """A finite float if the text is one, None if empty; else the text, for validation."""
+    if not value.strip():
+        return None
     try:
         number = float(value)
     except ValueError:

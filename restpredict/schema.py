@@ -14,6 +14,7 @@ from sklearn.base import is_classifier, is_regressor
 
 __all__ = [
     "ColumnKind",
+    "Missing",
     "ModelSchema",
     "Scalar",
     "describe_estimator",
@@ -22,7 +23,10 @@ __all__ = [
 ]
 
 ColumnKind = Literal["number", "string"]
+Missing = Literal["refused", "nan", "none"]
+"""How a feature takes a JSON null: refused, or passed to the model as NaN or as None."""
 Scalar = str | int | float | bool
+_NAN = float("nan")
 Task = Literal["classification", "regression", "clustering", "outlier_detection", "other"]
 
 
@@ -38,6 +42,25 @@ class ModelSchema:
     task: Task
     estimator: str
     example: tuple[Scalar, ...] | None
+    missing: tuple[Missing, ...] | None = None
+
+    def nullable(self, index: int) -> bool:
+        """Whether feature ``index`` takes a missing value (JSON null)."""
+        return self.missing is not None and self.missing[index] != "refused"
+
+    @property
+    def any_nullable(self) -> bool:
+        """True when at least one feature takes a missing value."""
+        return self.missing is not None and any(m != "refused" for m in self.missing)
+
+    def missing_value(self, index: int) -> float | None:
+        """What the model gets for a null in feature ``index``: NaN, or None where the
+        fitted imputer or encoder of a string column counts None as missing."""
+        return None if self.missing is not None and self.missing[index] == "none" else _NAN
+
+    def feature_label(self, index: int) -> str:
+        """The feature's name for messages, or its position when the model has no names."""
+        return repr(self.feature_names[index]) if self.feature_names else str(index)
 
     @property
     def numeric_only(self) -> bool:

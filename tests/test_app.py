@@ -123,7 +123,7 @@ BAD = "application/json"
         pytest.param(b'{"features": [1, 2, 3]}', BAD, 422, "wrong_feature_count", id="3-features"),
         pytest.param(b'{"features": ["a", 2, 3, 4]}', BAD, 422, "invalid_type", id="string"),
         pytest.param(b'{"features": [true, 2, 3, 4]}', BAD, 422, "invalid_type", id="boolean"),
-        pytest.param(b'{"features": [null, 2, 3, 4]}', BAD, 422, "invalid_type", id="null"),
+        pytest.param(b'{"features": [null, 2, 3, 4]}', BAD, 422, "missing_value", id="null"),
         pytest.param(b'{"features": [[[1, 2, 3, 4]]]}', BAD, 422, "invalid_shape", id="3-d"),
         pytest.param(b'{"features": 5}', BAD, 422, "invalid_type", id="scalar-features"),
         pytest.param(

@@ -108,8 +108,12 @@ def test_dataframe_model_errors(
         pytest.param(b'{"instances": [[1, 2, 3]]}', 400, "expected 4 features", id="3-features"),
         pytest.param(b'{"instances": [1, 2, 3, 4]}', 400, "must be a list of rows", id="flat"),
         pytest.param(b'{"instances": []}', 400, '"instances" is empty', id="empty"),
-        pytest.param(b'{"instances": [[1, 2, "3", 4]]}', 400, "Expected `float`", id="string"),
-        pytest.param(b'{"instances": [[1, 2, true, 4]]}', 400, "Expected `float`", id="bool"),
+        pytest.param(
+            b'{"instances": [[1, 2, "3", 4]]}', 400, "Expected `float | null`", id="string"
+        ),
+        pytest.param(
+            b'{"instances": [[1, 2, true, 4]]}', 400, "Expected `float | null`", id="bool"
+        ),
         pytest.param(b'{"instances": [[1, 2], [1, 2, 3]]}', 400, "different lengths", id="ragged"),
         pytest.param(b'{"instances": [{"a": 1}]}', 400, "not fitted with feature", id="names"),
         pytest.param(b'{"instances": [[1,2,3,4]], "inputs": [[1,2,3,4]]}', 400, "exactly one"),

@@ -362,7 +362,8 @@ ONE_ROW = {"name": "x", "shape": [1, 4], "datatype": "FP64"}
                 {"inputs": [{**ONE_ROW, "parameters": {"binary_data_size": 32}}]}, NAN_ROW
             ),
             400,
-            "input 'x' holds NaN or infinity",
+            "feature 1 is missing (null), but Pipeline(StandardScaler, LogisticRegression) "
+            "does not accept missing values there",
             id="binary-nan",
         ),
         pytest.param(

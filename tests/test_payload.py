@@ -40,7 +40,9 @@ def test_columns_name_positional_rows_for_a_dataframe_model(
         pytest.param([1, 2, 3, 4], '"w" must be a list of rows', id="flat"),
         pytest.param(5, '"w" must be a list of rows', id="scalar"),
         pytest.param([], '"w" is empty', id="empty"),
-        pytest.param([[1, "a", 3, 4]], "Expected `float`, got `str` - at `w[0][1]`", id="text"),
+        pytest.param(
+            [[1, "a", 3, 4]], "Expected `float | null`, got `str` - at `w[0][1]`", id="text"
+        ),
         pytest.param({"a": [1], "b": [1, 2]}, "different lengths (1, 2)", id="ragged"),
     ],
 )

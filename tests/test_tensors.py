@@ -93,7 +93,7 @@ def test_json_elements_take_the_declared_type(
         pytest.param("FP64", [2, 2], [1, 2, 3], "holds 4 elements but data has 3", id="count"),
         pytest.param("FP64", [1], ["1.5"], "element 0 is '1.5'; expected numbers", id="str"),
         pytest.param("FP64", [1], [True], "expected numbers", id="bool-as-number"),
-        pytest.param("FP64", [1], [None], "expected numbers", id="null"),
+        pytest.param("INT64", [1], [None], "expected integers", id="null-integer"),
         pytest.param("INT32", [1], [1.5], "expected integers", id="float-as-int"),
         pytest.param("UINT8", [1], [256], "outside the UINT8 range", id="uint8-range"),
         pytest.param("INT64", [1], [2**63], "outside the INT64 range", id="int64-range"),

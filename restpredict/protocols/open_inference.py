@@ -271,12 +271,16 @@ def _input_arrays(inputs: list[_Input], binary: bytes) -> list[np.ndarray]:
 
 
 def _model_values(name: str, array: np.ndarray) -> np.ndarray:
-    """BOOL becomes 0/1 (the model's features are numbers or text); NaN/inf are refused."""
+    """BOOL becomes 0/1 (the model's features are numbers or text); infinity is refused.
+
+    NaN (binary data) or null (JSON) is a missing value, which the row validation takes
+    or refuses by the model's schema, as for every protocol.
+    """
     if array.dtype.kind == "b":
         return array.astype(np.float64)
-    if array.dtype.kind == "f" and not np.isfinite(array).all():
+    if array.dtype.kind == "f" and np.isinf(array).any():
         raise InputError(
-            f"input {name!r} holds NaN or infinity, which the model cannot take",
+            f"input {name!r} holds infinity, which the model cannot take",
             code="non_finite_input",
         )
     return array

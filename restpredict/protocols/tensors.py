@@ -85,7 +85,7 @@ def from_json(name: str, datatype: str, shape: Sequence[int], data: Any) -> np.n
     if len(flat) != count:
         raise _error(name, f"shape {list(shape)} holds {count} elements but data has {len(flat)}")
     if datatype == "BYTES":
-        _check_types(name, flat, (str,), "strings")
+        _check_types(name, flat, (str, type(None)), "strings (or null for a missing value)")
         array = np.empty(count, dtype=object)
         array[:] = flat
     elif datatype == "BOOL":
@@ -98,7 +98,7 @@ def from_json(name: str, datatype: str, shape: Sequence[int], data: Any) -> np.n
             raise _error(name, f"a value is outside the {datatype} range [{info.min}, {info.max}]")
         array = np.array(flat, dtype=dtype)
     else:
-        _check_types(name, flat, (int, float), "numbers")
+        _check_types(name, flat, (int, float, type(None)), "numbers (or null for a missing value)")
         array = _floats(name, datatype, flat)
     return array.reshape(tuple(shape))
 
@@ -197,13 +197,14 @@ def _check_types(name: str, flat: list[Any], kinds: tuple[type, ...], expected: 
 
 
 def _floats(name: str, datatype: str, flat: list[Any]) -> np.ndarray:
+    """Floats of the datatype; a null is NaN (a missing value, which the model judges)."""
     try:
         wide = np.array(flat, dtype=np.float64)
     except OverflowError:
         raise _error(name, f"a value is outside the {datatype} range") from None
     with np.errstate(over="ignore"):
         array = wide.astype(DATATYPES[datatype])
-    if not np.isfinite(array).all():
+    if np.isinf(array).any():  # JSON has no NaN/inf tokens, so these overflowed
         raise _error(name, f"a value is outside the {datatype} range")
     return array
 
