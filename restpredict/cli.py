@@ -78,6 +78,14 @@ TrustedTypeOpt = Annotated[
     list[str] | None,
     typer.Option("--trusted-type", help="A type a .skops file may load (repeatable)."),
 ]
+CodePathOpt = Annotated[
+    list[Path] | None,
+    typer.Option(
+        "--code-path",
+        help="Your module (.py file or package directory) the model's pickle imports; "
+        "repeatable. It runs with this process's rights.",
+    ),
+]
 
 
 def _errors_to_exit_codes(command: F) -> F:
@@ -116,8 +124,9 @@ def _deploy_settings(config: Path | None, **flags: Any) -> DeploySettings:
 
 
 def _flags(flags: dict[str, Any]) -> dict[str, Any]:
-    if isinstance(flags.get("trusted_types"), list):
-        flags["trusted_types"] = tuple(flags["trusted_types"]) or None
+    for key in ("trusted_types", "code_paths"):
+        if isinstance(flags.get(key), list):
+            flags[key] = tuple(flags[key]) or None
     return flags
 
 
@@ -136,6 +145,7 @@ def serve(
     sha256: Sha256Opt = None,
     allow_version_mismatch: AllowMismatchOpt = None,
     trusted_type: TrustedTypeOpt = None,
+    code_path: CodePathOpt = None,
     model_name: Annotated[str | None, typer.Option(help="Name shown in metadata.")] = None,
     max_body_bytes: Annotated[
         int | None, typer.Option(help="Largest request body. [default: 4 MiB]")
@@ -234,6 +244,7 @@ def serve(
             sha256=sha256,
             allow_version_mismatch=allow_version_mismatch,
             trusted_types=trusted_type,
+            code_paths=code_path,
             model_name=model_name,
             max_body_bytes=max_body_bytes,
             max_rows=max_rows,
@@ -295,6 +306,7 @@ def predict(
     sha256: Sha256Opt = None,
     allow_version_mismatch: AllowMismatchOpt = None,
     trusted_type: TrustedTypeOpt = None,
+    code_path: CodePathOpt = None,
 ) -> None:
     """Predict rows with a model file (--model) or a running server (--url)."""
     from restpredict.model import load_configured_model
@@ -313,6 +325,7 @@ def predict(
         sha256=sha256,
         allow_version_mismatch=allow_version_mismatch,
         trusted_types=trusted_type,
+        code_paths=code_path,
     )
     with ExitStack() as stack:
         if url is not None:
@@ -348,6 +361,7 @@ def info(
     sha256: Sha256Opt = None,
     allow_version_mismatch: AllowMismatchOpt = None,
     trusted_type: TrustedTypeOpt = None,
+    code_path: CodePathOpt = None,
 ) -> None:
     """Show a model's input schema, classes and versions."""
     from restpredict.render import metadata_table
@@ -364,6 +378,7 @@ def info(
             sha256=sha256,
             allow_version_mismatch=allow_version_mismatch,
             trusted_types=trusted_type,
+            code_paths=code_path,
         )
         from restpredict.model import load_configured_model
 
@@ -383,11 +398,18 @@ def init(
     ] = Path("restpredict.yaml"),
     force: Annotated[bool, typer.Option("--force", help="Overwrite an existing file.")] = False,
     trusted_type: TrustedTypeOpt = None,
+    code_path: CodePathOpt = None,
 ) -> None:
     """Write a commented starter restpredict.yaml for MODEL (for serve and dockerize)."""
     from restpredict.starter import write_starter_config
 
-    path = write_starter_config(model, output, force=force, trusted_types=tuple(trusted_type or ()))
+    path = write_starter_config(
+        model,
+        output,
+        force=force,
+        trusted_types=tuple(trusted_type or ()),
+        code_paths=tuple(code_path or ()),
+    )
     Console().print(f"Wrote [bold]{escape(str(path))}[/]. Next:")
     Console().print(f"  restpredict dockerize --config {escape(str(path))} --output build/")
 
@@ -416,6 +438,7 @@ def dockerize(
     namespace: Annotated[
         str | None, typer.Option(help="Kubernetes namespace (kubernetes.namespace).")
     ] = None,
+    code_path: CodePathOpt = None,
 ) -> None:
     """Write a container build context and Kubernetes manifests for MODEL."""
     from restpredict.dockerize import write_build_context
@@ -427,6 +450,7 @@ def dockerize(
         require_model=True,
         model=model,
         sha256=sha256,
+        code_paths=code_path,
         docker={k: v for k, v in docker.items() if v is not None} or None,
         kubernetes={"namespace": namespace} if namespace is not None else None,
     )

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import hashlib
 import re
+import shutil
 import sys
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -40,6 +41,7 @@ __all__ = [
 ]
 
 MODEL_DIR = "/models"
+CODE_DIR = "/opt/restpredict/code"
 MANIFESTS = "k8s.yaml"
 _SAFE_FILENAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,127}")
 # `serve` settings the container passes on as flags when they differ from the defaults.
@@ -105,6 +107,21 @@ class BuildPlan:
         return self.settings.kubernetes
 
     @property
+    def code_names(self) -> tuple[str, ...]:
+        """The code paths' names in the context's ``code/`` and the image's CODE_DIR."""
+        return tuple(p.name for p in self.settings.code_paths)
+
+    @property
+    def python_path(self) -> str:
+        """PYTHONPATH in the image: CODE_DIR, and each plain directory of modules in it."""
+        plain = [
+            f"{CODE_DIR}/{p.name}"
+            for p in self.settings.code_paths
+            if p.is_dir() and not (p / "__init__.py").is_file()
+        ]
+        return ":".join([CODE_DIR, *plain])
+
+    @property
     def pip_extras(self) -> tuple[str, ...]:
         """restpredict extras the image needs: skops for a .skops model."""
         return ("skops",) if Path(self.model_filename).suffix in SKOPS_SUFFIXES else ()
@@ -127,6 +144,13 @@ def plan_build(
         raise ConfigError(
             f"docker.model_filename {filename!r} must keep the model's suffix "
             f"{Path(model.filename).suffix!r} (it selects the loader)"
+        )
+    names = [p.name for p in settings.code_paths]
+    clash = sorted({n for n in names if names.count(n) > 1})
+    if clash or any(not _SAFE_FILENAME.fullmatch(n) for n in names):
+        raise ConfigError(
+            "code_paths must have distinct names of letters, digits, '.', '_' and '-' "
+            f"(they become {CODE_DIR}/<name> in the image): {', '.join(clash or names)}"
         )
     return BuildPlan(
         settings=settings,
@@ -158,6 +182,8 @@ def _serve_args(settings: Settings, model: ModelFacts, filename: str) -> tuple[s
         args += ["--model-name", name]
     for trusted in settings.trusted_types:
         args += ["--trusted-type", trusted]
+    for code in settings.code_paths:
+        args += ["--code-path", f"{CODE_DIR}/{code.name}"]
     for field, flag in _SERVE_FLAGS.items():
         value = getattr(settings, field)
         if value != Settings.model_fields[field].default:
@@ -184,6 +210,9 @@ def render_dockerfile(plan: BuildPlan) -> str:
         sklearn_version=plan.model.sklearn_version,
         model_filename=plan.model_filename,
         model_sha256=plan.model.sha256,
+        code_names=list(plan.code_names),
+        code_dir=CODE_DIR,
+        python_path=plan.python_path,
         port=docker.port,
         workers=docker.workers,
         uid=docker.uid,
@@ -196,7 +225,9 @@ def render_dockerfile(plan: BuildPlan) -> str:
 
 def render_dockerignore(plan: BuildPlan) -> str:
     """A .dockerignore that sends the builder only what the Dockerfile copies."""
-    return render_template("dockerignore.j2", model_filename=plan.model_filename)
+    return render_template(
+        "dockerignore.j2", model_filename=plan.model_filename, code=bool(plan.code_names)
+    )
 
 
 def render_manifests(plan: BuildPlan) -> str:
@@ -285,6 +316,7 @@ def write_build_context(
         allow_version_mismatch=True,
         trusted_types=settings.trusted_types,
         name=settings.model_name,
+        code_paths=settings.code_paths,
     )
     data = settings.model.read_bytes()
     if hashlib.sha256(data).hexdigest() != model.sha256:
@@ -302,6 +334,7 @@ def write_build_context(
         written.append(output / relative)
     (output / plan.model_filename).write_bytes(data)
     written.append(output / plan.model_filename)
+    written += _copy_code(settings.code_paths, output / "code")
     notes: tuple[str, ...] = ()
     if model.sklearn_trained not in (None, model.sklearn_running):
         notes = (
@@ -311,6 +344,22 @@ def write_build_context(
             "the build cannot resolve them, run dockerize where that scikit-learn is installed",
         )
     return WrittenContext(output=output, plan=plan, files=tuple(sorted(written)), notes=notes)
+
+
+def _copy_code(paths: tuple[Path, ...], into: Path) -> list[Path]:
+    """The code paths' source files under ``into/<name>``, without bytecode caches."""
+    if into.exists():  # --force: code from an earlier run must not linger
+        shutil.rmtree(into)
+    written: list[Path] = []
+    for path in paths:
+        if path.is_file():
+            into.mkdir(parents=True, exist_ok=True)
+            written.append(Path(shutil.copy2(path, into / path.name)))
+            continue
+        ignore = shutil.ignore_patterns("__pycache__", "*.pyc", ".*")
+        shutil.copytree(path, into / path.name, ignore=ignore)
+        written += sorted(p for p in (into / path.name).rglob("*") if p.is_file())
+    return written
 
 
 def _check_output(output: Path, force: bool) -> None:

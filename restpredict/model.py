@@ -23,6 +23,7 @@ from sklearn.base import BaseEstimator
 from sklearn.exceptions import InconsistentVersionWarning, NotFittedError
 from sklearn.utils.validation import check_is_fitted
 
+from restpredict.code_paths import activate
 from restpredict.errors import (
     InputError,
     IntegrityError,
@@ -178,6 +179,7 @@ def load_configured_model(settings: Settings) -> LoadedModel:
         allow_version_mismatch=settings.allow_version_mismatch,
         trusted_types=settings.trusted_types,
         name=settings.model_name,
+        code_paths=settings.code_paths,
     )
 
 
@@ -188,8 +190,12 @@ def load_model(
     allow_version_mismatch: bool = False,
     trusted_types: tuple[str, ...] = (),
     name: str | None = None,
+    code_paths: tuple[Path, ...] = (),
 ) -> LoadedModel:
-    """Read, verify, unpickle and inspect a model file; raise ModelLoadError if unfit to serve."""
+    """Read, verify, unpickle and inspect a model file; raise ModelLoadError if unfit to serve.
+
+    ``code_paths`` are made importable first: the user's modules the pickle refers to.
+    """
     started = time.perf_counter()
     suffix = path.suffix.lower()
     if suffix not in PICKLE_SUFFIXES + SKOPS_SUFFIXES:
@@ -204,6 +210,7 @@ def load_model(
         raise IntegrityError(
             f"{path}: SHA-256 is {digest}, expected {sha256}; refusing to unpickle it"
         )
+    activate(code_paths)
     if suffix in SKOPS_SUFFIXES:
         estimator, trained = _load_skops(path, data, trusted_types)
     else:
@@ -271,6 +278,8 @@ def _load_pickle(path: Path, data: bytes) -> tuple[Any, str | None]:
         warnings.simplefilter("always")
         try:
             estimator = joblib.load(io.BytesIO(data))
+        except (ModuleNotFoundError, AttributeError) as exc:
+            raise ModelLoadError(_missing_code(path, exc), code="missing_code") from None
         except Exception as exc:
             raise ModelLoadError(
                 f"{path}: not a loadable joblib/pickle file ({type(exc).__name__}: "
@@ -303,6 +312,19 @@ def _load_skops(path: Path, data: bytes, trusted: tuple[str, ...]) -> tuple[Any,
         except Exception as exc:
             raise ModelLoadError(f"{path}: cannot load skops file ({_first_line(exc)})") from None
     return estimator, _trained_version(estimator, caught)
+
+
+def _missing_code(path: Path, exc: ModuleNotFoundError | AttributeError) -> str:
+    """Which module or class the pickle needs, and the two ways to provide it."""
+    if isinstance(exc, ModuleNotFoundError):
+        what = f"module {exc.name!r}"
+    else:  # pickle: "Can't get attribute 'Cls' on <module 'features' from '...'>"
+        what = _first_line(exc).replace("Can't get attribute", "class", 1)
+    return (
+        f"{path}: the pickle needs {what}, which cannot be imported here; if it is your own "
+        "code, pass --code-path PATH (its .py file or package directory; code_paths: in "
+        "restpredict.yaml), else install the package that provides it"
+    )
 
 
 def _trained_version(estimator: Any, caught: list[warnings.WarningMessage]) -> str | None:

@@ -32,7 +32,7 @@ __all__ = ["DEPLOY_SECTIONS", "ENV_PREFIX", "Settings", "load_settings", "valida
 
 ENV_PREFIX = "RESTPREDICT_"
 _SHA256 = re.compile(r"^[0-9a-f]{64}$")
-_LIST_KEYS = ("trusted_types", "open_paths", "limit_exempt_paths", "cors_origins")
+_LIST_KEYS = ("trusted_types", "open_paths", "limit_exempt_paths", "cors_origins", "code_paths")
 _SECRET_KEYS = ("api_key",)
 _PROBE_PATHS = ("/health/live", "/health/ready", "/v2/health/live", "/v2/health/ready")
 #: Sections of restpredict.yaml that only ``dockerize`` and ``init`` read, through
@@ -60,6 +60,11 @@ class Settings(BaseModel):
     )
     model_name: str | None = Field(
         None, description="Name used in protocol paths and metadata; default: the file's stem."
+    )
+    code_paths: tuple[Path, ...] = Field(
+        (),
+        description="Your own modules the model's pickle imports (.py files or directories), "
+        "importable before it is unpickled; they run with the server's rights.",
     )
     host: str = Field("127.0.0.1", description="Interface to bind; loopback unless asked.")
     port: int = Field(8000, ge=1, le=65535, description="TCP port to listen on.")
@@ -146,6 +151,14 @@ class Settings(BaseModel):
             key = value.get_secret_value()
             if not key or any(c.isspace() or not c.isprintable() for c in key):
                 raise ValueError("must be non-empty printable text without whitespace")
+        return value
+
+    @field_validator("code_paths")
+    @classmethod
+    def _existing_code(cls, value: tuple[Path, ...]) -> tuple[Path, ...]:
+        for path in value:
+            if not (path.is_dir() or (path.is_file() and path.suffix == ".py")):
+                raise ValueError(f"{path} is not a .py file or a directory")
         return value
 
     @field_validator("open_paths", "limit_exempt_paths")
@@ -241,6 +254,10 @@ def validate_layers(
         for key in ("model", "api_key_file"):  # relative to the config file
             if data.get(key) is not None:
                 data[key] = str((config.parent / str(data[key])).expanduser())
+        if isinstance(data.get("code_paths"), list):
+            data["code_paths"] = [
+                str((config.parent / str(p)).expanduser()) for p in data["code_paths"]
+            ]
         layers.append((str(config), data, node))
     layers.append(("environment", _from_environ(environ or {}), None))
     layers.append(("command line", {k: v for k, v in overrides.items() if v is not None}, None))

@@ -28,9 +28,13 @@ _FILLED = {("docker", "image"), ("kubernetes", "name")}
 
 
 def render_starter_config(
-    model: LoadedModel, model_path: str, *, trusted_types: tuple[str, ...] = ()
+    model: LoadedModel,
+    model_path: str,
+    *,
+    trusted_types: tuple[str, ...] = (),
+    code_paths: tuple[str, ...] = (),
 ) -> str:
-    """The starter file's text; ``model_path`` is the model relative to the config file."""
+    """The starter file's text; ``model_path`` and ``code_paths`` relative to the config file."""
     facts = ModelFacts.of(model, Path(model.source))
     defaults = DeploySettings.model_validate({})
     plan = plan_build(defaults, facts)
@@ -43,6 +47,7 @@ def render_starter_config(
         summary=_summary(model),
         sklearn_version=facts.sklearn_version,
         trusted_types=list(trusted_types),
+        code_paths=list(code_paths),
         sections=[
             _section("docker", defaults.docker, plan),
             _section("kubernetes", defaults.kubernetes, plan),
@@ -90,14 +95,32 @@ def _derived(plan: BuildPlan, section: str, key: str) -> Any:
 
 
 def write_starter_config(
-    model_path: Path, output: Path, *, force: bool = False, trusted_types: tuple[str, ...] = ()
+    model_path: Path,
+    output: Path,
+    *,
+    force: bool = False,
+    trusted_types: tuple[str, ...] = (),
+    code_paths: tuple[Path, ...] = (),
 ) -> Path:
     """Load and inspect ``model_path``, then write the starter config to ``output``."""
     if output.exists() and not force:
         raise BuildContextError(f"{output} exists; pass --force to overwrite it")
+    for path in code_paths:
+        if not (path.is_dir() or (path.is_file() and path.suffix == ".py")):
+            raise BuildContextError(f"--code-path {path} is not a .py file or a directory")
     # Only described, never served here: another scikit-learn is fine (the image pins its own).
-    model = load_model(model_path, trusted_types=trusted_types, allow_version_mismatch=True)
-    relative = os.path.relpath(model_path.resolve(), output.resolve().parent)
-    text = render_starter_config(model, Path(relative).as_posix(), trusted_types=trusted_types)
+    model = load_model(
+        model_path,
+        trusted_types=trusted_types,
+        allow_version_mismatch=True,
+        code_paths=code_paths,
+    )
+    here = output.resolve().parent
+    text = render_starter_config(
+        model,
+        Path(os.path.relpath(model_path.resolve(), here)).as_posix(),
+        trusted_types=trusted_types,
+        code_paths=tuple(Path(os.path.relpath(p.resolve(), here)).as_posix() for p in code_paths),
+    )
     output.write_text(text, encoding="utf-8")
     return output
