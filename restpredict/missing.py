@@ -66,8 +66,14 @@ def _candidates(
     if routes is None:
         accepts = _allow_nan(first)
         return [_marker(first, 0, kinds, j) if accepts else "refused" for j in range(n_features)]
+    # Fitted ColumnTransformers stand an identity transformer in for "passthrough" (sklearn
+    # >= 1.8); the constructor's specs still say what was asked for.
+    specs = {name: spec for name, spec, _ in getattr(first, "transformers", ())}
+    specs["remainder"] = getattr(first, "remainder", None)
     found: dict[str, Missing] = {}
-    for _, transformer, selected in routes:
+    for name, fitted, selected in routes:
+        spec = specs.get(name)
+        transformer = spec if isinstance(spec, str) else fitted
         for position, column in enumerate(_column_names(selected, columns)):
             if column in found:
                 continue

@@ -23,6 +23,7 @@ from sklearn.base import BaseEstimator
 from sklearn.exceptions import InconsistentVersionWarning, NotFittedError
 from sklearn.utils.validation import check_is_fitted
 
+from restpredict import boosting
 from restpredict.code_paths import activate
 from restpredict.errors import (
     InputError,
@@ -37,6 +38,7 @@ from restpredict.schema import Missing, ModelSchema, infer_schema
 from restpredict.settings import Settings
 
 __all__ = [
+    "NATIVE_SUFFIXES",
     "PICKLE_SUFFIXES",
     "SKOPS_SUFFIXES",
     "LoadedModel",
@@ -48,6 +50,7 @@ __all__ = [
 
 PICKLE_SUFFIXES = (".joblib", ".pkl", ".pickle")
 SKOPS_SUFFIXES = (".skops",)
+NATIVE_SUFFIXES = tuple(boosting.NATIVE_SUFFIXES)  # XGBoost, LightGBM, CatBoost model files
 
 
 @dataclass(frozen=True)
@@ -85,7 +88,7 @@ class LoadedModel:
             )
         rows = self._as_input(rows)
         try:
-            out_labels = np.asarray(self.estimator.predict(rows)) if labels else None
+            out_labels = _labels(self.estimator.predict(rows)) if labels else None
             out_proba = np.asarray(self.estimator.predict_proba(rows)) if proba else None
         except (ValueError, TypeError, KeyError) as exc:
             # Shapes and types were validated already, so this is about values the
@@ -198,8 +201,8 @@ def load_model(
     """
     started = time.perf_counter()
     suffix = path.suffix.lower()
-    if suffix not in PICKLE_SUFFIXES + SKOPS_SUFFIXES:
-        known = ", ".join(PICKLE_SUFFIXES + SKOPS_SUFFIXES)
+    if suffix not in PICKLE_SUFFIXES + SKOPS_SUFFIXES + NATIVE_SUFFIXES:
+        known = ", ".join(PICKLE_SUFFIXES + SKOPS_SUFFIXES + NATIVE_SUFFIXES)
         raise UnsupportedModelError(f"{path}: unknown model format {suffix!r} (expected {known})")
     try:
         data = path.read_bytes()
@@ -211,7 +214,9 @@ def load_model(
             f"{path}: SHA-256 is {digest}, expected {sha256}; refusing to unpickle it"
         )
     activate(code_paths)
-    if suffix in SKOPS_SUFFIXES:
+    if suffix in NATIVE_SUFFIXES:
+        estimator, trained = boosting.load(path, data), None
+    elif suffix in SKOPS_SUFFIXES:
         estimator, trained = _load_skops(path, data, trusted_types)
     else:
         estimator, trained = _load_pickle(path, data)
@@ -314,8 +319,20 @@ def _load_skops(path: Path, data: bytes, trusted: tuple[str, ...]) -> tuple[Any,
     return estimator, _trained_version(estimator, caught)
 
 
+def _labels(out: Any) -> np.ndarray:
+    """One label per row: CatBoost's classifiers answer a column, shape (n, 1)."""
+    array = np.asarray(out)
+    return array.ravel() if array.ndim == 2 and array.shape[1] == 1 else array
+
+
 def _missing_code(path: Path, exc: ModuleNotFoundError | AttributeError) -> str:
     """Which module or class the pickle needs, and the two ways to provide it."""
+    library = (getattr(exc, "name", None) or "").partition(".")[0]
+    if isinstance(exc, ModuleNotFoundError) and library in boosting.NATIVE_SUFFIXES.values():
+        return (
+            f"{path}: the model is a {library} model, and {library} is not installed here: "
+            f"pip install 'restpredict[{library}]'"
+        )
     if isinstance(exc, ModuleNotFoundError):
         what = f"module {exc.name!r}"
     else:  # pickle: "Can't get attribute 'Cls' on <module 'features' from '...'>"

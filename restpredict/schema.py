@@ -77,8 +77,13 @@ def infer_schema(estimator: Any) -> ModelSchema:
     """Read n_features_in_, feature_names_in_, classes_ and the task off a fitted estimator."""
     n_features = getattr(estimator, "n_features_in_", None)
     names = getattr(estimator, "feature_names_in_", None)
+    if names is None:
+        names = _stored_names(estimator)
     feature_names = tuple(str(n) for n in names) if names is not None else None
-    if n_features is None and feature_names is not None:
+    stored = getattr(estimator, "feature_names_", None)  # CatBoost (0 in n_features_in_
+    if not n_features and isinstance(stored, list) and stored:  # once unpickled)
+        n_features = len(stored)
+    if not n_features and feature_names is not None:
         n_features = len(feature_names)
     kinds: tuple[ColumnKind, ...] | None = None
     example: tuple[Scalar, ...] | None = None
@@ -99,6 +104,17 @@ def infer_schema(estimator: Any) -> ModelSchema:
         estimator=describe_estimator(estimator),
         example=example,
     )
+
+
+def _stored_names(estimator: Any) -> list[str] | None:
+    """CatBoost keeps the names it was fitted with in ``feature_names_`` (positions as
+    "0", "1"... when it had none, which stay positional here)."""
+    names = getattr(estimator, "feature_names_", None)
+    if not isinstance(names, list) or not names:
+        return None
+    if all(str(n) == str(i) for i, n in enumerate(names)):
+        return None
+    return [str(n) for n in names]
 
 
 def describe_estimator(estimator: Any) -> str:

@@ -87,10 +87,10 @@ def test_init_refuses_to_overwrite(tmp_path: Path, iris_path: Path) -> None:
 
 @pytest.mark.parametrize(
     ("name", "message"),
-    [("absent.joblib", "cannot read model file"), ("model.txt", "unknown model format")],
+    [("absent.joblib", "cannot read model file"), ("model.csv", "unknown model format")],
 )
 def test_init_needs_a_loadable_model(tmp_path: Path, name: str, message: str) -> None:
-    (tmp_path / "model.txt").write_text("x")
+    (tmp_path / "model.csv").write_text("x")
     code, _, err = init(str(tmp_path / name), "-o", str(tmp_path / "c.yaml"))
     assert code == ExitCode.STARTUP
     assert message in err
