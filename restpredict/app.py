@@ -159,6 +159,9 @@ def create_app(
         },
         lifespan=lifespan,
     )
+    # Starlette would answer "/predict/" with a 307 to a URL built from the client's Host
+    # header: a redirect anyone can point at another site. A path is served as it is, or 404.
+    app.router.redirect_slashes = False
     metrics = instrument(app, settings, metrics_dir, response_headers=ServingHeaders(serving))
     if batcher is not None:
         batcher.on_batch = metrics.observe_batch
@@ -344,10 +347,16 @@ def _body_headers(scope: Scope) -> tuple[str | None, str | None]:
 
 @functools.lru_cache(maxsize=64)
 def _check_json_content_type(value: str) -> None:
-    """Refuse what is not JSON in UTF-8 (the few values clients send are remembered as fine)."""
-    media, _, params = value.partition(";")
+    """Refuse what is not JSON in UTF-8 (the few values clients send are remembered as fine).
+
+    Parameters other than ``charset`` are ignored, as RFC 9110 lets a recipient do."""
+    media, *params = value.split(";")
     media = media.strip().lower()
-    charset = params.strip().lower().removeprefix("charset=").strip('"') if params else "utf-8"
+    charset = "utf-8"
+    for param in params:
+        name, _, given = param.partition("=")
+        if name.strip().lower() == "charset":
+            charset = given.strip().strip('"').lower()
     if (media == JSON or media.endswith("+json")) and charset in ("utf-8", "utf8"):
         return
     raise UnsupportedMediaTypeError(

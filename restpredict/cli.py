@@ -190,6 +190,12 @@ def serve(
     body_timeout: Annotated[
         float | None, typer.Option(help="Seconds to send the request body (408). [default: 30]")
     ] = None,
+    max_header_bytes: Annotated[
+        int | None, typer.Option(help="Largest request head, in bytes (431). [default: 65536]")
+    ] = None,
+    max_header_count: Annotated[
+        int | None, typer.Option(help="Most header fields in a request (431). [default: 100]")
+    ] = None,
     keep_alive_timeout: Annotated[
         int | None, typer.Option(help="Seconds an idle connection stays open. [default: 5]")
     ] = None,
@@ -257,6 +263,8 @@ def serve(
             cors_origins=tuple(cors_origin) if cors_origin else None,
             max_concurrency=max_concurrency,
             header_timeout=header_timeout,
+            max_header_bytes=max_header_bytes,
+            max_header_count=max_header_count,
             body_timeout=body_timeout,
             keep_alive_timeout=keep_alive_timeout,
             prediction_timeout=prediction_timeout,

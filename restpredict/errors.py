@@ -22,6 +22,10 @@ the CLI maps them to one red line and an exit code in one place (``cli.py``).
     │   ├── MalformedBodyError ..... not parseable JSON                      (400)
     │   ├── PayloadTooLargeError ... body over the size limit                (413)
     │   └── UnsupportedMediaTypeError  content type is not JSON              (415)
+    ├── BadRequestError ............ the HTTP message itself is malformed    (400)
+    │   ├── HeadersTooLargeError ... request headers over the byte/count limit (431)
+    │   └── TransferCodingError .... a transfer coding other than chunked    (501)
+    ├── ClientDisconnectedError .... the client left before its answer    (499, logged only)
     ├── NotFoundError .............. no such route                           (404)
     ├── MethodNotAllowedError ...... route exists, method does not          (405)
     ├── NotReadyError .............. model not loaded or warmed up yet       (503)
@@ -41,10 +45,13 @@ from __future__ import annotations
 from typing import Any, ClassVar
 
 __all__ = [
+    "BadRequestError",
     "BuildContextError",
+    "ClientDisconnectedError",
     "ClientError",
     "ConfigError",
     "ExitCode",
+    "HeadersTooLargeError",
     "InputError",
     "IntegrityError",
     "MalformedBodyError",
@@ -66,6 +73,7 @@ __all__ = [
     "SourceNotFoundError",
     "SourceUnavailableError",
     "StartupError",
+    "TransferCodingError",
     "UnauthorizedError",
     "UnsafeArchiveError",
     "UnsupportedMediaTypeError",
@@ -214,6 +222,38 @@ class UnsupportedMediaTypeError(InputError):
     status = 415
     code = "unsupported_media_type"
     title = "Unsupported media type"
+
+
+class BadRequestError(RestPredictError):
+    """The HTTP message is malformed: no or two Host headers, bad framing, not HTTP at all."""
+
+    status = 400
+    code = "bad_request"
+    title = "Bad request"
+
+
+class HeadersTooLargeError(BadRequestError):
+    """The request headers are over ``max_header_bytes`` or ``max_header_count``."""
+
+    status = 431
+    code = "headers_too_large"
+    title = "Request header fields too large"
+
+
+class TransferCodingError(BadRequestError):
+    """A ``Transfer-Encoding`` other than exactly ``chunked``."""
+
+    status = 501
+    code = "transfer_coding_not_implemented"
+    title = "Not implemented"
+
+
+class ClientDisconnectedError(RestPredictError):
+    """The client closed its connection before its answer: recorded as 499, never answered."""
+
+    status = 499
+    code = "client_disconnected"
+    title = "Client closed request"
 
 
 class NotFoundError(RestPredictError):

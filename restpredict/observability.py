@@ -34,7 +34,7 @@ from typing import Any
 
 from starlette.applications import Starlette
 from starlette.concurrency import run_in_threadpool
-from starlette.requests import Request
+from starlette.requests import ClientDisconnect, Request
 from starlette.responses import Response
 from starlette.routing import BaseRoute, Match, Mount
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -48,6 +48,8 @@ from restpredict.turns import TurnQueue
 ResponseHeaders = Callable[[Scope, Message], list[tuple[bytes, bytes]]]
 
 __all__ = [
+    "CLIENT_CLOSED",
+    "REFUSED",
     "REQUEST_ID_HEADER",
     "UNMATCHED",
     "AccessMiddleware",
@@ -64,6 +66,11 @@ REQUEST_ID_HEADER = "x-request-id"
 _ID_HEADER = REQUEST_ID_HEADER.encode()
 UNMATCHED = "<unmatched>"  # the route label of every 404, so random paths add no series
 _SCOPE_KEY = "restpredict.exchange"
+#: Scope key of a request the connection refused before the app (431, a malformed message):
+#: the error to answer with. Answered here, so it is logged and counted like any request.
+REFUSED = "restpredict.refused"
+#: The status recorded for a request whose client left before its answer (nginx's 499).
+CLIENT_CLOSED = 499
 # What a request id may be: enough for UUIDs, ULIDs, hex and base64 trace ids; nothing
 # that could break a log line or a header.
 _VALID_ID = re.compile(rb"[A-Za-z0-9._:@/+=-]{1,128}")
@@ -201,8 +208,16 @@ class AccessMiddleware:
             await send(message)
 
         self.metrics.request_started()
+        final = 500
         try:
-            await self.app(scope, receive, send_with_id)
+            refused = scope.get(REFUSED)
+            if refused is None:
+                await self.app(scope, receive, send_with_id)
+            else:
+                await _error_response(scope, receive, send_with_id, refused)
+        except ClientDisconnect:
+            # The client's doing, not a server error: no traceback, no 500, nobody to answer.
+            final = CLIENT_CLOSED
         except Exception as exc:
             if status is None:
                 await _error_response(scope, receive, send_with_id, exc)
@@ -210,7 +225,8 @@ class AccessMiddleware:
         finally:
             self.metrics.request_finished()
             elapsed = time.perf_counter() - started
-            final = 500 if status is None else status
+            if status is not None:
+                final = status
             self._finished.add((time.time(), scope, exchange, final, elapsed))
 
     def _record(self, finished: list[_Finished]) -> None:
@@ -303,7 +319,8 @@ async def _error_response(scope: Scope, receive: Receive, send: Send, exc: Excep
     """
     app = scope.get("app")
     handlers: dict[Any, Any] = getattr(app, "exception_handlers", {})
-    handler = handlers.get(Exception) or handlers.get(500)
+    handler = next((handlers[c] for c in type(exc).__mro__ if c in handlers), None)
+    handler = handler or handlers.get(500)
     if handler is None:
         return
     with contextlib.suppress(Exception):  # a failing handler: Starlette's default 500 follows

@@ -11,6 +11,7 @@ that says what was expected.
 from __future__ import annotations
 
 import functools
+import json
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -94,6 +95,7 @@ def decode_predict(
         except UnicodeDecodeError as exc:
             raise MalformedBodyError(f"body is not valid UTF-8 (byte {exc.start})") from None
     envelope = _decode(body, _Envelope, "")
+    _check_unique_keys(body)
     if not envelope.return_:
         raise InputError('"return" must name at least one of "label", "proba"')
     has_features, has_instances = bool(envelope.features), bool(envelope.instances)
@@ -118,6 +120,8 @@ def _decode_numeric(body: bytes, schema: ModelSchema, max_rows: int) -> Query | 
     Only a body that is valid as it stands is taken here (numbers only, known keys, non-empty),
     so every error is still reported by the full path with its precise status and message.
     """
+    if body.count(b'"features"') > 1 or body.count(b'"return"') > 1 or b"\\" in body:
+        return None  # a repeated key (or an escaped one) is the full path's to refuse
     for decoder, nested in _FAST_DECODERS:
         try:
             envelope = decoder.decode(body)
@@ -258,6 +262,24 @@ def _decode(data: bytes, kind: Any, where: str) -> Any:
         raise MalformedBodyError(f"invalid JSON: {str(exc).removeprefix('JSON is ')}") from None
     except RecursionError:
         raise MalformedBodyError("invalid JSON: nested too deeply") from None
+
+
+def _check_unique_keys(body: bytes) -> None:
+    """Refuse an object that names a key twice: decoders disagree on which one wins.
+
+    msgspec keeps the last, another parser in front of the server may have checked the first.
+    Run on bodies msgspec already accepted, so this parse cannot fail otherwise.
+    """
+    json.loads(body, object_pairs_hook=_unique_pairs)
+
+
+def _unique_pairs(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    document = dict(pairs)
+    if len(document) != len(pairs):
+        seen: set[str] = set()
+        repeated = next(key for key, _ in pairs if key in seen or seen.add(key))  # type: ignore[func-returns-value]
+        raise MalformedBodyError(f"the key {repeated!r} appears twice in one object")
+    return document
 
 
 def _at(message: str, where: str) -> str:

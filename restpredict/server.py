@@ -85,7 +85,11 @@ def _config(settings: Settings, factory: AppFactory) -> uvicorn.Config:
     return uvicorn.Config(
         factory,
         factory=True,
-        http=header_deadline_protocol(settings.header_timeout),
+        http=header_deadline_protocol(
+            settings.header_timeout,
+            max_header_bytes=settings.max_header_bytes,
+            max_header_count=settings.max_header_count,
+        ),
         ws="none",  # no WebSocket routes: upgrades are refused and websockets is never imported
         workers=settings.workers,
         log_level=settings.log_level,

@@ -104,6 +104,15 @@ class Settings(BaseModel):
     header_timeout: float = Field(
         10.0, gt=0, le=3600, description="Seconds to send complete request headers (408, close)."
     )
+    max_header_bytes: int = Field(
+        64 * 1024,
+        ge=1024,
+        le=16 * 1024 * 1024,
+        description="Largest request line and headers, in bytes, checked as they arrive (431).",
+    )
+    max_header_count: int = Field(
+        100, ge=8, le=10_000, description="Most header fields in one request (431)."
+    )
     body_timeout: float = Field(
         30.0, gt=0, le=3600, description="Seconds to send the whole body after the headers (408)."
     )
