@@ -136,7 +136,8 @@ def test_framing_errors_are_problem_json_400s(url: str, request_bytes: bytes) ->
 def test_a_transfer_encoding_other_than_chunked_is_refused(url: str, coding: bytes) -> None:
     request = (
         b"POST /predict HTTP/1.1\r\nHost: t\r\n" + AUTH + b"Transfer-Encoding: " + coding
-        + b"\r\nContent-Type: application/json\r\n\r\n" + b"%x\r\n" % len(ROW) + ROW + b"\r\n0\r\n\r\n"
+        + b"\r\nContent-Type: application/json\r\n\r\n"
+        + b"%x\r\n" % len(ROW) + ROW + b"\r\n0\r\n\r\n"
     )  # fmt: skip
     assert status_of(exchange(url, request)) in (400, 501)
 
