@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextlib
 import functools
 import gc
+import logging
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any
@@ -41,6 +42,7 @@ from restpredict.middleware import protective_middleware
 from restpredict.model import LoadedModel, Prediction
 from restpredict.observability import (
     AccessMiddleware,
+    exchange_of,
     instrument,
     metrics_endpoint,
     record_rows,
@@ -70,6 +72,7 @@ __all__ = [
 ]
 
 JSON = "application/json"
+logger = logging.getLogger("uvicorn.error")
 PROBLEM_JSON = "application/problem+json"
 
 
@@ -260,12 +263,18 @@ async def predict_with(
     """``run_query`` for plain ASGI endpoints: through the app's batcher (running once the
     app is ready), or, without one, one call in a thread."""
     record_rows(scope, len(query))
-    with timed(scope, "predict"):
-        if batcher is not None:
-            return await batcher.predict(scope, model, query)
-        return await run_in_threadpool(
-            model.predict, query.rows, labels=query.labels, proba=query.proba
-        )
+    try:
+        with timed(scope, "predict"):
+            if batcher is not None:
+                return await batcher.predict(scope, model, query)
+            return await run_in_threadpool(
+                model.predict, query.rows, labels=query.labels, proba=query.proba
+            )
+    except RestPredictError as error:
+        if error.log_detail is not None:  # the client gets a generic detail; the log, this
+            request_id = exchange_of(scope).request_id
+            logger.warning("request %s: %s (%s)", request_id, error.detail, error.log_detail)
+        raise
 
 
 async def send_json(send: Send, body: bytes, status: int = 200) -> None:

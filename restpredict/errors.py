@@ -102,6 +102,8 @@ class RestPredictError(Exception):
     exit_code: ClassVar[int] = ExitCode.UNEXPECTED
     code: str = "internal_error"
     title: ClassVar[str] = "Internal error"
+    #: What only the server log may see (a model's own exception message): never answered.
+    log_detail: str | None = None
 
     def __init__(self, detail: str, *, code: str | None = None, **extra: Any) -> None:
         super().__init__(detail)

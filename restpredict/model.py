@@ -93,11 +93,11 @@ class LoadedModel:
         except (ValueError, TypeError, KeyError) as exc:
             # Shapes and types were validated already, so this is about values the
             # model will not take (say, an unknown category): the client's to fix.
-            raise InputError(
-                f"the model rejected the input: {_first_line(exc)}", code="model_rejected_input"
-            ) from exc
+            raise _rejected(exc) from exc
         except Exception as exc:
-            raise PredictionError(f"the model raised {type(exc).__name__}") from exc
+            error = PredictionError(f"the model raised {type(exc).__name__}")
+            error.log_detail = _first_line(exc)
+            raise error from exc
         for name, out in (("predictions", out_labels), ("probabilities", out_proba)):
             if out is not None and out.dtype.kind in "fc" and not np.isfinite(out).all():
                 message = f"the model returned non-finite {name} (NaN or infinity)"
@@ -350,6 +350,35 @@ def _trained_version(estimator: Any, caught: list[warnings.WarningMessage]) -> s
         if isinstance(w.message, InconsistentVersionWarning):
             return str(w.message.original_sklearn_version)
     return sklearn.__version__ if isinstance(estimator, BaseEstimator) else None
+
+
+def _rejected(exc: BaseException) -> InputError:
+    """The 422 for a value the model refused; its message only if scikit-learn wrote it.
+
+    scikit-learn's input validation says what was wrong with the input ("Found unknown
+    categories ['z'] in column 1"). Any other code's message may hold a path, a query or a
+    secret: the client gets a generic detail and the server log gets the message.
+    """
+    message = _first_line(exc)
+    if _raised_in_sklearn(exc):
+        return InputError(f"the model rejected the input: {message}", code="model_rejected_input")
+    error = InputError(
+        "the model rejected the input; its message is in the server log under this request's id",
+        code="model_rejected_input",
+    )
+    error.log_detail = f"{type(exc).__name__}: {message}"
+    return error
+
+
+def _raised_in_sklearn(exc: BaseException) -> bool:
+    """Whether the innermost frame of ``exc``'s traceback is scikit-learn's own code."""
+    tb = exc.__traceback__
+    if tb is None:
+        return False
+    while tb.tb_next is not None:
+        tb = tb.tb_next
+    module = str(tb.tb_frame.f_globals.get("__name__", ""))
+    return module == "sklearn" or module.startswith("sklearn.")
 
 
 def _first_line(exc: BaseException) -> str:

@@ -31,3 +31,25 @@ class SlowOnOne(RegressorMixin, BaseEstimator):
         if (X[:, 0] == SLOW_VALUE).any():
             time.sleep(self.delay)
         return X[:, 0].copy()
+
+
+#: What ``Picky`` puts in its own exception message: a secret no client may see.
+SECRET = "token=hunter2"
+
+
+class Picky(RegressorMixin, BaseEstimator):
+    """Refuses negative values through scikit-learn's own validation, and 13 with a message
+    of its own that holds a secret (as a model's code may, with a path or a connection string)."""
+
+    def fit(self, X: Any = None, y: Any = None) -> Picky:
+        self.n_features_in_ = 2
+        return self
+
+    def predict(self, X: Any) -> np.ndarray:
+        from sklearn.utils.validation import check_non_negative
+
+        X = np.asarray(X, dtype=np.float64)
+        if (X[:, 0] == 13).any():
+            raise ValueError(f"cannot open /srv/model/features.db?{SECRET}")
+        check_non_negative(X, "Picky")
+        return X[:, 0].copy()
