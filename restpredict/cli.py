@@ -278,6 +278,7 @@ def serve(
         warning = exposure_warning(settings)
         if warning is not None:
             stderr.print(f"[bold yellow]warning:[/] {escape(warning)}", soft_wrap=True)
+        _note_unpinned_pickle(settings)
         loaded = prepare_model(settings)
         example = list(loaded.schema.example or [])
         Console().print(startup_panel(loaded.metadata(), settings, example))
@@ -390,11 +391,21 @@ def info(
         )
         from restpredict.model import load_configured_model
 
+        _note_unpinned_pickle(settings)
         meta = load_configured_model(settings).metadata()
     if as_json:
         typer.echo(json.dumps(meta, indent=2))
     else:
         Console().print(metadata_table(meta))
+
+
+def _note_unpinned_pickle(settings: Settings) -> None:
+    """Say once, to a person at a terminal, that an unpinned pickle's code is about to run."""
+    from restpredict.security import pickle_note
+
+    note = pickle_note(settings) if stderr.is_terminal else None
+    if note is not None:
+        stderr.print(f"[bold yellow]note:[/] {escape(note)}", soft_wrap=True)
 
 
 @app.command()

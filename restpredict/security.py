@@ -22,7 +22,7 @@ from restpredict._types import ProblemRenderer
 from restpredict.errors import UnauthorizedError
 from restpredict.settings import Settings
 
-__all__ = ["BearerAuth", "cors_middleware", "exposure_warning"]
+__all__ = ["BearerAuth", "cors_middleware", "exposure_warning", "pickle_note"]
 
 CHALLENGE = 'Bearer realm="restpredict"'
 
@@ -85,6 +85,22 @@ def exposure_warning(settings: Settings) -> str | None:
     return (
         f"listening on {settings.host} without an API key: anyone who can reach this port can "
         "use the model; set RESTPREDICT_API_KEY or --api-key-file"
+    )
+
+
+def pickle_note(settings: Settings) -> str | None:
+    """A note when a pickle will be loaded without a SHA-256 pin: loading it runs its code."""
+    from restpredict.model import PICKLE_SUFFIXES  # scikit-learn's import: only when asked
+
+    model = settings.model
+    if model is None or settings.sha256 is not None:
+        return None
+    if model.suffix.lower() not in PICKLE_SUFFIXES:
+        return None
+    return (
+        f"loading {model.name} runs the code stored in it (a pickle can do anything this user "
+        f"can): load only files you trust, and pin this one with --sha256 (the first field of "
+        f"`sha256sum {model}`) or sha256: in restpredict.yaml, so that a replaced file is refused"
     )
 
 
