@@ -41,6 +41,7 @@ class MlflowModel:
         """The part ``/metadata`` shows under ``mlflow``."""
         return {
             "serialization_format": self.serialization_format,
+            "skops_trusted_types": list(self.trusted_types),
             "sklearn_version": self.sklearn_version,
             "signature_inputs": (
                 [{"name": n, "type": t} for n, t in zip(self.input_names, self.input_types or ())]

@@ -11,7 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from restpredict.errors import SourceNotFoundError, UnsupportedModelError
+from restpredict.errors import UnsupportedModelError
 from restpredict.sources.archives import extract, is_archive
 from restpredict.sources.cache import Cache, default_cache_dir, tree_digest
 from restpredict.sources.mlflow_dir import MlflowModel, is_mlflow_dir, read_mlflow_dir
@@ -44,9 +44,7 @@ def resolve(source: str, *, cache_dir: Path | None = None, offline: bool = False
     cache = Cache(cache_dir or default_cache_dir())
     revision: str | None = None
     if ref.kind == "local":
-        path = local_path(ref)
-        if not path.exists():
-            raise SourceNotFoundError(f"{path}: no such file or folder")
+        path = local_path(ref)  # a missing file is the loader's to report, as before (exit 3)
     elif ref.kind == "remote":
         entry = fetch_remote(ref, cache, offline=offline)
         path, revision = entry.path, entry.stamp

@@ -52,7 +52,10 @@ class SourceRef:
             rest = self.text.split(":/", 1)[1].strip("/")
             return rest.split("@", 1)[0].split("/", 1)[0]
         path = self.text if self.kind == "local" else unquote(urlsplit(self.text).path)
-        last = PurePosixPath(path.rstrip("/")).name or "model"
+        posix = PurePosixPath(path.replace("\\", "/").rstrip("/"))
+        if posix.name == "artifacts" and posix.parent.name:  # mlruns/0/models/m-…/artifacts
+            posix = posix.parent
+        last = posix.name or "model"
         for suffix in (".tar.gz", ".tgz", ".zip", ".tar"):
             if last.lower().endswith(suffix):
                 return last[: -len(suffix)]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import shutil
+import warnings
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -64,25 +65,32 @@ def test_pickled_model_outside_the_folder_is_refused(mlflow_dir: Path, tmp_path:
         resolve(str(folder), cache_dir=tmp_path)
 
 
-@pytest.fixture
-def registry(
-    monkeypatch: pytest.MonkeyPatch,
-    tmp_path_factory: pytest.TempPathFactory,
-    mlflow_dir: Path,
-    mlflow_pickle_dir: Path,
-) -> Iterator[object]:
+@pytest.fixture(scope="module")
+def store(
+    tmp_path_factory: pytest.TempPathFactory, mlflow_dir: Path, mlflow_pickle_dir: Path
+) -> str:
     """A SQLite tracking store with ``iris`` versions 1 (skops) and 2 (cloudpickle)."""
     from mlflow import MlflowClient
 
     root = tmp_path_factory.mktemp("registry")
     uri = f"sqlite:///{root / 'mlflow.db'}"
-    monkeypatch.setenv("MLFLOW_TRACKING_URI", uri)
-    client = MlflowClient(tracking_uri=uri, registry_uri=uri)
-    client.create_registered_model("iris")
-    for folder in (mlflow_dir, mlflow_pickle_dir):
-        copy = root / f"v{len(list(root.glob('v*'))) + 1}"
-        shutil.copytree(folder, copy)
-        client.create_model_version("iris", source=str(copy))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)  # see pytestmark
+        client = MlflowClient(tracking_uri=uri, registry_uri=uri)
+        client.create_registered_model("iris")
+        for version, folder in enumerate((mlflow_dir, mlflow_pickle_dir), start=1):
+            shutil.copytree(folder, root / f"v{version}")
+            client.create_model_version("iris", source=str(root / f"v{version}"))
+    return uri
+
+
+@pytest.fixture
+def registry(monkeypatch: pytest.MonkeyPatch, store: str) -> Iterator[object]:
+    """The store as ``MLFLOW_TRACKING_URI``, with ``champion`` on version 1."""
+    from mlflow import MlflowClient
+
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", store)
+    client = MlflowClient(tracking_uri=store, registry_uri=store)
     client.set_registered_model_alias("iris", "champion", "1")
     yield client
 

@@ -12,6 +12,7 @@ from restpredict.sources import parse_source, redact
         pytest.param("model.joblib", "local", "model", id="relative"),
         pytest.param("/srv/m/churn.skops", "local", "churn", id="absolute"),
         pytest.param("file:///srv/m/churn.pkl", "local", "churn", id="file-url"),
+        pytest.param("mlruns/0/models/m-9f/artifacts", "local", "m-9f", id="mlflow-artifacts"),
         pytest.param("models:/churn/3", "registry", "churn", id="version"),
         pytest.param("models:/churn@champion", "registry", "churn", id="alias"),
         pytest.param("models:/m-0123abc", "registry", "m-0123abc", id="logged-model"),
