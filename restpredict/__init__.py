@@ -14,7 +14,8 @@ from restpredict.errors import RestPredictError
 
 if TYPE_CHECKING:
     from restpredict.app import create_app
-    from restpredict.model import LoadedModel, load_configured_model, load_model
+    from restpredict.model.loading import LoadedModel, load_model
+    from restpredict.model.prepare import load_configured_model
     from restpredict.settings import Settings, load_settings
 
 __all__ = [
@@ -30,9 +31,9 @@ __all__ = [
 
 _LAZY = {
     "create_app": "restpredict.app",
-    "LoadedModel": "restpredict.model",
-    "load_configured_model": "restpredict.model",
-    "load_model": "restpredict.model",
+    "LoadedModel": "restpredict.model.loading",
+    "load_configured_model": "restpredict.model.prepare",
+    "load_model": "restpredict.model.loading",
     "Settings": "restpredict.settings",
     "load_settings": "restpredict.settings",
 }

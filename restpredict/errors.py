@@ -2,8 +2,8 @@
 
 Each class carries the HTTP status the server answers with, the exit code the CLI
 exits with, and a stable machine-readable ``code`` that clients can switch on.
-The server maps them to RFC 9457 problem+json bodies in one handler (``app.py``);
-the CLI maps them to one red line and an exit code in one place (``cli.py``).
+The server maps them to RFC 9457 problem+json bodies in one handler (``asgi/responses.py``);
+the CLI maps them to one red line and an exit code in one place (``cli/main.py``).
 
     RestPredictError
     ├── ConfigError ................ bad restpredict.yaml, env var or flag    (exit 2)

@@ -28,7 +28,7 @@ from sklearn.preprocessing import OneHotEncoder, StandardScaler
 from starlette.testclient import TestClient
 
 from restpredict.app import create_app
-from restpredict.model import LoadedModel, load_model
+from restpredict.model.loading import LoadedModel, load_model
 from restpredict.settings import Settings
 
 # A shared 2-core CI machine makes wall-clock deadlines flaky; correctness is what is checked.

@@ -13,8 +13,8 @@ import uvicorn
 from sklearn.base import BaseEstimator, ClassifierMixin
 from starlette.applications import Starlette
 
-from restpredict.connections import header_deadline_protocol
-from restpredict.model import LoadedModel, from_estimator
+from restpredict.model.loading import LoadedModel, from_estimator
+from restpredict.server.protocols.auto import header_deadline_protocol
 
 from .conftest import free_port
 

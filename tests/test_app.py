@@ -16,7 +16,7 @@ from sklearn.base import BaseEstimator, ClassifierMixin
 from starlette.testclient import TestClient
 
 from restpredict.app import YOUNG_COLLECTION_THRESHOLD, create_app
-from restpredict.model import LoadedModel, from_estimator
+from restpredict.model.loading import LoadedModel, from_estimator
 from restpredict.settings import Settings
 
 from .conftest import frame_data, free_port
@@ -65,7 +65,7 @@ def test_probabilities_alone(client: TestClient) -> None:
 
 
 def test_integer_labels_stay_ints(iris_int_path: Any) -> None:
-    from restpredict.model import load_model
+    from restpredict.model.loading import load_model
 
     with TestClient(create_app(Settings(), load_model(iris_int_path))) as c:
         body = c.post("/predict", json={"features": [ROW, [6.7, 3.0, 5.2, 2.3]]}).json()
@@ -74,7 +74,7 @@ def test_integer_labels_stay_ints(iris_int_path: Any) -> None:
 
 
 def test_regressor_gives_floats_and_refuses_proba(regressor_path: Any) -> None:
-    from restpredict.model import load_model
+    from restpredict.model.loading import load_model
 
     with TestClient(create_app(Settings(), load_model(regressor_path))) as c:
         body = c.post("/predict", json={"features": [5.1, 3.5, 1.4]}).json()

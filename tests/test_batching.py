@@ -20,7 +20,7 @@ import numpy as np
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from restpredict.batching import (
+from restpredict.asgi.batching import (
     EXPECT_WINDOW_S,
     FOLLOW_FACTOR,
     Batcher,
@@ -29,9 +29,9 @@ from restpredict.batching import (
     make_batcher,
     returning_client,
 )
+from restpredict.codecs.payload import Query
 from restpredict.errors import ConfigError, InputError, NotReadyError
-from restpredict.model import LoadedModel, Prediction, from_estimator
-from restpredict.payload import Query
+from restpredict.model.loading import LoadedModel, Prediction, from_estimator
 from restpredict.settings import Settings, load_settings
 
 from .conftest import ServerProcess

@@ -23,7 +23,7 @@ from starlette.testclient import TestClient
 
 from restpredict.app import create_app
 from restpredict.errors import ExitCode
-from restpredict.model import LoadedModel, load_model
+from restpredict.model.loading import LoadedModel, load_model
 from restpredict.settings import Settings
 
 from .conftest import ServerProcess
@@ -283,7 +283,7 @@ def test_metadata_of_a_pickled_boosting_model(tmp_path: Path) -> None:
 def test_onnx_backend_declines_with_its_usual_warning(
     kind: str, tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
-    from restpredict.compiled import compile_model
+    from restpredict.model.compiled import compile_model
 
     make = (
         (lambda: xgb.XGBClassifier(n_estimators=4))

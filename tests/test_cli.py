@@ -14,7 +14,7 @@ from typer.testing import CliRunner
 
 from restpredict.cli import app
 from restpredict.errors import ExitCode
-from restpredict.model import LoadedModel
+from restpredict.model.loading import LoadedModel
 
 from .conftest import frame_data
 

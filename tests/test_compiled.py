@@ -13,7 +13,7 @@ import pytest
 from sklearn.datasets import load_breast_cancer
 from sklearn.ensemble import RandomForestClassifier, RandomForestRegressor
 
-from restpredict.compiled import (
+from restpredict.model.compiled import (
     CompiledEstimator,
     _convert,
     backend_name,
@@ -21,7 +21,7 @@ from restpredict.compiled import (
     sample_rows,
     verify,
 )
-from restpredict.model import LoadedModel, from_estimator
+from restpredict.model.loading import LoadedModel, from_estimator
 from restpredict.settings import Settings
 
 from .conftest import ServerProcess

@@ -18,7 +18,7 @@ import httpx
 import pytest
 
 from restpredict.app import create_app
-from restpredict.connections import OneWriteResponses
+from restpredict.server.protocols.httptools_impl import OneWriteResponses
 from restpredict.settings import Settings
 
 from .inprocess import GateModel, running, wrap

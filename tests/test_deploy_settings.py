@@ -7,7 +7,7 @@ from decimal import Decimal
 import pytest
 from pydantic import ValidationError
 
-from restpredict.deploy_settings import DockerSettings, KubernetesSettings, parse_quantity
+from restpredict.ship.deploy_settings import DockerSettings, KubernetesSettings, parse_quantity
 
 
 @pytest.mark.parametrize(

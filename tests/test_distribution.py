@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from restpredict._version import __version__
-from restpredict.distribution import build_wheel, pinned_requirements, wheel_name
+from restpredict.ship.distribution import build_wheel, pinned_requirements, wheel_name
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -89,8 +89,8 @@ def run_from_wheel(wheel: Path, code: str, cwd: Path) -> str:
 def test_templates_load_from_an_installed_wheel(tmp_path: Path, pip_wheel: Path) -> None:
     code = """
 import restpredict
-from restpredict.dockerize import ModelFacts, plan_build, render_dockerfile, render_manifests
-from restpredict.deploy_settings import load_deploy_settings
+from restpredict.ship.dockerize import ModelFacts, plan_build, render_dockerfile, render_manifests
+from restpredict.ship.deploy_settings import load_deploy_settings
 plan = plan_build(load_deploy_settings(), ModelFacts("m.joblib", "ab" * 32, "1.9.1"))
 print(restpredict.__file__)
 kinds = [line for line in render_manifests(plan).splitlines() if line.startswith("kind: ")]
@@ -105,7 +105,7 @@ def test_wheel_rebuilds_from_an_installed_wheel(tmp_path: Path, pip_wheel: Path)
     """The same function works when restpredict is a plain install, not an editable one."""
     code = f"""
 from pathlib import Path
-from restpredict.distribution import build_wheel
+from restpredict.ship.distribution import build_wheel
 print(build_wheel(Path({str(tmp_path)!r})))
 """
     rebuilt = Path(run_from_wheel(pip_wheel, code, tmp_path).strip())

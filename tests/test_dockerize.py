@@ -27,9 +27,11 @@ from typer.testing import CliRunner
 
 from restpredict._version import __version__
 from restpredict.cli import app
-from restpredict.deploy_settings import load_deploy_settings
-from restpredict.distribution import pinned_requirements, wheel_name
-from restpredict.dockerize import (
+from restpredict.errors import ConfigError, ExitCode
+from restpredict.model.loading import LoadedModel
+from restpredict.ship.deploy_settings import load_deploy_settings
+from restpredict.ship.distribution import pinned_requirements, wheel_name
+from restpredict.ship.dockerize import (
     BuildPlan,
     ModelFacts,
     plan_build,
@@ -37,8 +39,6 @@ from restpredict.dockerize import (
     render_dockerfile,
     render_manifests,
 )
-from restpredict.errors import ConfigError, ExitCode
-from restpredict.model import LoadedModel
 
 GOLDEN = Path(__file__).parent / "golden"
 UPDATE = os.environ.get("RESTPREDICT_UPDATE_GOLDEN") == "1"

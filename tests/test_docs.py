@@ -13,8 +13,8 @@ import pytest
 from starlette.testclient import TestClient
 
 from restpredict.app import create_app
-from restpredict.docs import ASSETS
-from restpredict.model import LoadedModel
+from restpredict.model.loading import LoadedModel
+from restpredict.openapi.docs import ASSETS
 from restpredict.settings import Settings
 
 from .conftest import ServerProcess

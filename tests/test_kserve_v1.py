@@ -12,7 +12,7 @@ import pytest
 from starlette.testclient import TestClient
 
 from restpredict.app import create_app
-from restpredict.model import LoadedModel
+from restpredict.model.loading import LoadedModel
 from restpredict.settings import Settings
 
 from .conftest import ServerProcess, frame_data

@@ -15,8 +15,9 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from restpredict.app import create_app, problem_response
-from restpredict.limits import RequestLimits
+from restpredict.app import create_app
+from restpredict.asgi.responses import problem_response
+from restpredict.middleware.limits import RequestLimits
 from restpredict.settings import Settings
 
 from .inprocess import GateModel, running, wrap

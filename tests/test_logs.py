@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 
 from restpredict.errors import ConfigError
-from restpredict.logs import (
+from restpredict.observability.logs import (
     ACCESS_LOGGER,
     JsonFormatter,
     TextFormatter,
@@ -140,7 +140,9 @@ def test_logging_config_applies() -> None:
 
 def test_auto_on_a_terminal_configures_text() -> None:
     config = logging_config(Settings(), Terminal())
-    assert config["formatters"]["restpredict"]["()"] == "restpredict.logs.TextFormatter"
+    assert (
+        config["formatters"]["restpredict"]["()"] == "restpredict.observability.logs.TextFormatter"
+    )
 
 
 @pytest.mark.parametrize(

@@ -213,7 +213,12 @@ def test_one_process_exports_exactly_what_prometheus_client_metrics_would() -> N
     """The plain single-process families against prometheus_client's, fed the same values."""
     from prometheus_client import CollectorRegistry, generate_latest
 
-    from restpredict.metrics import LATENCY_BUCKETS, ROW_BUCKETS, Metrics, _ClientFamilies
+    from restpredict.observability.metrics import (
+        LATENCY_BUCKETS,
+        ROW_BUCKETS,
+        Metrics,
+        _ClientFamilies,
+    )
 
     plain = Metrics()
     reference = CollectorRegistry()

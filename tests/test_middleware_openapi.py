@@ -12,9 +12,10 @@ import pytest
 from pydantic import SecretStr
 from starlette.testclient import TestClient
 
-from restpredict.app import PROBLEM_JSON, create_app
-from restpredict.model import LoadedModel
-from restpredict.openapi import openapi_document
+from restpredict.app import create_app
+from restpredict.asgi.responses import PROBLEM_JSON
+from restpredict.model.loading import LoadedModel
+from restpredict.openapi.document import openapi_document
 from restpredict.settings import Settings
 
 from .inprocess import GateModel, running, wrap

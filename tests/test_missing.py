@@ -29,8 +29,8 @@ from sklearn.preprocessing import OneHotEncoder, StandardScaler
 from starlette.testclient import TestClient
 
 from restpredict.app import create_app
-from restpredict.model import LoadedModel, load_model
-from restpredict.openapi import openapi_document
+from restpredict.model.loading import LoadedModel, load_model
+from restpredict.openapi.document import openapi_document
 from restpredict.settings import Settings
 
 from .conftest import ServerProcess

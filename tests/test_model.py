@@ -22,7 +22,8 @@ from restpredict.errors import (
     UnsupportedModelError,
     VersionMismatchError,
 )
-from restpredict.model import load_configured_model, load_model
+from restpredict.model.loading import load_model
+from restpredict.model.prepare import load_configured_model
 from restpredict.settings import Settings
 
 

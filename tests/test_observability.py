@@ -18,9 +18,9 @@ from starlette.routing import Mount, Route
 from starlette.testclient import TestClient
 
 from restpredict.app import create_app
-from restpredict.logs import ACCESS_LOGGER, direct_json_handler, logging_config
-from restpredict.model import LoadedModel
-from restpredict.observability import UNMATCHED, AccessMiddleware, route_template
+from restpredict.middleware.access import UNMATCHED, AccessMiddleware, route_template
+from restpredict.model.loading import LoadedModel
+from restpredict.observability.logs import ACCESS_LOGGER, direct_json_handler, logging_config
 from restpredict.settings import Settings
 
 ROW = [5.1, 3.5, 1.4, 0.2]
@@ -235,7 +235,7 @@ def test_access_records_are_complete_log_records(
     assert lean.getMessage() == plain.getMessage()
     assert lean.process == os.getpid() and lean.processName == plain.processName
     assert lean.thread is not None and lean.threadName
-    assert lean.module == "observability" and lean.filename == "observability.py"
+    assert lean.module == "access" and lean.filename == "access.py"
     assert abs(lean.created - plain.created) < 60 and lean.relativeCreated > 0
     assert lean.access["request_id"] == "rid-3"  # type: ignore[attr-defined]
 

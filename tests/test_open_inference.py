@@ -16,7 +16,7 @@ from starlette.testclient import TestClient
 from tritonclient.utils import InferenceServerException, deserialize_bytes_tensor
 
 from restpredict.app import create_app
-from restpredict.model import LoadedModel, load_model
+from restpredict.model.loading import LoadedModel, load_model
 from restpredict.settings import Settings
 
 from .conftest import frame_data, running_server

@@ -15,9 +15,10 @@ from starlette.routing import Route
 from starlette.testclient import TestClient
 
 from restpredict.app import create_app
-from restpredict.demo import demo_model
-from restpredict.model import LoadedModel, load_model
-from restpredict.openapi import OpenAPIContext, openapi_document
+from restpredict.model.demo import demo_model
+from restpredict.model.loading import LoadedModel, load_model
+from restpredict.openapi.context import OpenAPIContext
+from restpredict.openapi.document import openapi_document
 from restpredict.settings import Settings
 
 METHODS = ("get", "post", "put", "patch", "delete")

@@ -7,9 +7,9 @@ from typing import Any
 import msgspec
 import pytest
 
+from restpredict.codecs.payload import decode_json, decode_table, rows_to_query
 from restpredict.errors import InputError, MalformedBodyError
-from restpredict.model import LoadedModel
-from restpredict.payload import decode_json, decode_table, rows_to_query
+from restpredict.model.loading import LoadedModel
 
 
 def table(value: Any, model: LoadedModel, **kwargs: Any) -> list[Any]:

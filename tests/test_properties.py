@@ -14,7 +14,7 @@ from hypothesis import strategies as st
 from starlette.testclient import TestClient
 
 from restpredict.app import create_app
-from restpredict.model import LoadedModel, load_model
+from restpredict.model.loading import LoadedModel, load_model
 from restpredict.settings import Settings
 
 # Every status the README documents for POST /predict on a healthy, idle server.

@@ -15,10 +15,11 @@ from starlette.routing import Route
 from starlette.testclient import TestClient
 
 from restpredict.app import create_app
-from restpredict.demo import DEMO_NAME
-from restpredict.model import LoadedModel, load_configured_model
-from restpredict.protocols import kserve_v1, mlflow, open_inference
-from restpredict.protocols._endpoint import endpoint
+from restpredict.model.demo import DEMO_NAME
+from restpredict.model.loading import LoadedModel
+from restpredict.model.prepare import load_configured_model
+from restpredict.routes import kserve_v1, mlflow, open_inference
+from restpredict.routes.protocol import endpoint
 from restpredict.settings import Settings
 
 ROWS = np.random.default_rng(9).uniform(0.1, 7.0, size=(30, 4))

@@ -11,7 +11,7 @@ from pydantic import SecretStr
 from starlette.testclient import TestClient
 
 from restpredict.app import create_app
-from restpredict.model import LoadedModel
+from restpredict.model.loading import LoadedModel
 from restpredict.settings import Settings
 
 from .test_app import ROW, problem

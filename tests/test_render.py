@@ -6,8 +6,8 @@ import io
 
 from rich.console import Console
 
-from restpredict.model import LoadedModel
-from restpredict.render import PredictionWriter, metadata_table, startup_panel
+from restpredict.cli.render import PredictionWriter, metadata_table, startup_panel
+from restpredict.model.loading import LoadedModel
 from restpredict.settings import Settings
 
 

@@ -6,9 +6,9 @@ import io
 
 import pytest
 
+from restpredict.codecs.rows import chunks, detect_format, parse_features
 from restpredict.errors import InputError
-from restpredict.model import LoadedModel
-from restpredict.rows import chunks, detect_format, parse_features
+from restpredict.model.loading import LoadedModel
 
 
 def test_csv_with_a_numeric_first_row_has_no_header(iris: LoadedModel) -> None:

@@ -13,8 +13,8 @@ from typer.testing import CliRunner
 from restpredict.app import create_app
 from restpredict.cli import app as cli
 from restpredict.errors import ConfigError
-from restpredict.model import LoadedModel
-from restpredict.security import exposure_warning
+from restpredict.model.loading import LoadedModel
+from restpredict.server.exposure import exposure_warning
 from restpredict.settings import Settings, load_settings
 
 from .test_app import ROW, problem

@@ -94,7 +94,7 @@ def test_empty_config_file_is_defaults(tmp_path: Path) -> None:
 
 def test_serve_leaves_the_deploy_sections_to_dockerize(tmp_path: Path) -> None:
     """One file for both: ``serve`` reads its keys, ``dockerize`` also checks docker/kubernetes."""
-    from restpredict.deploy_settings import DeploySettings, load_deploy_settings
+    from restpredict.ship.deploy_settings import DeploySettings, load_deploy_settings
 
     config = write(tmp_path, "max_rows: 7\ndocker:\n  port: not-a-port\nkubernetes: {}\n")
     settings = load_settings(config)

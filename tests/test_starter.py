@@ -12,11 +12,15 @@ import pytest
 from typer.testing import CliRunner
 
 from restpredict.cli import app
-from restpredict.deploy_settings import DockerSettings, KubernetesSettings, load_deploy_settings
-from restpredict.dockerize import ModelFacts, plan_build, render_build_context
 from restpredict.errors import ExitCode
-from restpredict.model import LoadedModel
+from restpredict.model.loading import LoadedModel
 from restpredict.settings import load_settings
+from restpredict.ship.deploy_settings import (
+    DockerSettings,
+    KubernetesSettings,
+    load_deploy_settings,
+)
+from restpredict.ship.dockerize import ModelFacts, plan_build, render_build_context
 
 from .conftest import ServerProcess
 

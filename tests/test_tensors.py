@@ -12,8 +12,8 @@ from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 from tritonclient.utils import deserialize_bytes_tensor, np_to_triton_dtype, serialize_byte_tensor
 
+from restpredict.codecs import tensors
 from restpredict.errors import InputError, MalformedBodyError, PredictionError
-from restpredict.protocols import tensors
 
 NUMERIC = [name for name in tensors.DATATYPES if name not in ("BYTES",)]
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import threading
 
-from restpredict.turns import TurnQueue
+from restpredict.observability.turns import TurnQueue
 
 
 def queue() -> tuple[TurnQueue[int], list[list[int]]]:

@@ -7,7 +7,7 @@ from pathlib import Path
 import numpy as np
 from sklearn.datasets import load_iris
 
-from restpredict.model import load_model
+from restpredict.model.loading import load_model
 from restpredict.sources import ResolvedSource
 
 

@@ -16,7 +16,7 @@ from restpredict.errors import (
     SourceUnavailableError,
     UnsupportedModelError,
 )
-from restpredict.model import load_model
+from restpredict.model.loading import load_model
 from restpredict.sources import resolve
 from tests.sources.helpers import same_answers
 

@@ -14,7 +14,7 @@ from restpredict.errors import (
     SourceNotFoundError,
     SourceUnavailableError,
 )
-from restpredict.model import load_model
+from restpredict.model.loading import load_model
 from restpredict.sources import resolve
 from tests.sources.helpers import same_answers
 from tests.sources.servers import moto_server

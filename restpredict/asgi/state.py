@@ -1,0 +1,67 @@
+"""Serving state: the model a request is answered by, what the server process tells the app
+about itself, and the headers that follow from it."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from starlette.datastructures import State
+from starlette.requests import Request
+from starlette.types import Message, Scope
+
+from restpredict.errors import NotReadyError
+from restpredict.model.loading import LoadedModel
+
+__all__ = ["MODEL_HEADER", "ServingHeaders", "ServingState", "current_model", "model_for"]
+
+MODEL_HEADER = "X-Model-SHA256"
+_MODEL_HEADER = MODEL_HEADER.lower().encode("ascii")
+
+
+@dataclass
+class ServingState:
+    """Flags the server flips (on SIGTERM) and the app reads (readiness, headers)."""
+
+    draining: bool = False
+    # Set in workers of a multi-process server: the process to signal for a rolling reload.
+    supervisor_pid: int | None = None
+
+
+class ServingHeaders:
+    """Names the model that answered, and asks clients to reconnect elsewhere while draining.
+
+    Not a middleware of its own: the access layer, which already adds ``X-Request-ID``, asks
+    it for these headers when a response starts (one send wrapper instead of two, on every
+    request). The model is the one the route took from ``current_model`` (kept in the
+    request state), so a response names the model that computed it even across a hot swap.
+    """
+
+    def __init__(self, state: ServingState) -> None:
+        self.state = state
+
+    def __call__(self, scope: Scope, message: Message) -> list[tuple[bytes, bytes]]:
+        extra = []
+        model = scope.get("state", {}).get("model")
+        if model is not None:
+            extra.append((_MODEL_HEADER, model.sha256.encode("ascii")))
+        if self.state.draining and not _has_connection_header(message):
+            extra.append((b"connection", b"close"))
+        return extra
+
+
+def _has_connection_header(message: Message) -> bool:
+    return any(name.lower() == b"connection" for name, _ in message.get("headers", ()))
+
+
+def current_model(request: Request) -> LoadedModel:
+    """The model serving this request, or NotReadyError (503)."""
+    return model_for(request.scope, request.app.state)
+
+
+def model_for(scope: Scope, state: State) -> LoadedModel:
+    """``current_model`` from a scope: kept in the request state for ``X-Model-SHA256``."""
+    model: LoadedModel | None = state.model
+    if not state.ready or model is None:
+        raise NotReadyError("the model is not loaded yet; retry shortly")
+    scope.setdefault("state", {})["model"] = model  # the model this request is answered by
+    return model

@@ -1,0 +1,81 @@
+"""HTTP client for a running restpredict server (``restpredict predict --url``)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from types import TracebackType
+from typing import Any
+
+import httpx
+
+from restpredict.errors import RemoteError, ServerUnreachableError
+from restpredict.model.schema import Scalar
+
+__all__ = ["Client"]
+
+
+class Client:
+    """One keep-alive connection pool to a server; errors become ClientError subclasses."""
+
+    def __init__(self, url: str, *, timeout: float = 30.0) -> None:
+        self.url = url.rstrip("/")
+        self._http = httpx.Client(base_url=self.url, timeout=timeout)
+
+    def __enter__(self) -> Client:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
+
+    def close(self) -> None:
+        """Close pooled connections."""
+        self._http.close()
+
+    def metadata(self) -> dict[str, Any]:
+        """The server's ``/metadata`` document."""
+        return self._request("GET", "/metadata")
+
+    def predict(
+        self,
+        rows: Sequence[Sequence[Scalar] | dict[str, Scalar]],
+        *,
+        labels: bool = True,
+        proba: bool = False,
+    ) -> dict[str, Any]:
+        """POST one chunk of rows (positional or named) to ``/predict``."""
+        outputs = (["label"] if labels else []) + (["proba"] if proba else [])
+        named = bool(rows) and isinstance(rows[0], dict)
+        body = {"instances" if named else "features": list(rows), "return": outputs}
+        return self._request("POST", "/predict", json=body)
+
+    def _request(self, method: str, path: str, **kwargs: Any) -> dict[str, Any]:
+        try:
+            response = self._http.request(method, path, **kwargs)
+        except httpx.TransportError as exc:
+            raise ServerUnreachableError(
+                f"cannot reach {self.url}: {exc or type(exc).__name__}"
+            ) from None
+        if response.is_success:
+            try:
+                document: dict[str, Any] = response.json()
+            except ValueError:
+                raise RemoteError(f"{self.url}{path} answered with invalid JSON") from None
+            return document
+        raise RemoteError(_error_text(response), status=response.status_code)
+
+
+def _error_text(response: httpx.Response) -> str:
+    try:
+        body = response.json()
+    except ValueError:
+        body = None
+    if isinstance(body, dict):
+        detail = body.get("detail") or body.get("error") or body.get("message")
+        if detail:
+            return f"server answered {response.status_code}: {detail}"
+    return f"server answered {response.status_code} {response.reason_phrase}"

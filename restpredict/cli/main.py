@@ -1,0 +1,609 @@
+"""The ``restpredict`` command: a thin skin over the library.
+
+Each command builds Settings from flags, calls one library function and leaves
+error handling to ``_errors_to_exit_codes``: a RestPredictError becomes one red
+line on stderr and its documented exit code, never a traceback.
+"""
+
+from __future__ import annotations
+
+import functools
+import gc
+import io
+import json
+import os
+import sys
+from collections.abc import Callable, Iterator
+from contextlib import ExitStack, contextmanager
+from pathlib import Path
+from typing import IO, TYPE_CHECKING, Annotated, Any, TypeVar
+
+import typer
+from rich.console import Console
+from rich.markup import escape
+from rich.table import Table
+
+from restpredict._version import __version__
+from restpredict.errors import ExitCode, InputError, RestPredictError
+
+# The library (scikit-learn, pandas, pydantic, the app) is imported inside the commands, not
+# here: `serve` imports it with garbage collection paused (_collection_paused), and `version`
+# or `--help` need none of it. httpx and Rich's progress bar are imported only where used.
+if TYPE_CHECKING:
+    from restpredict.cli.client import Client
+    from restpredict.cli.render import OutputFormat
+    from restpredict.model.loading import LoadedModel
+    from restpredict.model.schema import ModelSchema
+    from restpredict.settings import Settings
+    from restpredict.ship.deploy_settings import DeploySettings
+
+__all__ = ["app"]
+
+app = typer.Typer(
+    name="restpredict",
+    help="Serve a trained scikit-learn model over HTTP, query it, and ship it.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+stderr = Console(stderr=True, highlight=False)
+F = TypeVar("F", bound=Callable[..., Any])
+
+# Options shared by every command that loads a model, declared once.
+ModelArg = Annotated[
+    Path | None,
+    typer.Argument(help="Model file (.joblib, .pkl, .pickle, .skops). Omit to use the demo."),
+]
+ConfigOpt = Annotated[
+    Path | None,
+    typer.Option(
+        "--config",
+        "-c",
+        envvar="RESTPREDICT_CONFIG",
+        help="restpredict.yaml to read settings from.",
+    ),
+]
+Sha256Opt = Annotated[
+    str | None, typer.Option("--sha256", help="Refuse the model unless its SHA-256 matches.")
+]
+AllowMismatchOpt = Annotated[
+    bool | None,
+    typer.Option(
+        "--allow-version-mismatch/--no-allow-version-mismatch",
+        help="Serve a model pickled with another scikit-learn version.",
+        show_default=False,
+    ),
+]
+TrustedTypeOpt = Annotated[
+    list[str] | None,
+    typer.Option("--trusted-type", help="A type a .skops file may load (repeatable)."),
+]
+CodePathOpt = Annotated[
+    list[Path] | None,
+    typer.Option(
+        "--code-path",
+        help="Your module (.py file or package directory) the model's pickle imports; "
+        "repeatable. It runs with this process's rights.",
+    ),
+]
+
+
+def _errors_to_exit_codes(command: F) -> F:
+    """The one place library errors become a message and an exit code."""
+
+    @functools.wraps(command)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return command(*args, **kwargs)
+        except RestPredictError as exc:
+            _fail(exc.detail, exc.exit_code)
+        except KeyboardInterrupt:
+            _fail("interrupted", 130)
+        except Exception as exc:  # a bug: still one line, never a traceback
+            _fail(f"unexpected {type(exc).__name__}: {exc}", ExitCode.UNEXPECTED)
+
+    return wrapper  # type: ignore[return-value]
+
+
+def _fail(message: str, code: int) -> None:
+    stderr.print(f"[bold red]error:[/] {escape(message)}", soft_wrap=True)
+    raise typer.Exit(code)
+
+
+def _settings(config: Path | None, **flags: Any) -> Settings:
+    # lazy: start-up time (see the note on imports above)
+    from restpredict.settings import load_settings
+
+    return load_settings(config, environ=os.environ, **_flags(flags))
+
+
+def _deploy_settings(config: Path | None, **flags: Any) -> DeploySettings:
+    """``_settings`` with the ``docker:`` and ``kubernetes:`` sections, for ``dockerize``."""
+    # lazy: start-up time (see the note on imports above)
+    from restpredict.ship.deploy_settings import load_deploy_settings
+
+    return load_deploy_settings(config, environ=os.environ, **_flags(flags))
+
+
+def _flags(flags: dict[str, Any]) -> dict[str, Any]:
+    for key in ("trusted_types", "code_paths"):
+        if isinstance(flags.get(key), list):
+            flags[key] = tuple(flags[key]) or None
+    return flags
+
+
+@app.command()
+@_errors_to_exit_codes
+def serve(
+    model: ModelArg = None,
+    config: ConfigOpt = None,
+    host: Annotated[
+        str | None, typer.Option(help="Interface to bind. [default: 127.0.0.1]")
+    ] = None,
+    port: Annotated[int | None, typer.Option("--port", "-p", help="[default: 8000]")] = None,
+    workers: Annotated[
+        int | None, typer.Option("--workers", "-w", help="Worker processes. [default: 1]")
+    ] = None,
+    sha256: Sha256Opt = None,
+    allow_version_mismatch: AllowMismatchOpt = None,
+    trusted_type: TrustedTypeOpt = None,
+    code_path: CodePathOpt = None,
+    model_name: Annotated[str | None, typer.Option(help="Name shown in metadata.")] = None,
+    max_body_bytes: Annotated[
+        int | None, typer.Option(help="Largest request body. [default: 4 MiB]")
+    ] = None,
+    max_rows: Annotated[
+        int | None, typer.Option(help="Most rows per request. [default: 10000]")
+    ] = None,
+    unknown_columns: Annotated[
+        str | None, typer.Option(help="reject|ignore named columns the model lacks.")
+    ] = None,
+    log_level: Annotated[str | None, typer.Option(help="[default: info]")] = None,
+    log_format: Annotated[
+        str | None, typer.Option(help="json|text|auto (text on a terminal). [default: auto]")
+    ] = None,
+    access_log: Annotated[
+        bool | None,
+        typer.Option(
+            "--access-log/--no-access-log",
+            help="Log each request. [default: on]",
+            show_default=False,
+        ),
+    ] = None,
+    # Hardening: access, limits, timeouts, lifecycle (README "Limits and timeouts").
+    api_key_file: Annotated[
+        Path | None,
+        typer.Option(help="File holding the API key clients must send as a bearer token."),
+    ] = None,
+    open_path: Annotated[
+        list[str] | None,
+        typer.Option(help="A path served without the API key (repeat). [default: health]"),
+    ] = None,
+    cors_origin: Annotated[
+        list[str] | None,
+        typer.Option(help="A browser origin CORS allows (repeat). [default: none]"),
+    ] = None,
+    max_concurrency: Annotated[
+        int | None, typer.Option(help="Requests in flight per worker before 503. [default: 32]")
+    ] = None,
+    header_timeout: Annotated[
+        float | None, typer.Option(help="Seconds to send request headers (408). [default: 10]")
+    ] = None,
+    body_timeout: Annotated[
+        float | None, typer.Option(help="Seconds to send the request body (408). [default: 30]")
+    ] = None,
+    max_header_bytes: Annotated[
+        int | None, typer.Option(help="Largest request head, in bytes (431). [default: 65536]")
+    ] = None,
+    max_header_count: Annotated[
+        int | None, typer.Option(help="Most header fields in a request (431). [default: 100]")
+    ] = None,
+    keep_alive_timeout: Annotated[
+        int | None, typer.Option(help="Seconds an idle connection stays open. [default: 5]")
+    ] = None,
+    prediction_timeout: Annotated[
+        float | None, typer.Option(help="Seconds a prediction may take (504). [default: 30]")
+    ] = None,
+    drain_seconds: Annotated[
+        float | None,
+        typer.Option(help="On SIGTERM, serve this long with readiness 503 first. [default: 0]"),
+    ] = None,
+    shutdown_timeout: Annotated[
+        int | None,
+        typer.Option(help="Then, seconds in-flight requests get to finish. [default: 30]"),
+    ] = None,
+    # Batching and the compiled backend (README "Throughput").
+    batching: Annotated[
+        bool | None,
+        typer.Option(
+            "--batching/--no-batching",
+            help="Stack concurrent requests into one predict call. [default: on]",
+            show_default=False,
+        ),
+    ] = None,
+    max_batch_size: Annotated[
+        int | None,
+        typer.Option(help="Most requests per predict call; 1 turns batching off. [default: 32]"),
+    ] = None,
+    max_batch_wait_ms: Annotated[
+        float | None,
+        typer.Option(help="Most a batch waits for arriving requests, in ms. [default: 2.0]"),
+    ] = None,
+    backend: Annotated[
+        str | None,
+        typer.Option(
+            help="sklearn|onnx (ONNX Runtime if verified; extra [onnx]). [default: sklearn]"
+        ),
+    ] = None,
+) -> None:
+    """Serve MODEL on POST /predict (the built-in iris demo when no MODEL is given)."""
+    with _collection_paused():
+        # lazy: start-up time (see the note on imports above)
+        from restpredict.cli.render import startup_panel
+        from restpredict.model.prepare import prepare_model
+        from restpredict.server.exposure import exposure_warning
+        from restpredict.server.run import run
+
+        settings = _settings(
+            config,
+            model=model,
+            host=host,
+            port=port,
+            workers=workers,
+            sha256=sha256,
+            allow_version_mismatch=allow_version_mismatch,
+            trusted_types=trusted_type,
+            code_paths=code_path,
+            model_name=model_name,
+            max_body_bytes=max_body_bytes,
+            max_rows=max_rows,
+            unknown_columns=unknown_columns,
+            log_level=log_level,
+            log_format=log_format,
+            access_log=access_log,
+            api_key_file=api_key_file,
+            open_paths=tuple(open_path) if open_path else None,
+            cors_origins=tuple(cors_origin) if cors_origin else None,
+            max_concurrency=max_concurrency,
+            header_timeout=header_timeout,
+            max_header_bytes=max_header_bytes,
+            max_header_count=max_header_count,
+            body_timeout=body_timeout,
+            keep_alive_timeout=keep_alive_timeout,
+            prediction_timeout=prediction_timeout,
+            drain_seconds=drain_seconds,
+            shutdown_timeout=shutdown_timeout,
+            batching=batching,
+            max_batch_size=max_batch_size,
+            max_batch_wait_ms=max_batch_wait_ms,
+            backend=backend,
+        )
+        warning = exposure_warning(settings)
+        if warning is not None:
+            stderr.print(f"[bold yellow]warning:[/] {escape(warning)}", soft_wrap=True)
+        _note_unpinned_pickle(settings)
+        loaded = prepare_model(settings)
+        example = list(loaded.schema.example or [])
+        Console().print(startup_panel(loaded.metadata(), settings, example))
+    run(settings, loaded)
+
+
+@app.command()
+@_errors_to_exit_codes
+def predict(
+    model: Annotated[
+        Path | None, typer.Option("--model", "-m", help="Predict locally with this model file.")
+    ] = None,
+    url: Annotated[
+        str | None, typer.Option("--url", "-u", help="Predict with a running server.")
+    ] = None,
+    features: Annotated[
+        str | None,
+        typer.Option("--features", "-f", help="One row: 5.1,3.5,1.4,0.2 or a JSON array."),
+    ] = None,
+    input_path: Annotated[
+        str | None,
+        typer.Option("--input", "-i", help="Rows from a .csv/.json/.jsonl file, or - for stdin."),
+    ] = None,
+    input_format: Annotated[
+        str | None, typer.Option("--format", help="csv|json|jsonl (default: from suffix).")
+    ] = None,
+    output: Annotated[
+        str | None, typer.Option("--output", "-o", help="table|json|csv (default: table on a TTY).")
+    ] = None,
+    proba: Annotated[bool, typer.Option("--proba", help="Include class probabilities.")] = False,
+    chunk_size: Annotated[int, typer.Option(min=1, help="Rows per request or batch.")] = 1000,
+    timeout: Annotated[float, typer.Option(help="Seconds per HTTP request.")] = 30.0,
+    config: ConfigOpt = None,
+    sha256: Sha256Opt = None,
+    allow_version_mismatch: AllowMismatchOpt = None,
+    trusted_type: TrustedTypeOpt = None,
+    code_path: CodePathOpt = None,
+) -> None:
+    """Predict rows with a model file (--model) or a running server (--url)."""
+    # lazy: start-up time (see the note on imports above)
+    from restpredict.cli.render import PredictionWriter
+    from restpredict.codecs.rows import chunks, detect_format, parse_features
+    from restpredict.model.prepare import load_configured_model
+
+    if (features is None) == (input_path is None):
+        raise InputError("give exactly one of --features or --input")
+    if model is not None and url is not None:
+        raise InputError("give --model or --url, not both")
+    fmt = _output_format(output)
+    writer = PredictionWriter(fmt, sys.stdout)
+    settings = _settings(
+        config,
+        model=model,
+        sha256=sha256,
+        allow_version_mismatch=allow_version_mismatch,
+        trusted_types=trusted_type,
+        code_paths=code_path,
+    )
+    with ExitStack() as stack:
+        if url is not None:
+            # lazy: start-up time (see the note on imports above)
+            from restpredict.cli.client import Client
+
+            client = stack.enter_context(Client(url, timeout=timeout))
+            run_chunk: Predictor = lambda rows, p: client.predict(rows, proba=p)  # noqa: E731
+            schema: Callable[[], ModelSchema] = lambda: _remote_schema(client)  # noqa: E731
+        else:
+            loaded = load_configured_model(settings)
+            run_chunk = _local(loaded, settings)
+            schema = lambda: loaded.schema  # noqa: E731
+        if features is not None:
+            writer.write(run_chunk([parse_features(features)], proba))
+        else:
+            assert input_path is not None
+            fmt_in = detect_format(input_path, input_format)
+            stream, progress = stack.enter_context(_open_rows(input_path))
+            for chunk in chunks(stream, fmt_in, schema(), chunk_size):
+                writer.write(run_chunk(chunk, proba))
+                progress()
+    if writer.table is not None:
+        Console().print(writer.table)
+
+
+@app.command()
+@_errors_to_exit_codes
+def info(
+    model: ModelArg = None,
+    url: Annotated[str | None, typer.Option("--url", "-u", help="Ask a running server.")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the metadata as JSON.")] = False,
+    config: ConfigOpt = None,
+    sha256: Sha256Opt = None,
+    allow_version_mismatch: AllowMismatchOpt = None,
+    trusted_type: TrustedTypeOpt = None,
+    code_path: CodePathOpt = None,
+) -> None:
+    """Show a model's input schema, classes and versions."""
+    # lazy: start-up time (see the note on imports above)
+    from restpredict.cli.render import metadata_table
+
+    if url is not None:
+        # lazy: start-up time (see the note on imports above)
+        from restpredict.cli.client import Client
+
+        with Client(url) as client:
+            meta = client.metadata()
+    else:
+        settings = _settings(
+            config,
+            model=model,
+            sha256=sha256,
+            allow_version_mismatch=allow_version_mismatch,
+            trusted_types=trusted_type,
+            code_paths=code_path,
+        )
+        # lazy: start-up time (see the note on imports above)
+        from restpredict.model.prepare import load_configured_model
+
+        _note_unpinned_pickle(settings)
+        meta = load_configured_model(settings).metadata()
+    if as_json:
+        typer.echo(json.dumps(meta, indent=2))
+    else:
+        Console().print(metadata_table(meta))
+
+
+def _note_unpinned_pickle(settings: Settings) -> None:
+    """Say once, to a person at a terminal, that an unpinned pickle's code is about to run."""
+    from restpredict.model.trust import pickle_note
+
+    note = pickle_note(settings) if stderr.is_terminal else None
+    if note is not None:
+        stderr.print(f"[bold yellow]note:[/] {escape(note)}", soft_wrap=True)
+
+
+@app.command()
+@_errors_to_exit_codes
+def init(
+    model: Annotated[Path, typer.Argument(help="The model file to describe.")],
+    output: Annotated[
+        Path, typer.Option("--output", "-o", help="Where to write the config.")
+    ] = Path("restpredict.yaml"),
+    force: Annotated[bool, typer.Option("--force", help="Overwrite an existing file.")] = False,
+    trusted_type: TrustedTypeOpt = None,
+    code_path: CodePathOpt = None,
+) -> None:
+    """Write a commented starter restpredict.yaml for MODEL (for serve and dockerize)."""
+    # lazy: start-up time (see the note on imports above)
+    from restpredict.ship.starter import write_starter_config
+
+    path = write_starter_config(
+        model,
+        output,
+        force=force,
+        trusted_types=tuple(trusted_type or ()),
+        code_paths=tuple(code_path or ()),
+    )
+    Console().print(f"Wrote [bold]{escape(str(path))}[/]. Next:")
+    Console().print(f"  restpredict dockerize --config {escape(str(path))} --output build/")
+
+
+@app.command()
+@_errors_to_exit_codes
+def dockerize(
+    model: ModelArg = None,
+    config: ConfigOpt = None,
+    output: Annotated[
+        Path, typer.Option("--output", "-o", help="Directory for the build context.")
+    ] = Path("build"),
+    force: Annotated[
+        bool, typer.Option("--force", help="Overwrite the files in a non-empty --output.")
+    ] = False,
+    sha256: Sha256Opt = None,
+    image: Annotated[str | None, typer.Option(help="Image name (docker.image).")] = None,
+    tag: Annotated[str | None, typer.Option(help="Image tag (docker.tag).")] = None,
+    base_image: Annotated[str | None, typer.Option(help="Base image (docker.base_image).")] = None,
+    port: Annotated[
+        int | None, typer.Option("--port", "-p", help="Container port (docker.port).")
+    ] = None,
+    workers: Annotated[
+        int | None, typer.Option("--workers", "-w", help="Workers (docker.workers).")
+    ] = None,
+    namespace: Annotated[
+        str | None, typer.Option(help="Kubernetes namespace (kubernetes.namespace).")
+    ] = None,
+    code_path: CodePathOpt = None,
+) -> None:
+    """Write a container build context and Kubernetes manifests for MODEL."""
+    # lazy: start-up time (see the note on imports above)
+    from restpredict.ship.dockerize import write_build_context
+
+    docker = {"image": image, "tag": tag, "base_image": base_image, "port": port}
+    docker["workers"] = workers
+    settings = _deploy_settings(
+        config,
+        require_model=True,
+        model=model,
+        sha256=sha256,
+        code_paths=code_path,
+        docker={k: v for k, v in docker.items() if v is not None} or None,
+        kubernetes={"namespace": namespace} if namespace is not None else None,
+    )
+    written = write_build_context(settings, output, force=force)
+    console = Console()
+    table = Table(title=f"Wrote {escape(str(output))}/", title_justify="left", box=None)
+    table.add_column("file")
+    table.add_column("bytes", justify="right")
+    for path in written.files:
+        table.add_row(escape(str(path.relative_to(output))), f"{path.stat().st_size:,}")
+    console.print(table)
+    for note in written.notes:
+        stderr.print(f"[bold yellow]note:[/] {escape(note)}", soft_wrap=True)
+    console.print(f"\nImage [bold]{escape(written.plan.reference)}[/]. Next:")
+    for what, command in written.next_commands():
+        console.print(f"  [dim]# {what}[/]\n  {escape(command)}", soft_wrap=True)
+
+
+@app.command()
+def version() -> None:
+    """Print the restpredict version."""
+    typer.echo(__version__)
+
+
+Predictor = Callable[[list[Any], bool], dict[str, Any]]
+
+
+def _local(model: LoadedModel, settings: Settings) -> Predictor:
+    # lazy: start-up time (see the note on imports above)
+    from restpredict.codecs.payload import prediction_document, rows_to_query
+
+    def run_chunk(rows: list[Any], proba: bool) -> dict[str, Any]:
+        query = rows_to_query(
+            rows,
+            model.schema,
+            max_rows=max(len(rows), 1),
+            ignore_unknown=settings.unknown_columns == "ignore",
+            proba=proba,
+        )
+        return prediction_document(model, model.predict(query.rows, proba=query.proba))
+
+    return run_chunk
+
+
+def _remote_schema(client: Client) -> ModelSchema:
+    """CSV columns are typed by the server's schema, read from its /metadata."""
+    # lazy: start-up time (see the note on imports above)
+    from restpredict.model.schema import ModelSchema
+
+    meta = client.metadata()
+    names = meta.get("feature_names")
+    kinds = meta.get("feature_kinds")
+    return ModelSchema(
+        n_features=meta.get("n_features"),
+        feature_names=tuple(names) if names else None,
+        feature_kinds=tuple(kinds) if kinds else None,
+        classes=None,
+        has_proba=bool(meta.get("has_proba")),
+        task=meta.get("task", "other"),
+        estimator=meta.get("estimator", ""),
+        example=None,
+    )
+
+
+@contextmanager
+def _open_rows(path: str) -> Iterator[tuple[IO[str], Callable[[], None]]]:
+    """The input as text, with a progress bar on stderr for large files."""
+    # lazy: start-up time (see the note on imports above)
+    from restpredict.codecs.rows import CountingReader
+
+    if path == "-":
+        yield sys.stdin, lambda: None
+        return
+    try:
+        raw = open(path, "rb")  # noqa: SIM115 - closed below
+    except OSError as exc:
+        raise InputError(f"{path}: cannot read input ({exc.strerror or exc})") from None
+    total = os.fstat(raw.fileno()).st_size
+    counter = CountingReader(raw)
+    text = io.TextIOWrapper(io.BufferedReader(counter), encoding="utf-8", newline="")
+    show = total > 1_000_000 and stderr.is_terminal
+    # lazy: start-up time (see the note on imports above)
+    from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TimeRemainingColumn
+
+    bar = Progress(
+        TextColumn("predicting"),
+        BarColumn(),
+        DownloadColumn(),
+        TimeRemainingColumn(),
+        console=stderr,
+        disable=not show,
+        transient=True,
+    )
+    task = bar.add_task("rows", total=total)
+    try:
+        with bar:
+            yield text, lambda: bar.update(task, completed=counter.count)
+    except UnicodeDecodeError:
+        raise InputError(f"{path}: not UTF-8 text") from None
+    finally:
+        raw.close()
+
+
+@contextmanager
+def _collection_paused() -> Iterator[None]:
+    """No garbage collection while ``serve`` starts; what start-up built is then frozen.
+
+    Importing scikit-learn, SciPy, pandas and pydantic and unpickling the model allocate
+    some 160k long-lived objects. Each full collection during start-up rescans all of them
+    (three took ~0.2 s of a ~2 s launch) and finds about a thousand to free. ``gc.freeze()``
+    then keeps them out of later collections too, as the app's lifespan does for the model.
+    """
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+        gc.freeze()
+    finally:
+        if enabled:
+            gc.enable()
+
+
+def _output_format(value: str | None) -> OutputFormat:
+    choice = value or ("table" if sys.stdout.isatty() else "json")
+    if choice not in ("table", "json", "csv"):
+        raise InputError(f"--output must be table, json or csv, not {choice!r}")
+    return choice  # type: ignore[return-value]

@@ -1,0 +1,256 @@
+"""Overload and slow-client protection that answers in JSON: 503, 408 and 504.
+
+``RequestLimits`` wraps every route, so it covers each prediction endpoint however
+it is implemented (``run_query``, batching, other protocols):
+
+- a concurrency limit: when ``max_concurrency`` requests are already in flight, the
+  next one is refused at once with 503 and ``Retry-After``; exempt paths (health,
+  metrics) bypass it and stay fast;
+- a body read timeout: the body must be complete within ``body_timeout`` of the
+  headers, or the request ends with 408 and the connection is closed;
+- a prediction timeout: once the body is in, the response must start within
+  ``prediction_timeout``, or the client gets 504. A model call in a thread cannot be
+  interrupted, so the request keeps its slot until that call really returns: the
+  limit bounds the work actually running, not just the requests still waiting.
+
+Header read timeouts are the connection's business (``server/protocols/``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Collection
+from typing import Any
+
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from restpredict.asgi.types import ProblemRenderer
+from restpredict.errors import OverloadedError, PredictionTimeoutError, RequestTimeoutError
+
+__all__ = ["RequestLimits"]
+
+logger = logging.getLogger("uvicorn.error")
+
+
+class RequestLimits:
+    """Concurrency limit (503 + Retry-After), body read timeout (408), prediction timeout (504).
+
+    Everything runs in the request's own task, and one sweeper timer per layer, not a timer or
+    a task per request, watches the deadlines: this runs for every request, and those cost more
+    than the rest of the layer. When the prediction deadline passes before the response
+    started, the 504 is sent from a task made only then, and the app's own answer is dropped
+    when it finally comes.
+    """
+
+    def __init__(
+        self,
+        app: ASGIApp,
+        *,
+        max_concurrency: int,
+        retry_after: int,
+        exempt_paths: Collection[str],
+        body_timeout: float,
+        prediction_timeout: float,
+        problem: ProblemRenderer,
+    ) -> None:
+        self.app = app
+        self.max_concurrency = max_concurrency
+        self.retry_after = retry_after
+        self.exempt = frozenset(exempt_paths)
+        self.body_timeout = body_timeout
+        self.prediction_timeout = prediction_timeout
+        self.problem = problem
+        self.in_flight = 0
+        # Deadlines are checked this often: a tenth of the shorter timeout, within reason.
+        self.tick = min(max(min(body_timeout, prediction_timeout) / 10, 0.01), 0.5)
+        self._watched: set[_Exchange] = set()
+        self._sweeper: asyncio.TimerHandle | None = None
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        exempt = scope["path"] in self.exempt
+        if not exempt and self.in_flight >= self.max_concurrency:
+            error = OverloadedError(
+                f"{self.in_flight} requests are in flight, the limit is {self.max_concurrency}; "
+                f"retry in {self.retry_after} s",
+            )
+            headers = {"Retry-After": str(self.retry_after)}
+            await self.problem(error, headers)(scope, receive, send)
+            return
+        loop = asyncio.get_running_loop()
+        exchange = _Exchange(self, scope, receive, send, loop.time(), exempt)
+        watched = self._watched
+        watched.add(exchange)
+        if self._sweeper is None:
+            self._sweeper = loop.call_later(self.tick, self._sweep, loop)
+        if exempt:
+            try:
+                await self.app(scope, exchange.receive, exchange.send)
+            finally:
+                watched.discard(exchange)
+            return
+        self.in_flight += 1
+        try:
+            await self.app(scope, exchange.receive, exchange.send)
+        except Exception:
+            if not exchange.abandoned:
+                raise
+            # The client has its 504 and the connection may serve others by now: what the
+            # late call raised is for the log only.
+            logger.exception("a prediction that timed out failed later")
+        finally:
+            # The slot is held until the app really returns: the limit bounds the work
+            # actually running, not just the requests still waiting.
+            self.in_flight -= 1
+            watched.discard(exchange)
+            late = exchange.late_answer
+            if late is not None:
+                # The 504 is this request's one response: it must be out before the request
+                # ends, or the server would answer a response-less request with its own 500
+                # and then see the 504 as a second start.
+                await late
+
+    def _sweep(self, loop: asyncio.AbstractEventLoop) -> None:
+        """Enforce the deadlines that have passed; keep sweeping while requests are watched."""
+        self._sweeper = None
+        now = loop.time()
+        for exchange in list(self._watched):
+            if exchange.check(now):
+                self._watched.discard(exchange)
+        if self._watched:
+            self._sweeper = loop.call_later(self.tick, self._sweep, loop)
+
+
+class _Exchange:
+    """One request's receive/send, with its body deadline and prediction deadline.
+
+    Made for every request, so its hot path only sets flags. Whatever can wait (does a body
+    follow the headers at all? which deadline applies?) is worked out in ``check``, which runs
+    only for requests still going when the sweeper comes by.
+    """
+
+    __slots__ = (
+        "_limits",
+        "_receive",
+        "_receiving",
+        "_scope",
+        "_send",
+        "abandoned",
+        "arrived",
+        "body_done",
+        "body_done_at",
+        "exempt",
+        "late_answer",
+        "started",
+        "timed_out",
+    )
+
+    def __init__(
+        self,
+        limits: RequestLimits,
+        scope: Scope,
+        receive: Receive,
+        send: Send,
+        arrived: float,
+        exempt: bool,
+    ) -> None:
+        self._limits = limits
+        self._scope = scope
+        self._receive = receive
+        self._send = send
+        self.arrived = arrived
+        self.exempt = exempt  # exempt paths have no prediction deadline
+        self._receiving: asyncio.Task[Any] | None = None  # the task waiting in receive()
+        self.late_answer: asyncio.Task[None] | None = None
+        self.started = False
+        self.timed_out = False  # the body was too slow: close the connection after the 408
+        self.abandoned = False  # the prediction was too slow: the 504 was sent instead
+        self.body_done = False
+        self.body_done_at = 0.0
+
+    def check(self, now: float) -> bool:
+        """Act on a passed deadline; True once nothing is left to watch."""
+        if self.started or self.abandoned:
+            return True
+        limits = self._limits
+        if not self.body_done:
+            if self._receiving is None and not _has_body(self._scope):
+                self.body_done, self.body_done_at = True, self.arrived  # and none will come
+            else:
+                if self._receiving is not None and now >= self.arrived + limits.body_timeout:
+                    self.timed_out = True
+                    self._receiving.cancel()
+                return False
+        if self.exempt:
+            return True
+        if now < self.body_done_at + limits.prediction_timeout:
+            return False
+        self.abandoned = True
+        logger.warning(
+            "prediction timeout after %g s; the model call runs on", limits.prediction_timeout
+        )
+        self.late_answer = asyncio.get_running_loop().create_task(self._answer_late())
+        return True
+
+    async def _answer_late(self) -> None:
+        late = PredictionTimeoutError(
+            f"no answer within the prediction timeout of {self._limits.prediction_timeout:g} s"
+        )
+        await self._limits.problem(late, None)(self._scope, self._receive, self._send)
+
+    async def receive(self) -> Message:
+        if self.body_done:
+            return await self._receive()
+        if self.timed_out:
+            raise self._too_slow()
+        task = self._receiving = asyncio.current_task()
+        try:
+            message = await self._receive()
+        except asyncio.CancelledError:
+            if not self.timed_out or task is None:
+                raise
+            uncancel = getattr(task, "uncancel", None)  # Python 3.11+: this cancel is ours
+            if uncancel is not None:
+                uncancel()
+            raise self._too_slow() from None
+        finally:
+            self._receiving = None
+        now = asyncio.get_running_loop().time()
+        if message["type"] == "http.request" and message.get("more_body", False):
+            if now >= self.arrived + self._limits.body_timeout:  # a body still trickling in
+                raise self._too_slow()
+            return message
+        self.body_done, self.body_done_at = True, now  # the prediction deadline runs from here
+        return message
+
+    def _too_slow(self) -> RequestTimeoutError:
+        self.timed_out = True
+        return RequestTimeoutError(
+            f"the request body did not arrive within {self._limits.body_timeout:g} s"
+        )
+
+    async def send(self, message: Message) -> None:
+        if self.abandoned:
+            return
+        if message["type"] == "http.response.start":
+            self.started = True
+            if self.timed_out:
+                message = {
+                    **message,
+                    "headers": [*message.get("headers", ()), (b"connection", b"close")],
+                }
+        await self._send(message)
+
+
+def _has_body(scope: Scope) -> bool:
+    """Whether a body may follow the headers: a non-zero Content-Length, or chunked."""
+    length = None
+    for name, value in scope["headers"]:
+        if name == b"transfer-encoding":
+            return True
+        if name == b"content-length" and length is None:
+            length = value
+    return length is not None and length.decode("latin-1") != "0"

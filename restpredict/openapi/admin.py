@@ -1,0 +1,71 @@
+"""``POST /admin/reload`` (``routes/admin.py``) as an OpenAPI path item."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from restpredict.openapi.context import OpenAPIContext, PathItems
+
+__all__ = ["openapi_paths"]
+
+
+def openapi_paths(api: OpenAPIContext) -> PathItems:
+    """``POST /admin/reload`` as an OpenAPI path item, when the server has the route."""
+    if api.settings.api_key is None:
+        return {}
+    sha256 = {"type": "string", "pattern": "^[0-9a-f]{64}$"}
+    if api.settings.workers > 1:
+        answer = api.ok(
+            "Several workers: the supervisor was asked to replace them one by one; each new "
+            "worker loads and verifies the configured file and pin itself.",
+            _object(status={"const": "restarting workers"}),
+            {"status": "restarting workers"},
+        )
+        answers = {"202": answer}
+        refusal = "With several workers a pin in the body is refused: change the configuration."
+    else:
+        reloaded = _object(status={"const": "reloaded"}, sha256=sha256, model={"type": "string"})
+        answers = {"200": api.ok("The new model is verified, warmed up and serving.", reloaded)}
+        refusal = "The file failed to load, its pin, its version check or its warm-up."
+    body = {"type": "object", "properties": {"sha256": sha256}, "additionalProperties": False}
+    return {
+        "/admin/reload": {
+            "post": {
+                "tags": ["operations"],
+                "operationId": "reload",
+                "summary": "Hot reload: re-read the configured model file and swap it in",
+                "description": (
+                    "Only on a server with an API key. The configured file is loaded, verified "
+                    "(SHA-256 pin, scikit-learn version) and warmed up off the event loop, then "
+                    "swapped in: no request sees a half-loaded model. An empty body keeps the "
+                    "current pin; `sha256` pins the new file's hash (upper case and surrounding "
+                    "whitespace are accepted too). The Content-Type is not checked."
+                ),
+                "requestBody": {
+                    "required": False,
+                    "content": {
+                        "application/json": {
+                            "schema": body,
+                            "example": {"sha256": api.model.sha256},
+                        }
+                    },
+                },
+                "responses": {
+                    **answers,
+                    "400": api.problem("The body is not parseable JSON."),
+                    "409": api.problem(f"Refused; the old model keeps serving. {refusal}"),
+                    "422": api.problem('JSON, but not `{"sha256": "<64 hex digits>"}`.'),
+                },
+            }
+        }
+    }
+
+
+def _object(**properties: dict[str, Any]) -> dict[str, Any]:
+    """A JSON object with exactly these properties, all required."""
+    return {
+        "type": "object",
+        "properties": properties,
+        "required": list(properties),
+        "additionalProperties": False,
+    }

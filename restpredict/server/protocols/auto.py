@@ -1,0 +1,35 @@
+"""The HTTP protocol the server runs: httptools when installed (uvicorn[standard]), else h11."""
+
+from __future__ import annotations
+
+import functools
+from typing import Any
+
+from restpredict.server.protocols import httptools_impl
+
+__all__ = ["header_deadline_protocol"]
+
+
+def header_deadline_protocol(
+    header_timeout: float,
+    parser: str = "auto",
+    *,
+    max_header_bytes: int = 65536,
+    max_header_count: int = 100,
+) -> Any:
+    """The protocol factory for ``uvicorn.Config(http=...)``; picklable for spawned workers.
+
+    The header limits (431) and RFC 9112 framing checks are the httptools protocol's, the
+    default; h11 enforces its own size limit (``h11_max_incomplete_event_size``).
+    """
+    if parser == "h11" or httptools_impl.HttpToolsProtocol is None:
+        # Lazy for start-up time: h11 costs ~30 ms to import, and is rarely used.
+        from restpredict.server.protocols.h11_impl import H11HeaderDeadline
+
+        return functools.partial(H11HeaderDeadline, header_timeout=header_timeout)
+    return functools.partial(
+        httptools_impl.HttpToolsHeaderDeadline,
+        header_timeout=header_timeout,
+        max_header_bytes=max_header_bytes,
+        max_header_count=max_header_count,
+    )

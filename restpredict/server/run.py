@@ -1,0 +1,103 @@
+"""Run the app under uvicorn: bind first, then serve with one or several workers.
+
+The model is loaded and warmed up *before* the socket is bound, so a server that
+cannot serve never takes the port and the caller gets a StartupError instead.
+Signals, draining and supervised workers are ``lifecycle.py``'s; the header read
+deadline is ``protocols/``'s.
+
+Logging is set up by uvicorn from ``observability.logs.logging_config`` in this process and in
+every worker. With several workers, ``run`` is also the one place that sets
+``PROMETHEUS_MULTIPROC_DIR``: prometheus_client reads it when a worker imports it,
+so it must be in the environment before the workers are spawned.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import shutil
+import socket
+import sys
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+
+import uvicorn
+
+from restpredict.errors import StartupError
+from restpredict.model.loading import LoadedModel
+from restpredict.model.prepare import prepare_model
+from restpredict.observability.logs import logging_config
+from restpredict.server.lifecycle import AppFactory, GracefulServer
+from restpredict.server.protocols.auto import header_deadline_protocol
+from restpredict.server.supervisor import Supervisor
+from restpredict.settings import Settings
+
+__all__ = ["MULTIPROC_ENV", "bind", "run"]
+
+MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
+
+
+def run(settings: Settings, model: LoadedModel | None = None) -> None:
+    """Serve until SIGINT/SIGTERM. Several workers each load the model themselves."""
+    if model is None:
+        model = prepare_model(settings)
+    sock = bind(settings.host, settings.port)
+    if settings.workers == 1:
+        GracefulServer(_config(settings, AppFactory(settings, model))).run(sockets=[sock])
+        return
+    del model  # each spawned worker loads its own copy; the supervisor needs none
+    with _multiprocess_metrics() as metrics_dir:
+        factory = AppFactory(settings, supervisor_pid=os.getpid(), metrics_dir=metrics_dir)
+        Supervisor(_config(settings, factory), sockets=[sock], metrics_dir=metrics_dir).run()
+
+
+def bind(host: str, port: int) -> socket.socket:
+    """A listening socket, or a StartupError that says why not."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        sock.bind((host, port))
+    except OSError as exc:
+        sock.close()
+        raise StartupError(f"cannot listen on {host}:{port}: {exc.strerror or exc}") from None
+    sock.set_inheritable(True)
+    return sock
+
+
+@contextlib.contextmanager
+def _multiprocess_metrics() -> Iterator[Path]:
+    """A private, empty directory for the workers' metric files, removed when serving ends."""
+    directory = Path(tempfile.mkdtemp(prefix="restpredict-metrics-"))
+    previous = os.environ.get(MULTIPROC_ENV)
+    os.environ[MULTIPROC_ENV] = str(directory)  # inherited by the spawned workers
+    try:
+        yield directory
+    finally:
+        if previous is None:
+            os.environ.pop(MULTIPROC_ENV, None)
+        else:
+            os.environ[MULTIPROC_ENV] = previous
+        shutil.rmtree(directory, ignore_errors=True)
+
+
+def _config(settings: Settings, factory: AppFactory) -> uvicorn.Config:
+    return uvicorn.Config(
+        factory,
+        factory=True,
+        http=header_deadline_protocol(
+            settings.header_timeout,
+            max_header_bytes=settings.max_header_bytes,
+            max_header_count=settings.max_header_count,
+        ),
+        ws="none",  # no WebSocket routes: upgrades are refused and websockets is never imported
+        workers=settings.workers,
+        log_level=settings.log_level,
+        log_config=logging_config(settings, sys.stderr),
+        access_log=False,  # restpredict writes its own (observability.py)
+        timeout_keep_alive=settings.keep_alive_timeout,
+        timeout_graceful_shutdown=settings.shutdown_timeout,
+        timeout_worker_healthcheck=60,  # spawned workers import scikit-learn first
+        server_header=False,
+    )

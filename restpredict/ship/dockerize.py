@@ -1,0 +1,371 @@
+"""From a model file and restpredict.yaml to a container build context and Kubernetes manifests.
+
+A pure core (:func:`plan_build`, then ``render_*`` from the plan: strings only, no I/O) and a
+thin shell (:func:`write_build_context`) that loads the model, builds restpredict's wheel,
+pins the dependencies and writes the files. The context builds with nothing but itself::
+
+    Dockerfile  .dockerignore  requirements.txt  wheels/restpredict-<v>-py3-none-any.whl
+    <model file>  k8s.yaml (not sent to the builder: .dockerignore lets only the first four in)
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+import shutil
+import sys
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from restpredict._version import __version__
+from restpredict.errors import BuildContextError, ConfigError
+from restpredict.model.loading import SKOPS_SUFFIXES, LoadedModel, load_model
+from restpredict.settings import Settings
+from restpredict.ship.deploy_settings import DeploySettings, DockerSettings, KubernetesSettings
+from restpredict.ship.distribution import build_wheel, pinned_requirements, wheel_name
+from restpredict.ship.templates import render_template
+
+__all__ = [
+    "BuildPlan",
+    "ModelFacts",
+    "WrittenContext",
+    "plan_build",
+    "render_build_context",
+    "render_dockerfile",
+    "render_dockerignore",
+    "render_manifests",
+    "render_requirements",
+    "write_build_context",
+]
+
+MODEL_DIR = "/models"
+CODE_DIR = "/opt/restpredict/code"
+MANIFESTS = "k8s.yaml"
+_SAFE_FILENAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,127}")
+# `serve` settings the container passes on as flags when they differ from the defaults.
+_SERVE_FLAGS = {
+    "max_body_bytes": "--max-body-bytes",
+    "max_rows": "--max-rows",
+    "unknown_columns": "--unknown-columns",
+    "log_level": "--log-level",
+    "log_format": "--log-format",
+    "max_concurrency": "--max-concurrency",
+    "header_timeout": "--header-timeout",
+    "body_timeout": "--body-timeout",
+    "keep_alive_timeout": "--keep-alive-timeout",
+    "prediction_timeout": "--prediction-timeout",
+    "drain_seconds": "--drain-seconds",
+    "shutdown_timeout": "--shutdown-timeout",
+}
+# Repeatable flags; the API key is never baked into an image (mount it, see README).
+_SERVE_LIST_FLAGS = {"open_paths": "--open-path", "cors_origins": "--cors-origin"}
+
+
+@dataclass(frozen=True)
+class ModelFacts:
+    """What a build needs to know about the model file; no estimator, so tests can make one."""
+
+    filename: str
+    sha256: str
+    sklearn_version: str
+
+    @classmethod
+    def of(cls, model: LoadedModel, path: Path) -> ModelFacts:
+        """The facts of a loaded model (an unknown trained version: the running one)."""
+        return cls(path.name, model.sha256, model.sklearn_trained or model.sklearn_running)
+
+
+@dataclass(frozen=True)
+class BuildPlan:
+    """Every value the templates need, resolved from settings and the model."""
+
+    settings: DeploySettings
+    model: ModelFacts
+    image: str
+    tag: str
+    base_image: str
+    python_version: str
+    model_filename: str
+    name: str
+    serve_args: tuple[str, ...]
+
+    @property
+    def reference(self) -> str:
+        """The full image reference, ``image:tag``."""
+        return f"{self.image}:{self.tag}"
+
+    @property
+    def docker(self) -> DockerSettings:
+        """The ``docker:`` section."""
+        return self.settings.docker
+
+    @property
+    def kubernetes(self) -> KubernetesSettings:
+        """The ``kubernetes:`` section."""
+        return self.settings.kubernetes
+
+    @property
+    def code_names(self) -> tuple[str, ...]:
+        """The code paths' names in the context's ``code/`` and the image's CODE_DIR."""
+        return tuple(p.name for p in self.settings.code_paths)
+
+    @property
+    def python_path(self) -> str:
+        """PYTHONPATH in the image: CODE_DIR, and each plain directory of modules in it."""
+        plain = [
+            f"{CODE_DIR}/{p.name}"
+            for p in self.settings.code_paths
+            if p.is_dir() and not (p / "__init__.py").is_file()
+        ]
+        return ":".join([CODE_DIR, *plain])
+
+    @property
+    def pip_extras(self) -> tuple[str, ...]:
+        """restpredict extras the image needs: skops for a .skops model."""
+        return ("skops",) if Path(self.model_filename).suffix in SKOPS_SUFFIXES else ()
+
+
+def plan_build(
+    settings: DeploySettings, model: ModelFacts, *, python_version: str | None = None
+) -> BuildPlan:
+    """Resolve the model-derived defaults; ``python_version`` defaults to the running one."""
+    docker = settings.docker
+    python = docker.python_version or python_version or "{}.{}".format(*sys.version_info)
+    image = docker.image or _image_name(Path(model.filename).stem)
+    filename = docker.model_filename or model.filename
+    if not _SAFE_FILENAME.fullmatch(filename):
+        raise ConfigError(
+            f"model file name {filename!r} cannot be used in a Dockerfile: set "
+            "docker.model_filename to a name of letters, digits, '.', '_' and '-'"
+        )
+    if Path(filename).suffix.lower() != Path(model.filename).suffix.lower():
+        raise ConfigError(
+            f"docker.model_filename {filename!r} must keep the model's suffix "
+            f"{Path(model.filename).suffix!r} (it selects the loader)"
+        )
+    names = [p.name for p in settings.code_paths]
+    clash = sorted({n for n in names if names.count(n) > 1})
+    if clash or any(not _SAFE_FILENAME.fullmatch(n) for n in names):
+        raise ConfigError(
+            "code_paths must have distinct names of letters, digits, '.', '_' and '-' "
+            f"(they become {CODE_DIR}/<name> in the image): {', '.join(clash or names)}"
+        )
+    return BuildPlan(
+        settings=settings,
+        model=model,
+        image=image,
+        tag=docker.tag or f"model-{model.sha256[:12]}",
+        base_image=docker.base_image or f"python:{python}-slim",
+        python_version=python,
+        model_filename=filename,
+        name=settings.kubernetes.name or _dns_label(image.rpartition("/")[2]),
+        serve_args=_serve_args(settings, model, filename),
+    )
+
+
+def _image_name(stem: str) -> str:
+    name = re.sub(r"[^a-z0-9]+", "-", stem.lower()).strip("-")
+    return name[:128].rstrip("-") or "restpredict-model"
+
+
+def _dns_label(text: str) -> str:
+    return re.sub(r"[^a-z0-9]+", "-", text.lower()).strip("-")[:63].rstrip("-") or "restpredict"
+
+
+def _serve_args(settings: Settings, model: ModelFacts, filename: str) -> tuple[str, ...]:
+    """Flags that make the container serve the model as ``serve`` with these settings would."""
+    args: list[str] = []
+    name = settings.model_name or Path(model.filename).stem
+    if name != Path(filename).stem:  # keep the name clients see in paths and /metadata
+        args += ["--model-name", name]
+    for trusted in settings.trusted_types:
+        args += ["--trusted-type", trusted]
+    for code in settings.code_paths:
+        args += ["--code-path", f"{CODE_DIR}/{code.name}"]
+    for field, flag in _SERVE_FLAGS.items():
+        value = getattr(settings, field)
+        if value != Settings.model_fields[field].default:
+            args += [flag, str(value)]
+    for field, flag in _SERVE_LIST_FLAGS.items():
+        values = getattr(settings, field)
+        if values != Settings.model_fields[field].default:
+            args += [part for value in values for part in (flag, value)]
+    if not settings.access_log:
+        args.append("--no-access-log")
+    return tuple(args)
+
+
+def render_dockerfile(plan: BuildPlan) -> str:
+    """The multi-stage, non-root, read-only-rootfs Dockerfile."""
+    docker = plan.docker
+    return render_template(
+        "Dockerfile.j2",
+        base_image=plan.base_image,
+        image_name=plan.image.rpartition("/")[2],
+        image_tag=plan.tag,
+        restpredict_version=__version__,
+        restpredict_wheel=wheel_name(),
+        sklearn_version=plan.model.sklearn_version,
+        model_filename=plan.model_filename,
+        model_sha256=plan.model.sha256,
+        code_names=list(plan.code_names),
+        code_dir=CODE_DIR,
+        python_path=plan.python_path,
+        port=docker.port,
+        workers=docker.workers,
+        uid=docker.uid,
+        extra_serve_args=list(plan.serve_args),
+        extra_pip=list(docker.extra_pip),
+        env=dict(docker.env),
+        labels=dict(docker.labels),
+    )
+
+
+def render_dockerignore(plan: BuildPlan) -> str:
+    """A .dockerignore that sends the builder only what the Dockerfile copies."""
+    return render_template(
+        "dockerignore.j2", model_filename=plan.model_filename, code=bool(plan.code_names)
+    )
+
+
+def render_manifests(plan: BuildPlan) -> str:
+    """Deployment, Service, HorizontalPodAutoscaler and PodDisruptionBudget, one YAML stream."""
+    k8s = plan.kubernetes
+    context: dict[str, Any] = k8s.model_dump(exclude={"name", "env", "labels", "annotations"})
+    return render_template(
+        "k8s.yaml.j2",
+        **context,
+        name=plan.name,
+        image=plan.reference,
+        version=plan.tag,
+        restpredict_version=__version__,
+        model_sha256=plan.model.sha256,
+        port=plan.docker.port,
+        uid=plan.docker.uid,
+        env=dict(k8s.env),
+        labels=dict(k8s.labels),
+        annotations=dict(k8s.annotations),
+    )
+
+
+def render_requirements(plan: BuildPlan, pins: Mapping[str, str]) -> str:
+    """``requirements.txt``: every runtime dependency pinned; scikit-learn to the model's."""
+    pins = {**pins, "scikit-learn": plan.model.sklearn_version}
+    lines = [
+        f"# Generated by restpredict {__version__} (`restpredict dockerize`): restpredict's "
+        "runtime dependencies, each pinned",
+        "# to the version installed where it was generated; scikit-learn to the version "
+        f"the model was pickled with ({plan.model.sklearn_version}).",
+        *(f"{name}=={version}" for name, version in sorted(pins.items())),
+    ]
+    return "\n".join(lines) + "\n"
+
+
+def render_build_context(plan: BuildPlan, pins: Mapping[str, str]) -> dict[str, str]:
+    """Every text file of the context by relative path (the model and the wheel are bytes)."""
+    return {
+        "Dockerfile": render_dockerfile(plan),
+        ".dockerignore": render_dockerignore(plan),
+        "requirements.txt": render_requirements(plan, pins),
+        MANIFESTS: render_manifests(plan),
+    }
+
+
+@dataclass(frozen=True)
+class WrittenContext:
+    """What :func:`write_build_context` wrote, for the summary and the next commands."""
+
+    output: Path
+    plan: BuildPlan
+    files: tuple[Path, ...]
+    notes: tuple[str, ...] = ()  # things the user should know, e.g. a scikit-learn mismatch
+
+    def next_commands(self) -> list[tuple[str, str]]:
+        """(what, command) pairs: build, run locally, push, deploy."""
+        ref, port, out = self.plan.reference, self.plan.docker.port, self.output
+        return [
+            ("build", f"docker build -t {ref} {out}"),
+            ("or with podman", f"podman build --format docker -t {ref} {out}"),
+            (
+                "run locally",
+                f"docker run --rm --read-only --tmpfs /tmp -p 127.0.0.1:{port}:{port} {ref}",
+            ),
+            ("push", f"docker push {ref}"),
+            ("deploy", f"kubectl apply -f {out / MANIFESTS}"),
+        ]
+
+
+def write_build_context(
+    settings: DeploySettings,
+    output: Path,
+    *,
+    force: bool = False,
+    python_version: str | None = None,
+) -> WrittenContext:
+    """Load and verify the model, then write the build context and manifests into ``output``."""
+    if settings.model is None:
+        raise ConfigError("dockerize needs a model file: give MODEL or `model:` in the config")
+    _check_output(output, force)
+    # A model pickled with another scikit-learn is fine here: the image pins the model's own
+    # version. Loading it only reads its facts; nothing is served from this process.
+    model = load_model(
+        settings.model,
+        sha256=settings.sha256,
+        allow_version_mismatch=True,
+        trusted_types=settings.trusted_types,
+        name=settings.model_name,
+        code_paths=settings.code_paths,
+    )
+    data = settings.model.read_bytes()
+    if hashlib.sha256(data).hexdigest() != model.sha256:
+        raise BuildContextError(f"{settings.model} changed while it was being read; try again")
+    plan = plan_build(settings, ModelFacts.of(model, settings.model), python_version=python_version)
+    pins = pinned_requirements(plan.pip_extras, python_version=plan.python_version)
+    texts = render_build_context(plan, pins)  # everything rendered before anything is written
+    wheels = output / "wheels"
+    wheels.mkdir(parents=True, exist_ok=True)
+    for stale in wheels.glob("*.whl"):  # --force: an older restpredict must not linger
+        stale.unlink()
+    written = [build_wheel(wheels)]
+    for relative, text in texts.items():
+        (output / relative).write_text(text, encoding="utf-8")
+        written.append(output / relative)
+    (output / plan.model_filename).write_bytes(data)
+    written.append(output / plan.model_filename)
+    written += _copy_code(settings.code_paths, output / "code")
+    notes: tuple[str, ...] = ()
+    if model.sklearn_trained not in (None, model.sklearn_running):
+        notes = (
+            f"the model was pickled with scikit-learn {model.sklearn_trained} and this "
+            f"environment has {model.sklearn_running}: the image pins scikit-learn=="
+            f"{model.sklearn_trained} next to this environment's numpy, scipy and joblib; if "
+            "the build cannot resolve them, run dockerize where that scikit-learn is installed",
+        )
+    return WrittenContext(output=output, plan=plan, files=tuple(sorted(written)), notes=notes)
+
+
+def _copy_code(paths: tuple[Path, ...], into: Path) -> list[Path]:
+    """The code paths' source files under ``into/<name>``, without bytecode caches."""
+    if into.exists():  # --force: code from an earlier run must not linger
+        shutil.rmtree(into)
+    written: list[Path] = []
+    for path in paths:
+        if path.is_file():
+            into.mkdir(parents=True, exist_ok=True)
+            written.append(Path(shutil.copy2(path, into / path.name)))
+            continue
+        ignore = shutil.ignore_patterns("__pycache__", "*.pyc", ".*")
+        shutil.copytree(path, into / path.name, ignore=ignore)
+        written += sorted(p for p in (into / path.name).rglob("*") if p.is_file())
+    return written
+
+
+def _check_output(output: Path, force: bool) -> None:
+    if output.exists() and not output.is_dir():
+        raise BuildContextError(f"{output} exists and is not a directory")
+    if output.is_dir() and any(output.iterdir()) and not force:
+        raise BuildContextError(
+            f"{output} is not empty; pass --force to overwrite the files dockerize writes there"
+        )
