@@ -28,10 +28,18 @@ from restpredict.errors import ConfigError
 if TYPE_CHECKING:  # imported when a config file is read: most servers are started without one
     import yaml
 
-__all__ = ["DEPLOY_SECTIONS", "ENV_PREFIX", "Settings", "load_settings", "validate_layers"]
+__all__ = [
+    "DEPLOY_SECTIONS",
+    "ENV_PREFIX",
+    "Settings",
+    "is_uri",
+    "load_settings",
+    "validate_layers",
+]
 
 ENV_PREFIX = "RESTPREDICT_"
 _SHA256 = re.compile(r"^[0-9a-f]{64}$")
+_URI = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]+:")  # two letters at least: C:\\ is a path
 _LIST_KEYS = ("trusted_types", "open_paths", "limit_exempt_paths", "cors_origins", "code_paths")
 _SECRET_KEYS = ("api_key",)
 _PROBE_PATHS = ("/health/live", "/health/ready", "/v2/health/live", "/v2/health/ready")
@@ -46,8 +54,17 @@ class Settings(BaseModel):
 
     model_config = ConfigDict(frozen=True, extra="forbid", validate_default=True)
 
-    model: Path | None = Field(
-        None, description="Model file (.joblib/.pkl/.pickle/.skops); none serves the iris demo."
+    model: str | None = Field(
+        None,
+        description="Model source: a .joblib/.pkl/.pickle/.skops file, an MLflow model folder, "
+        "an archive, models:/NAME/VERSION, models:/NAME@ALIAS, runs:/RUN/PATH, s3://, gs://, "
+        "az://, http(s)://; none serves the iris demo.",
+    )
+    cache_dir: Path | None = Field(
+        None, description="Where remote sources are cached; default: the user cache folder."
+    )
+    offline: bool = Field(
+        False, description="Use only what the cache holds for a remote source; fetch nothing."
     )
     sha256: str | None = Field(
         None, description="Expected SHA-256 of the model file, checked before unpickling."
@@ -211,7 +228,13 @@ class Settings(BaseModel):
             raise ValueError("must be 64 hexadecimal characters")
         return value
 
-    @field_validator("host", "model_name")
+    @field_validator("model", mode="before")
+    @classmethod
+    def _source_text(cls, value: Any) -> Any:
+        """A path object (Python API callers) is a local source like any other."""
+        return str(value) if isinstance(value, Path) else value
+
+    @field_validator("host", "model_name", "model")
     @classmethod
     def _no_control_characters(cls, value: str | None) -> str | None:
         if value is not None and (not value or any(ord(c) < 32 or ord(c) == 127 for c in value)):
@@ -260,9 +283,10 @@ def validate_layers(
     layers: list[tuple[str, dict[str, Any], yaml.Node | None]] = []
     if config is not None:
         data, node = _read_yaml(config)
-        for key in ("model", "api_key_file"):  # relative to the config file
-            if data.get(key) is not None:
-                data[key] = str((config.parent / str(data[key])).expanduser())
+        for key in ("model", "api_key_file", "cache_dir"):  # relative to the config file
+            value = data.get(key)
+            if value is not None and not (key == "model" and is_uri(str(value))):
+                data[key] = str((config.parent / str(value)).expanduser())
         if isinstance(data.get("code_paths"), list):
             data["code_paths"] = [
                 str((config.parent / str(p)).expanduser()) for p in data["code_paths"]
@@ -295,10 +319,18 @@ def _merge(base: dict[str, Any], layer: Mapping[str, Any]) -> dict[str, Any]:
     return merged
 
 
+def is_uri(source: str) -> bool:
+    """True for a source with a scheme (``s3://``, ``models:/``), not a local path."""
+    return _URI.match(source) is not None
+
+
 def _require_model_file(
     settings: Settings, layers: list[tuple[str, dict[str, Any], yaml.Node | None]]
 ) -> None:
-    if settings.model is not None and settings.model.is_file():
+    """A local source must exist now; a remote one is checked when it is fetched."""
+    if settings.model is not None and (
+        is_uri(settings.model) or Path(settings.model).expanduser().exists()
+    ):
         return
     source, node = next(
         ((s, n) for s, data, n in reversed(layers) if data.get("model") is not None),

@@ -31,6 +31,10 @@ from restpredict.app import create_app
 from restpredict.model.loading import LoadedModel, load_model
 from restpredict.settings import Settings
 
+# The model-source fixtures (moto S3, MLflow registry, model folders) serve tests/sources and
+# tests/e2e alike.
+pytest_plugins = ["tests.sources.fixtures"]
+
 # A shared 2-core CI machine makes wall-clock deadlines flaky; correctness is what is checked.
 hypothesis_settings.register_profile("restpredict", deadline=None)
 hypothesis_settings.load_profile("restpredict")

@@ -103,7 +103,7 @@ def plan_for(tmp_path: Path, case: str) -> BuildPlan:
     config.write_text(CONFIGS[case].replace("{DIGEST}", "ab" * 32))
     settings = load_deploy_settings(config)
     assert settings.model is not None
-    return plan_build(settings, ModelFacts(settings.model.name, SHA, "1.9.1"))
+    return plan_build(settings, ModelFacts(Path(settings.model).name, SHA, "1.9.1"))
 
 
 def rendered(tmp_path: Path, case: str) -> dict[str, str]:

@@ -35,7 +35,7 @@ def test_precedence_file_then_env_then_flags(tmp_path: Path) -> None:
 
 def test_model_path_is_relative_to_the_config_file(tmp_path: Path) -> None:
     config = write(tmp_path, "model: sub/model.pkl\n")
-    assert load_settings(config).model == tmp_path / "sub" / "model.pkl"
+    assert load_settings(config).model == str(tmp_path / "sub" / "model.pkl")
 
 
 def test_settings_are_frozen() -> None:

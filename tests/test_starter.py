@@ -44,7 +44,7 @@ def test_init_fills_the_config_from_the_model(
     assert f"Pickled with scikit-learn {iris.sklearn_trained}" in text
     assert "Classes: setosa, versicolor, virginica" in text
     settings = load_deploy_settings(config)  # the file dockerize reads
-    assert settings.model is not None and settings.model.resolve() == iris_path.resolve()
+    assert settings.model is not None and Path(settings.model).resolve() == iris_path.resolve()
     assert settings.sha256 == iris.sha256
     assert settings.docker.image == "iris"
     assert settings.kubernetes.name == "iris"

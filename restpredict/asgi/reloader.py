@@ -50,5 +50,8 @@ class Reloader:
                 ) from None
             self._state.model = new
             self._pin = pin
-            logger.info("reloaded model %s: sha256 %s", new.source, new.sha256)
+            where = new.origin.get("source", new.source)
+            revision = new.origin.get("source_revision")
+            where += f" ({revision})" if revision else ""
+            logger.info("reloaded model %s: sha256 %s", where, new.sha256)
             return new

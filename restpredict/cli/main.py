@@ -51,8 +51,30 @@ F = TypeVar("F", bound=Callable[..., Any])
 
 # Options shared by every command that loads a model, declared once.
 ModelArg = Annotated[
+    str | None,
+    typer.Argument(
+        help="Model source: a .joblib/.pkl/.pickle/.skops file, an MLflow model folder, a "
+        ".tar.gz/.zip, models:/NAME/VERSION, models:/NAME@ALIAS, runs:/RUN_ID/PATH, s3://, "
+        "gs://, az://, https://. Omit to use the demo.",
+        show_default=False,
+    ),
+]
+CacheDirOpt = Annotated[
     Path | None,
-    typer.Argument(help="Model file (.joblib, .pkl, .pickle, .skops). Omit to use the demo."),
+    typer.Option(
+        "--cache-dir",
+        help="Where remote model sources are cached (RESTPREDICT_CACHE_DIR). "
+        "[default: the user cache folder]",
+        show_default=False,
+    ),
+]
+OfflineOpt = Annotated[
+    bool | None,
+    typer.Option(
+        "--offline/--online",
+        help="Use only the cache for a remote source; fetch nothing.",
+        show_default=False,
+    ),
 ]
 ConfigOpt = Annotated[
     Path | None,
@@ -148,6 +170,8 @@ def serve(
     allow_version_mismatch: AllowMismatchOpt = None,
     trusted_type: TrustedTypeOpt = None,
     code_path: CodePathOpt = None,
+    cache_dir: CacheDirOpt = None,
+    offline: OfflineOpt = None,
     model_name: Annotated[str | None, typer.Option(help="Name shown in metadata.")] = None,
     max_body_bytes: Annotated[
         int | None, typer.Option(help="Largest request body. [default: 4 MiB]")
@@ -254,6 +278,8 @@ def serve(
             allow_version_mismatch=allow_version_mismatch,
             trusted_types=trusted_type,
             code_paths=code_path,
+            cache_dir=cache_dir,
+            offline=offline,
             model_name=model_name,
             max_body_bytes=max_body_bytes,
             max_rows=max_rows,
@@ -292,7 +318,8 @@ def serve(
 @_errors_to_exit_codes
 def predict(
     model: Annotated[
-        Path | None, typer.Option("--model", "-m", help="Predict locally with this model file.")
+        str | None,
+        typer.Option("--model", "-m", help="Predict locally with this model source (see serve)."),
     ] = None,
     url: Annotated[
         str | None, typer.Option("--url", "-u", help="Predict with a running server.")
@@ -319,8 +346,10 @@ def predict(
     allow_version_mismatch: AllowMismatchOpt = None,
     trusted_type: TrustedTypeOpt = None,
     code_path: CodePathOpt = None,
+    cache_dir: CacheDirOpt = None,
+    offline: OfflineOpt = None,
 ) -> None:
-    """Predict rows with a model file (--model) or a running server (--url)."""
+    """Predict rows with a model source (--model) or a running server (--url)."""
     # lazy: start-up time (see the note on imports above)
     from restpredict.cli.render import PredictionWriter
     from restpredict.codecs.rows import chunks, detect_format, parse_features
@@ -339,6 +368,8 @@ def predict(
         allow_version_mismatch=allow_version_mismatch,
         trusted_types=trusted_type,
         code_paths=code_path,
+        cache_dir=cache_dir,
+        offline=offline,
     )
     with ExitStack() as stack:
         if url is not None:
@@ -376,6 +407,8 @@ def info(
     allow_version_mismatch: AllowMismatchOpt = None,
     trusted_type: TrustedTypeOpt = None,
     code_path: CodePathOpt = None,
+    cache_dir: CacheDirOpt = None,
+    offline: OfflineOpt = None,
 ) -> None:
     """Show a model's input schema, classes and versions."""
     # lazy: start-up time (see the note on imports above)
@@ -395,6 +428,8 @@ def info(
             allow_version_mismatch=allow_version_mismatch,
             trusted_types=trusted_type,
             code_paths=code_path,
+            cache_dir=cache_dir,
+            offline=offline,
         )
         # lazy: start-up time (see the note on imports above)
         from restpredict.model.prepare import load_configured_model
@@ -419,25 +454,31 @@ def _note_unpinned_pickle(settings: Settings) -> None:
 @app.command()
 @_errors_to_exit_codes
 def init(
-    model: Annotated[Path, typer.Argument(help="The model file to describe.")],
+    model: Annotated[
+        str, typer.Argument(help="The model source to describe (see serve).", show_default=False)
+    ],
     output: Annotated[
         Path, typer.Option("--output", "-o", help="Where to write the config.")
     ] = Path("restpredict.yaml"),
     force: Annotated[bool, typer.Option("--force", help="Overwrite an existing file.")] = False,
     trusted_type: TrustedTypeOpt = None,
     code_path: CodePathOpt = None,
+    cache_dir: CacheDirOpt = None,
+    offline: OfflineOpt = None,
 ) -> None:
     """Write a commented starter restpredict.yaml for MODEL (for serve and dockerize)."""
     # lazy: start-up time (see the note on imports above)
     from restpredict.ship.starter import write_starter_config
 
-    path = write_starter_config(
-        model,
-        output,
-        force=force,
-        trusted_types=tuple(trusted_type or ()),
-        code_paths=tuple(code_path or ()),
+    settings = _settings(
+        None,
+        model=model,
+        trusted_types=trusted_type,
+        code_paths=code_path,
+        cache_dir=cache_dir,
+        offline=offline,
     )
+    path = write_starter_config(settings, output, force=force)
     Console().print(f"Wrote [bold]{escape(str(path))}[/]. Next:")
     Console().print(f"  restpredict dockerize --config {escape(str(path))} --output build/")
 
@@ -467,6 +508,8 @@ def dockerize(
         str | None, typer.Option(help="Kubernetes namespace (kubernetes.namespace).")
     ] = None,
     code_path: CodePathOpt = None,
+    cache_dir: CacheDirOpt = None,
+    offline: OfflineOpt = None,
 ) -> None:
     """Write a container build context and Kubernetes manifests for MODEL."""
     # lazy: start-up time (see the note on imports above)
@@ -480,6 +523,8 @@ def dockerize(
         model=model,
         sha256=sha256,
         code_paths=code_path,
+        cache_dir=cache_dir,
+        offline=offline,
         docker={k: v for k, v in docker.items() if v is not None} or None,
         kubernetes={"namespace": namespace} if namespace is not None else None,
     )

@@ -27,6 +27,8 @@ def metadata_table(meta: dict[str, Any]) -> Table:
     table.add_column()
     fields = [
         ("name", meta.get("name")),
+        ("source", meta.get("source") if meta.get("source") != meta.get("model_file") else None),
+        ("revision", meta.get("source_revision")),
         ("file", meta.get("model_file")),
         ("sha256", meta.get("sha256")),
         ("estimator", meta.get("estimator")),

@@ -71,6 +71,9 @@ class LoadedModel:
     sklearn_trained: str | None
     load_seconds: float = 0.0
     extra: dict[str, Any] = field(default_factory=dict)
+    #: Where the file came from, for ``/metadata``: ``source`` (redacted), ``source_revision``
+    #: (ETag, resolved MLflow version), ``mlflow`` (what its MLmodel says).
+    origin: dict[str, Any] = field(default_factory=dict)
 
     @property
     def sklearn_running(self) -> str:
@@ -150,6 +153,8 @@ class LoadedModel:
         s = self.schema
         return {
             "name": self.name,
+            "source": self.origin.get("source", self.source),
+            "source_revision": self.origin.get("source_revision"),
             "model_file": self.source,
             "sha256": self.sha256,
             "estimator": s.estimator,
@@ -164,6 +169,7 @@ class LoadedModel:
             "has_proba": s.has_proba,
             "sklearn_version_trained": self.sklearn_trained,
             "sklearn_version_running": self.sklearn_running,
+            **({"mlflow": self.origin["mlflow"]} if "mlflow" in self.origin else {}),
         }
 
 

@@ -7,12 +7,15 @@ from __future__ import annotations
 
 from dataclasses import replace
 
-from restpredict.errors import ModelLoadError, RestPredictError
+import sklearn
+
+from restpredict.errors import ModelLoadError, RestPredictError, VersionMismatchError
 from restpredict.model.compiled import compile_model
 from restpredict.model.loading import LoadedModel, load_model
 from restpredict.settings import Settings
+from restpredict.sources import resolve
 
-__all__ = ["load_configured_model", "prepare_model"]
+__all__ = ["load_configured_model", "load_source", "prepare_model"]
 
 
 def load_configured_model(settings: Settings) -> LoadedModel:
@@ -23,14 +26,53 @@ def load_configured_model(settings: Settings) -> LoadedModel:
 
         demo = demo_model()
         return replace(demo, name=settings.model_name) if settings.model_name else demo
-    return load_model(
+    return load_source(
         settings.model,
-        sha256=settings.sha256,
+        settings,
         allow_version_mismatch=settings.allow_version_mismatch,
-        trusted_types=settings.trusted_types,
-        name=settings.model_name,
-        code_paths=settings.code_paths,
     )
+
+
+def load_source(source: str, settings: Settings, *, allow_version_mismatch: bool) -> LoadedModel:
+    """Resolve ``source`` (fetching it into the cache if remote), then pin-check and load it.
+
+    The SHA-256 pin is checked by ``load_model`` on the model file's own bytes, wherever they
+    came from; an MLflow folder adds the skops types its MLmodel trusts, its ``code`` folder
+    (importable, as MLflow makes it) and the scikit-learn version it recorded, checked before
+    anything is unpickled.
+    """
+    resolved = resolve(source, cache_dir=settings.cache_dir, offline=settings.offline)
+    trusted = settings.trusted_types
+    code_paths = settings.code_paths
+    origin: dict[str, object] = {"source": resolved.source}
+    if resolved.revision is not None:
+        origin["source_revision"] = resolved.revision
+    if resolved.remote or resolved.local_path != resolved.model_file:
+        # fetched, or found in a folder or archive (model.skops): named for the source instead
+        origin["file_name"] = f"{resolved.name}{resolved.model_file.suffix}"
+    mlflow = resolved.mlflow
+    if mlflow is not None:
+        trusted = (*trusted, *(t for t in mlflow.trusted_types if t not in trusted))
+        origin["mlflow"] = mlflow.metadata()
+        if mlflow.code_dir is not None:  # MLflow puts the folder's code/ on sys.path too
+            code_paths = (*code_paths, mlflow.code_dir)
+            origin["code_paths"] = (mlflow.code_dir,)
+        recorded, running = mlflow.sklearn_version, str(sklearn.__version__)
+        if recorded not in (None, running) and not allow_version_mismatch:
+            raise VersionMismatchError(
+                f"{resolved.source}: saved with scikit-learn {recorded} (its MLmodel says) but "
+                f"{running} is installed; install scikit-learn=={recorded}, or pass "
+                "--allow-version-mismatch to serve it anyway"
+            )
+    model = load_model(
+        resolved.model_file,
+        sha256=settings.sha256,
+        allow_version_mismatch=allow_version_mismatch,
+        trusted_types=trusted,
+        name=settings.model_name or resolved.name,
+        code_paths=code_paths,
+    )
+    return replace(model, origin=origin)
 
 
 def prepare_model(settings: Settings) -> LoadedModel:
@@ -44,6 +86,7 @@ def prepare_model(settings: Settings) -> LoadedModel:
         model.warm_up()
     except RestPredictError as exc:
         raise ModelLoadError(
-            f"{model.source}: the warm-up prediction failed: {exc.detail}"
+            f"{model.origin.get('source', model.source)}: the warm-up prediction failed: "
+            f"{exc.detail}"
         ) from None
     return compile_model(model, settings)

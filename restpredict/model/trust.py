@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
-from restpredict.settings import Settings
+from pathlib import Path, PurePosixPath
+from urllib.parse import urlsplit
+
+from restpredict.settings import Settings, is_uri
 
 __all__ = ["pickle_note"]
 
@@ -15,10 +18,17 @@ def pickle_note(settings: Settings) -> str | None:
     model = settings.model
     if model is None or settings.sha256 is not None:
         return None
-    if model.suffix.lower() not in PICKLE_SUFFIXES:
+    remote = is_uri(model)
+    path = PurePosixPath(urlsplit(model).path) if remote else Path(model)
+    if path.suffix.lower() not in PICKLE_SUFFIXES:
         return None
+    how = (
+        "the sha256 `restpredict info` shows"
+        if remote
+        else f"the first field of `sha256sum {model}`"
+    )
     return (
-        f"loading {model.name} runs the code stored in it (a pickle can do anything this user "
-        f"can): load only files you trust, and pin this one with --sha256 (the first field of "
-        f"`sha256sum {model}`) or sha256: in restpredict.yaml, so that a replaced file is refused"
+        f"loading {path.name} runs the code stored in it (a pickle can do anything this user "
+        f"can): load only files you trust, and pin this one with --sha256 ({how}) or sha256: "
+        "in restpredict.yaml, so that a replaced file is refused"
     )

@@ -190,7 +190,21 @@ def _metadata_schema(api: OpenAPIContext) -> Schema:
         "type": "object",
         "properties": {
             "name": {"const": api.model.name},
-            "model_file": {"type": "string"},
+            "source": {
+                "type": "string",
+                "description": "The model source as configured, credentials and query values "
+                "redacted: a path, models:/..., s3://...",
+            },
+            "source_revision": {
+                "type": ["string", "null"],
+                "description": "What was fetched: the MLflow version an alias resolved to, or "
+                "the object's ETag/version id/Last-Modified.",
+            },
+            "model_file": {"type": "string", "description": "The local file loaded."},
+            "mlflow": {
+                "type": "object",
+                "description": "From the MLflow model folder's MLmodel file, when there is one.",
+            },
             "sha256": {"type": "string", "pattern": "^[0-9a-f]{64}$"},
             "estimator": {"type": "string"},
             "task": {

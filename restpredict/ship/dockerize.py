@@ -21,8 +21,9 @@ from typing import Any
 
 from restpredict._version import __version__
 from restpredict.errors import BuildContextError, ConfigError
-from restpredict.model.loading import SKOPS_SUFFIXES, LoadedModel, load_model
-from restpredict.settings import Settings
+from restpredict.model.loading import SKOPS_SUFFIXES, LoadedModel
+from restpredict.model.prepare import load_source
+from restpredict.settings import Settings, is_uri
 from restpredict.ship.deploy_settings import DeploySettings, DockerSettings, KubernetesSettings
 from restpredict.ship.distribution import build_wheel, pinned_requirements, wheel_name
 from restpredict.ship.templates import render_template
@@ -73,8 +74,16 @@ class ModelFacts:
 
     @classmethod
     def of(cls, model: LoadedModel, path: Path) -> ModelFacts:
-        """The facts of a loaded model (an unknown trained version: the running one)."""
-        return cls(path.name, model.sha256, model.sklearn_trained or model.sklearn_running)
+        """The facts of a loaded model (an unknown trained version: the running one).
+
+        A model fetched or read from an MLflow folder is baked under its source's name
+        (``churn.skops`` rather than ``model.skops``), and the scikit-learn version its MLmodel
+        recorded is the one pinned.
+        """
+        name = str(model.origin.get("file_name", path.name))
+        mlflow = model.origin.get("mlflow") or {}
+        trained = mlflow.get("sklearn_version") or model.sklearn_trained or model.sklearn_running
+        return cls(name if _SAFE_FILENAME.fullmatch(name) else path.name, model.sha256, trained)
 
 
 @dataclass(frozen=True)
@@ -310,18 +319,23 @@ def write_build_context(
     _check_output(output, force)
     # A model pickled with another scikit-learn is fine here: the image pins the model's own
     # version. Loading it only reads its facts; nothing is served from this process.
-    model = load_model(
-        settings.model,
-        sha256=settings.sha256,
-        allow_version_mismatch=True,
-        trusted_types=settings.trusted_types,
-        name=settings.model_name,
-        code_paths=settings.code_paths,
-    )
-    data = settings.model.read_bytes()
+    # A remote source is resolved now and baked in: the image serves these exact bytes.
+    given = settings.model
+    model = load_source(given, settings, allow_version_mismatch=True)
+    path = Path(model.source)
+    data = path.read_bytes()
     if hashlib.sha256(data).hexdigest() != model.sha256:
-        raise BuildContextError(f"{settings.model} changed while it was being read; try again")
-    plan = plan_build(settings, ModelFacts.of(model, settings.model), python_version=python_version)
+        raise BuildContextError(f"{path} changed while it was being read; try again")
+    mlflow = model.origin.get("mlflow") or {}
+    trusted = (*settings.trusted_types, *mlflow.get("skops_trusted_types", ()))
+    code = (*settings.code_paths, *model.origin.get("code_paths", ()))  # + an MLflow code/
+    settings = settings.model_copy(
+        update={
+            "trusted_types": tuple(dict.fromkeys(trusted)),
+            "code_paths": tuple(dict.fromkeys(code)),
+        }
+    )
+    plan = plan_build(settings, ModelFacts.of(model, path), python_version=python_version)
     pins = pinned_requirements(plan.pip_extras, python_version=plan.python_version)
     texts = render_build_context(plan, pins)  # everything rendered before anything is written
     wheels = output / "wheels"
@@ -335,15 +349,25 @@ def write_build_context(
     (output / plan.model_filename).write_bytes(data)
     written.append(output / plan.model_filename)
     written += _copy_code(settings.code_paths, output / "code")
-    notes: tuple[str, ...] = ()
-    if model.sklearn_trained not in (None, model.sklearn_running):
-        notes = (
-            f"the model was pickled with scikit-learn {model.sklearn_trained} and this "
+    notes: list[str] = []
+    if plan.model.sklearn_version != model.sklearn_running:
+        notes.append(
+            f"the model was pickled with scikit-learn {plan.model.sklearn_version} and this "
             f"environment has {model.sklearn_running}: the image pins scikit-learn=="
-            f"{model.sklearn_trained} next to this environment's numpy, scipy and joblib; if "
-            "the build cannot resolve them, run dockerize where that scikit-learn is installed",
+            f"{plan.model.sklearn_version} next to this environment's numpy, scipy and joblib; "
+            "if the build cannot resolve them, run dockerize where that scikit-learn is installed"
         )
-    return WrittenContext(output=output, plan=plan, files=tuple(sorted(written)), notes=notes)
+    source = model.origin.get("source", given)
+    if is_uri(given):
+        revision = model.origin.get("source_revision")
+        notes.append(
+            f"baked {source}{f' ({revision})' if revision else ''} into the image as "
+            f"{plan.model_filename}, pinned by SHA-256 {model.sha256[:12]}…; the image never "
+            "fetches it, so rebuild to ship a newer version"
+        )
+    return WrittenContext(
+        output=output, plan=plan, files=tuple(sorted(written)), notes=tuple(notes)
+    )
 
 
 def _copy_code(paths: tuple[Path, ...], into: Path) -> list[Path]:

@@ -15,8 +15,10 @@ from typing import Any
 from pydantic import BaseModel
 
 from restpredict._version import __version__
-from restpredict.errors import BuildContextError
-from restpredict.model.loading import LoadedModel, load_model
+from restpredict.errors import BuildContextError, ConfigError
+from restpredict.model.loading import LoadedModel
+from restpredict.model.prepare import load_source
+from restpredict.settings import Settings, is_uri
 from restpredict.ship.deploy_settings import DeploySettings
 from restpredict.ship.dockerize import BuildPlan, ModelFacts, plan_build
 from restpredict.ship.templates import render_template
@@ -94,32 +96,30 @@ def _derived(plan: BuildPlan, section: str, key: str) -> Any:
     return resolved.get((section, key))
 
 
-def write_starter_config(
-    model_path: Path,
-    output: Path,
-    *,
-    force: bool = False,
-    trusted_types: tuple[str, ...] = (),
-    code_paths: tuple[Path, ...] = (),
-) -> Path:
-    """Load and inspect ``model_path``, then write the starter config to ``output``."""
+def write_starter_config(settings: Settings, output: Path, *, force: bool = False) -> Path:
+    """Resolve, load and inspect ``settings.model``, then write the starter config to ``output``.
+
+    A local source and the code paths are written relative to the config file; a remote
+    source as given (it is fetched again where the config is used).
+    """
+    if settings.model is None:
+        raise ConfigError("init needs a model source: give MODEL")
+    code_paths = settings.code_paths
     if output.exists() and not force:
         raise BuildContextError(f"{output} exists; pass --force to overwrite it")
     for path in code_paths:
         if not (path.is_dir() or (path.is_file() and path.suffix == ".py")):
             raise BuildContextError(f"--code-path {path} is not a .py file or a directory")
     # Only described, never served here: another scikit-learn is fine (the image pins its own).
-    model = load_model(
-        model_path,
-        trusted_types=trusted_types,
-        allow_version_mismatch=True,
-        code_paths=code_paths,
-    )
+    model = load_source(settings.model, settings, allow_version_mismatch=True)
     here = output.resolve().parent
+    source = settings.model
+    if not is_uri(source):
+        source = Path(os.path.relpath(Path(source).resolve(), here)).as_posix()
     text = render_starter_config(
         model,
-        Path(os.path.relpath(model_path.resolve(), here)).as_posix(),
-        trusted_types=trusted_types,
+        source,
+        trusted_types=settings.trusted_types,
         code_paths=tuple(Path(os.path.relpath(p.resolve(), here)).as_posix() for p in code_paths),
     )
     output.write_text(text, encoding="utf-8")

@@ -36,6 +36,7 @@ class MlflowModel:
     requirements: tuple[str, ...]
     python_version: str | None
     mlflow_version: str | None
+    code_dir: Path | None = None
 
     def metadata(self) -> dict[str, Any]:
         """The part ``/metadata`` shows under ``mlflow``."""
@@ -91,6 +92,7 @@ def read_mlflow_dir(directory: Path) -> MlflowModel:
         requirements=_requirements(directory / "requirements.txt"),
         python_version=_python_version(directory / "python_env.yaml"),
         mlflow_version=_text(document.get("mlflow_version")),
+        code_dir=_code_dir(directory, flavor.get("code"), where),
     )
 
 
@@ -115,6 +117,16 @@ def _inside(directory: Path, name: Any, where: Path) -> Path:
         raise UnsupportedModelError(f"{where}: pickled_model {name!r} is outside the folder")
     if not path.is_file():
         raise ModelLoadError(f"{where}: pickled_model {name!r} is missing")
+    return path
+
+
+def _code_dir(directory: Path, name: Any, where: Path) -> Path | None:
+    """The folder of user modules MLflow saved with the model (``code_paths=``), if any."""
+    if not name:
+        return None
+    path = (directory / str(name)).resolve()
+    if not path.is_relative_to(directory.resolve()) or not path.is_dir():
+        raise UnsupportedModelError(f"{where}: code {name!r} is not a folder inside the model")
     return path
 
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import shutil
-import warnings
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -63,25 +62,6 @@ def test_pickled_model_outside_the_folder_is_refused(mlflow_dir: Path, tmp_path:
     (tmp_path / "x.pkl").write_bytes(b"x")
     with pytest.raises(UnsupportedModelError, match="outside the folder"):
         resolve(str(folder), cache_dir=tmp_path)
-
-
-@pytest.fixture(scope="module")
-def store(
-    tmp_path_factory: pytest.TempPathFactory, mlflow_dir: Path, mlflow_pickle_dir: Path
-) -> str:
-    """A SQLite tracking store with ``iris`` versions 1 (skops) and 2 (cloudpickle)."""
-    from mlflow import MlflowClient
-
-    root = tmp_path_factory.mktemp("registry")
-    uri = f"sqlite:///{root / 'mlflow.db'}"
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", DeprecationWarning)  # see pytestmark
-        client = MlflowClient(tracking_uri=uri, registry_uri=uri)
-        client.create_registered_model("iris")
-        for version, folder in enumerate((mlflow_dir, mlflow_pickle_dir), start=1):
-            shutil.copytree(folder, root / f"v{version}")
-            client.create_model_version("iris", source=str(root / f"v{version}"))
-    return uri
 
 
 @pytest.fixture

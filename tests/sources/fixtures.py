@@ -1,7 +1,9 @@
-"""Fixtures of the source tests: model folders, a local S3 with a bucket, AWS settings."""
+"""Fixtures of the source tests (a pytest plugin, see tests/conftest.py): model folders, a local S3
+with a bucket, AWS settings, an MLflow registry."""
 
 from __future__ import annotations
 
+import shutil
 import warnings
 from collections.abc import Iterator
 from pathlib import Path
@@ -45,6 +47,28 @@ def _save_mlflow(iris_path: Path, path: Path, fmt: str) -> Path:
             pip_requirements=[f"scikit-learn=={sklearn.__version__}"],  # no slow inference
         )
     return path
+
+
+@pytest.fixture(scope="module")
+def store(
+    tmp_path_factory: pytest.TempPathFactory, mlflow_dir: Path, mlflow_pickle_dir: Path
+) -> str:
+    """A SQLite tracking store with ``iris`` versions 1 (skops) and 2 (cloudpickle).
+
+    One per module: tests move its alias.
+    """
+    from mlflow import MlflowClient
+
+    root = tmp_path_factory.mktemp("registry")
+    uri = f"sqlite:///{root / 'mlflow.db'}"
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)  # SQLAlchemy 2.1 on MLflow's store
+        client = MlflowClient(tracking_uri=uri, registry_uri=uri)
+        client.create_registered_model("iris")
+        for version, folder in enumerate((mlflow_dir, mlflow_pickle_dir), start=1):
+            shutil.copytree(folder, root / f"v{version}")
+            client.create_model_version("iris", source=str(root / f"v{version}"))
+    return uri
 
 
 @pytest.fixture(scope="session")

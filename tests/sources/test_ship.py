@@ -1,0 +1,44 @@
+"""init and dockerize with a remote source: resolved at build time, baked in, pinned."""
+
+from __future__ import annotations
+
+import hashlib
+from pathlib import Path
+
+import yaml
+from typer.testing import CliRunner
+
+from restpredict.cli import app
+
+runner = CliRunner()
+
+
+def test_dockerize_bakes_a_remote_mlflow_model(
+    aws: str, bucket: str, mlflow_dir: Path, tmp_path: Path
+) -> None:
+    out = tmp_path / "build"
+    cache = ["--cache-dir", str(tmp_path / "cache")]
+    result = runner.invoke(app, ["dockerize", f"s3://{bucket}/mlflow", "-o", str(out), *cache])
+    assert result.exit_code == 0, result.output
+    data = (mlflow_dir / "model.skops").read_bytes()
+    assert (out / "mlflow.skops").read_bytes() == data  # named for the source, not model.skops
+    digest = hashlib.sha256(data).hexdigest()
+    dockerfile = (out / "Dockerfile").read_text()
+    assert f'"--sha256", "{digest}"' in dockerfile
+    assert "/models/mlflow.skops" in dockerfile
+    pins = (out / "requirements.txt").read_text()
+    assert "skops==" in pins
+    assert "s3fs" not in pins  # the image never fetches: nothing to fetch with
+    assert f"baked s3://{bucket}/mlflow" in " ".join(result.stderr.split())
+
+
+def test_init_keeps_a_remote_source_as_given(
+    aws: str, bucket: str, iris_path: Path, tmp_path: Path
+) -> None:
+    config = tmp_path / "restpredict.yaml"
+    cache = ["--cache-dir", str(tmp_path / "cache")]
+    result = runner.invoke(app, ["init", f"s3://{bucket}/iris.joblib", "-o", str(config), *cache])
+    assert result.exit_code == 0, result.output
+    written = yaml.safe_load(config.read_text())
+    assert written["model"] == f"s3://{bucket}/iris.joblib"
+    assert written["sha256"] == hashlib.sha256(iris_path.read_bytes()).hexdigest()
