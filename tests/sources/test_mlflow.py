@@ -111,3 +111,78 @@ def test_pin_applies_to_the_registry_model_file(registry: object, tmp_path: Path
     resolved = resolve("models:/iris/2", cache_dir=tmp_path)
     with pytest.raises(IntegrityError):
         load_model(resolved.model_file, sha256="f" * 64)
+
+
+CODE = """
+import numpy as np
+from sklearn.base import BaseEstimator, TransformerMixin
+
+
+class Doubled(BaseEstimator, TransformerMixin):
+    def fit(self, X, y=None):
+        self.n_features_in_ = np.asarray(X).shape[1]
+        return self
+
+    def transform(self, X):
+        return np.asarray(X, dtype=float) * 2.0
+"""
+
+
+def test_folder_code_is_importable_as_mlflow_makes_it(tmp_path: Path) -> None:
+    """A pickle needing a module from the folder's code/ loads, as mlflow.sklearn would."""
+    import sys
+
+    import joblib
+    import sklearn
+    from sklearn.datasets import load_iris
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.pipeline import make_pipeline
+
+    from restpredict.model.prepare import load_source
+    from restpredict.settings import Settings
+
+    folder = tmp_path / "custom"
+    (folder / "code").mkdir(parents=True)
+    (folder / "code" / "rp_mlflow_doubled.py").write_text(CODE)
+    sys.path.insert(0, str(folder / "code"))
+    try:
+        import rp_mlflow_doubled  # type: ignore[import-not-found]
+
+        iris = load_iris()
+        model = make_pipeline(rp_mlflow_doubled.Doubled(), LogisticRegression(max_iter=1000))
+        model.fit(iris.data, iris.target)
+        joblib.dump(model, folder / "model.pkl")
+    finally:
+        sys.path.remove(str(folder / "code"))
+        sys.modules.pop("rp_mlflow_doubled", None)
+    flavor = {
+        "pickled_model": "model.pkl",
+        "serialization_format": "cloudpickle",
+        "sklearn_version": sklearn.__version__,
+        "code": "code",
+    }
+    (folder / "MLmodel").write_text(yaml.safe_dump({"flavors": {"sklearn": flavor}}))
+    try:
+        loaded = load_source(str(folder), Settings(), allow_version_mismatch=False)
+        got = loaded.predict(iris.data[::10]).labels
+        assert got is not None and got.tolist() == model.predict(iris.data[::10]).tolist()
+        assert loaded.origin["mlflow"]["serialization_format"] == "cloudpickle"
+    finally:
+        sys.path[:] = [p for p in sys.path if p != str((folder / "code").resolve())]
+        sys.modules.pop("rp_mlflow_doubled", None)
+
+
+def test_recorded_sklearn_version_is_checked_before_unpickling(
+    mlflow_pickle_dir: Path, tmp_path: Path
+) -> None:
+    from restpredict.errors import VersionMismatchError
+    from restpredict.model.prepare import load_source
+    from restpredict.settings import Settings
+
+    folder = tmp_path / "old"
+    shutil.copytree(mlflow_pickle_dir, folder)
+    (folder / "model.pkl").write_bytes(b"not a pickle: never read")
+    text = (folder / "MLmodel").read_text()
+    (folder / "MLmodel").write_text(text.replace("sklearn_version: ", "sklearn_version: 0.24.2 #"))
+    with pytest.raises(VersionMismatchError, match=r"saved with scikit-learn 0\.24\.2"):
+        load_source(str(folder), Settings(), allow_version_mismatch=False)
