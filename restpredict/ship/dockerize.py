@@ -357,6 +357,13 @@ def write_build_context(
             f"{plan.model.sklearn_version} next to this environment's numpy, scipy and joblib; "
             "if the build cannot resolve them, run dockerize where that scikit-learn is installed"
         )
+    saved_with = str(mlflow.get("python_version") or "")
+    if saved_with and not f"{saved_with}.".startswith(f"{plan.python_version}."):
+        notes.append(
+            f"the MLflow model was saved with Python {saved_with} and the image has "
+            f"{plan.python_version}; a cloudpickle may need the same Python: set "
+            "docker.python_version if it does"
+        )
     source = model.origin.get("source", given)
     if is_uri(given):
         revision = model.origin.get("source_revision")

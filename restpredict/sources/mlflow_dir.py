@@ -50,6 +50,8 @@ class MlflowModel:
                 else None
             ),
             "mlflow_version": self.mlflow_version,
+            "python_version": self.python_version,
+            "requirements": list(self.requirements),
         }
 
 

@@ -42,3 +42,23 @@ def test_init_keeps_a_remote_source_as_given(
     written = yaml.safe_load(config.read_text())
     assert written["model"] == f"s3://{bucket}/iris.joblib"
     assert written["sha256"] == hashlib.sha256(iris_path.read_bytes()).hexdigest()
+
+
+def test_dockerize_a_local_mlflow_folder_notes_its_python(
+    mlflow_pickle_dir: Path, tmp_path: Path
+) -> None:
+    import shutil
+    import sys
+
+    folder = tmp_path / "churn"
+    shutil.copytree(mlflow_pickle_dir, folder)
+    (folder / "python_env.yaml").write_text("python: 3.8.10\n")
+    out = tmp_path / "build"
+    result = runner.invoke(app, ["dockerize", str(folder), "-o", str(out)])
+    assert result.exit_code == 0, result.output
+    assert (out / "churn.pkl").read_bytes() == (folder / "model.pkl").read_bytes()
+    running = "{}.{}".format(*sys.version_info)
+    assert f"FROM python:{running}-slim" in (out / "Dockerfile").read_text()
+    notes = " ".join(result.stderr.split())
+    assert f"saved with Python 3.8.10 and the image has {running}" in notes
+    assert "baked" not in notes  # a local folder: nothing was fetched
