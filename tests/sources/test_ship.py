@@ -44,7 +44,7 @@ def test_init_keeps_a_remote_source_as_given(
     assert written["sha256"] == hashlib.sha256(iris_path.read_bytes()).hexdigest()
 
 
-def test_dockerize_a_local_mlflow_folder_notes_its_python(
+def test_dockerize_a_local_mlflow_folder_with_code_and_another_python(
     mlflow_pickle_dir: Path, tmp_path: Path
 ) -> None:
     import shutil
@@ -53,6 +53,10 @@ def test_dockerize_a_local_mlflow_folder_notes_its_python(
     folder = tmp_path / "churn"
     shutil.copytree(mlflow_pickle_dir, folder)
     (folder / "python_env.yaml").write_text("python: 3.8.10\n")
+    (folder / "code").mkdir()
+    (folder / "code" / "helpers.py").write_text("ANSWER = 42\n")
+    mlmodel = (folder / "MLmodel").read_text().replace("code: null", "code: code")
+    (folder / "MLmodel").write_text(mlmodel)
     out = tmp_path / "build"
     result = runner.invoke(app, ["dockerize", str(folder), "-o", str(out)])
     assert result.exit_code == 0, result.output
@@ -62,3 +66,4 @@ def test_dockerize_a_local_mlflow_folder_notes_its_python(
     notes = " ".join(result.stderr.split())
     assert f"saved with Python 3.8.10 and the image has {running}" in notes
     assert "baked" not in notes  # a local folder: nothing was fetched
+    assert (out / "code" / "code" / "helpers.py").read_text() == "ANSWER = 42\n"  # as --code-path
