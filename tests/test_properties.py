@@ -17,7 +17,7 @@ from restpredict.app import create_app
 from restpredict.model.loading import LoadedModel, load_model
 from restpredict.settings import Settings
 
-# Every status the README documents for POST /predict on a healthy, idle server.
+# Every status docs/api.md documents for POST /predict on a healthy, idle server.
 DOCUMENTED = {200, 400, 413, 415, 422}
 FAST = settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 
