@@ -210,9 +210,12 @@ class Settings(BaseModel):
         "whose calls take longer waits up to one call (at most 10x this); 0 never waits.",
     )
 
-    # Compiled backend (compiled.py): ONNX Runtime when it verifiably answers like scikit-learn.
-    backend: Literal["sklearn", "onnx"] = Field(
-        "sklearn", description="onnx: run the model on ONNX Runtime if verified (extra [onnx])."
+    # Backend (backend.py): what computes the answers; every choice answers like scikit-learn.
+    backend: Literal["auto", "sklearn", "onnx"] = Field(
+        "auto",
+        description="auto: the model's exact fast path where one exists and verifies, else "
+        "scikit-learn; sklearn: always scikit-learn; onnx: ONNX Runtime if verified (extra "
+        "[onnx]).",
     )
     onnx_tolerance: float = Field(
         1e-5, gt=0, le=0.1, description="Largest probability/value difference ONNX may have."

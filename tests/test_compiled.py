@@ -13,10 +13,10 @@ import pytest
 from sklearn.datasets import load_breast_cancer
 from sklearn.ensemble import RandomForestClassifier, RandomForestRegressor
 
+from restpredict.model.backend import backend_name
 from restpredict.model.compiled import (
     CompiledEstimator,
     _convert,
-    backend_name,
     compile_model,
     sample_rows,
     verify,

@@ -256,7 +256,9 @@ def serve(
     backend: Annotated[
         str | None,
         typer.Option(
-            help="sklearn|onnx (ONNX Runtime if verified; extra [onnx]). [default: sklearn]"
+            help="auto|sklearn|onnx: auto serves on the model's exact fast path where it "
+            "verifies, else scikit-learn; onnx: ONNX Runtime if verified (extra [onnx]). "
+            "[default: auto]"
         ),
     ] = None,
 ) -> None:
@@ -432,10 +434,10 @@ def info(
             offline=offline,
         )
         # lazy: start-up time (see the note on imports above)
-        from restpredict.model.prepare import load_configured_model
+        from restpredict.model.prepare import prepare_model
 
         _note_unpinned_pickle(settings)
-        meta = load_configured_model(settings).metadata()
+        meta = prepare_model(settings).metadata()  # with the backend that would serve it
     if as_json:
         typer.echo(json.dumps(meta, indent=2))
     else:

@@ -37,6 +37,7 @@ def metadata_table(meta: dict[str, Any]) -> Table:
         ("classes", _short(meta.get("classes"))),
         ("probabilities", "yes" if meta.get("has_proba") else "no"),
         ("scikit-learn", _versions(meta)),
+        ("backend", _backend(meta)),
     ]
     for key, value in fields:
         if value is not None:
@@ -63,6 +64,12 @@ def _missing(nullable: list[bool]) -> str:
     if count == 0:
         return "refused (every feature needs a value)"
     return f"accepted in {count} of {len(nullable)} features"
+
+
+def _backend(meta: dict[str, Any]) -> str | None:
+    backend = meta.get("backend")
+    fast_path = meta.get("fast_path")
+    return f"{backend}: {fast_path}" if backend and fast_path else backend
 
 
 def startup_panel(meta: dict[str, Any], settings: Settings, example: list[Any]) -> Panel:

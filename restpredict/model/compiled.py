@@ -24,14 +24,15 @@ from typing import Any
 import numpy as np
 from sklearn.base import is_classifier
 
+from restpredict.model.fast.probe import SAMPLE_ROWS, tree_structures
+from restpredict.model.fast.probe import sample_rows as probe_rows
 from restpredict.model.loading import LoadedModel
 from restpredict.settings import Settings
 
-__all__ = ["CompiledEstimator", "backend_name", "compile_model", "sample_rows", "verify"]
+__all__ = ["CompiledEstimator", "compile_model", "sample_rows", "verify"]
 
 logger = logging.getLogger("restpredict.compiled")
 
-_SAMPLE_ROWS = 512
 Float = type[np.floating[Any]]
 _DTYPES: tuple[Float, ...] = (np.float64, np.float32)
 
@@ -42,6 +43,8 @@ class CompiledEstimator:
     It stands in for the estimator inside LoadedModel, so everything that reads the fitted
     estimator (``classes_``, ``feature_names_in_``) keeps working unchanged.
     """
+
+    restpredict_backend = "onnx"
 
     def __init__(self, original: Any, session: Any, dtype: Float) -> None:
         self.original = original
@@ -118,11 +121,6 @@ def compile_model(model: LoadedModel, settings: Settings) -> LoadedModel:
     return model
 
 
-def backend_name(model: LoadedModel) -> str:
-    """``onnx`` when the model runs on ONNX Runtime, else ``sklearn`` (shown in /metadata)."""
-    return "onnx" if isinstance(model.estimator, CompiledEstimator) else "sklearn"
-
-
 def verify(
     reference: Any, compiled: CompiledEstimator, rows: np.ndarray, tolerance: float
 ) -> str | None:
@@ -145,26 +143,9 @@ def verify(
     return None
 
 
-def sample_rows(model: LoadedModel, n: int = _SAMPLE_ROWS, seed: int = 0) -> np.ndarray:
-    """Rows spread where the model's decisions change: around split thresholds and scaler means.
-
-    Per feature, half the values are a split threshold nudged to either side, some by less than
-    float32 rounding (where float32 and float64 comparisons disagree); the rest are drawn from
-    the feature's learned location and scale (StandardScaler/MinMaxScaler statistics, else the
-    thresholds' range).
-    """
-    width = model.schema.n_features or 0
-    rng = np.random.default_rng(seed)
-    thresholds = _thresholds(model.estimator, width)
-    location, scale = _location_scale(model.estimator, width, thresholds)
-    rows = rng.normal(location, scale, size=(n, width))
-    for j, values in enumerate(thresholds):
-        if values.size:
-            picks = rng.choice(values, size=n // 2)
-            # 1e-9 lies within float32 rounding of the threshold, 1e-3 clearly to one side.
-            nudge = rng.choice([-1e-9, 1e-9, -1e-7, 1e-7, -1e-3, 1e-3], size=n // 2)
-            rows[: n // 2, j] = picks + nudge * np.maximum(np.abs(picks), 1.0)
-    return rows
+def sample_rows(model: LoadedModel, n: int = SAMPLE_ROWS, seed: int = 0) -> np.ndarray:
+    """The model's probe rows (``model.fast.probe``): around split thresholds and scaler means."""
+    return probe_rows(model.estimator, model.schema.n_features or 0, n, seed)
 
 
 def _unsupported(model: LoadedModel) -> str | None:
@@ -187,7 +168,7 @@ def _convert(estimator: Any, rows: np.ndarray, dtype: Float) -> CompiledEstimato
         target_opset={"": 17, "ai.onnx.ml": 3},
     )
     if dtype == np.float32:
-        _floor_thresholds(onnx_model, _trees(estimator))
+        _floor_thresholds(onnx_model, tree_structures(estimator))
     session_options = ort.SessionOptions()
     # One thread: a worker process is meant to use one core; --workers scales across cores.
     session_options.intra_op_num_threads = 1
@@ -196,25 +177,6 @@ def _convert(estimator: Any, rows: np.ndarray, dtype: Float) -> CompiledEstimato
         onnx_model.SerializeToString(), session_options, providers=["CPUExecutionProvider"]
     )
     return CompiledEstimator(estimator, session, dtype)
-
-
-def _trees(estimator: Any) -> list[Any]:
-    """The fitted ``tree_`` structures of a tree or forest (or a pipeline's last step), in order."""
-    final = estimator.steps[-1][1] if hasattr(estimator, "steps") else estimator
-    members = getattr(final, "estimators_", None)
-    if members is None:
-        members = [final]
-    flat = np.ravel(np.asarray(members, dtype=object))
-    return [tree.tree_ for tree in flat if hasattr(tree, "tree_")]
-
-
-def _thresholds(estimator: Any, width: int) -> list[np.ndarray]:
-    """Every split threshold of every tree in the estimator, per feature."""
-    found: list[list[np.ndarray]] = [[] for _ in range(width)]
-    for tree in _trees(estimator):
-        for j in range(width):
-            found[j].append(tree.threshold[tree.feature == j])
-    return [np.concatenate(f) if f else np.empty(0) for f in found]
 
 
 def _floor_thresholds(onnx_model: Any, trees: list[Any]) -> None:
@@ -242,23 +204,6 @@ def _floor_thresholds(onnx_model: Any, trees: list[Any]) -> None:
         values[splits] = floored[splits]
         del attrs["nodes_values"].floats[:]
         attrs["nodes_values"].floats.extend(values.tolist())
-
-
-def _location_scale(
-    estimator: Any, width: int, thresholds: list[np.ndarray]
-) -> tuple[np.ndarray, np.ndarray]:
-    first = estimator.steps[0][1] if hasattr(estimator, "steps") else estimator
-    if hasattr(first, "mean_") and hasattr(first, "scale_"):
-        return np.asarray(first.mean_, dtype=float), np.asarray(first.scale_, dtype=float) + 1e-12
-    if hasattr(first, "data_min_") and hasattr(first, "data_max_"):
-        low, high = np.asarray(first.data_min_, float), np.asarray(first.data_max_, float)
-        return (low + high) / 2, (high - low) / 2 + 1e-12
-    location, scale = np.zeros(width), np.ones(width)
-    for j, values in enumerate(thresholds):
-        if values.size:
-            location[j] = values.mean()
-            scale[j] = values.std() + 1e-12 or 1.0
-    return location, scale
 
 
 def _max_error(expected: np.ndarray, got: np.ndarray) -> float:

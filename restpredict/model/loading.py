@@ -137,7 +137,7 @@ class LoadedModel:
     def _as_input(self, rows: np.ndarray) -> Any:
         """A DataFrame with the fitted column names when the model was fitted on one."""
         names = self.schema.feature_names
-        if names is None:
+        if names is None or getattr(self.estimator, "takes_arrays", False):
             return rows
         import pandas as pd
 
@@ -169,6 +169,8 @@ class LoadedModel:
             "has_proba": s.has_proba,
             "sklearn_version_trained": self.sklearn_trained,
             "sklearn_version_running": self.sklearn_running,
+            "backend": str(getattr(self.estimator, "restpredict_backend", "sklearn")),
+            "fast_path": getattr(self.estimator, "fast_path", None),
             **({"mlflow": self.origin["mlflow"]} if "mlflow" in self.origin else {}),
         }
 
@@ -358,14 +360,18 @@ def _rejected(exc: BaseException) -> InputError:
 
 
 def _raised_in_sklearn(exc: BaseException) -> bool:
-    """Whether the innermost frame of ``exc``'s traceback is scikit-learn's own code."""
+    """Whether the innermost frame of ``exc``'s traceback is scikit-learn's own code.
+
+    The fast paths count as scikit-learn here: they raise scikit-learn's validation errors,
+    word for word, from fixed strings.
+    """
     tb = exc.__traceback__
     if tb is None:
         return False
     while tb.tb_next is not None:
         tb = tb.tb_next
     module = str(tb.tb_frame.f_globals.get("__name__", ""))
-    return module == "sklearn" or module.startswith("sklearn.")
+    return module == "sklearn" or module.startswith(("sklearn.", "restpredict.model.fast."))
 
 
 def _first_line(exc: BaseException) -> str:

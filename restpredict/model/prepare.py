@@ -10,7 +10,7 @@ from dataclasses import replace
 import sklearn
 
 from restpredict.errors import ModelLoadError, RestPredictError, VersionMismatchError
-from restpredict.model.compiled import compile_model
+from restpredict.model.backend import select_backend
 from restpredict.model.loading import LoadedModel, load_model
 from restpredict.settings import Settings
 from restpredict.sources import resolve
@@ -89,4 +89,4 @@ def prepare_model(settings: Settings) -> LoadedModel:
             f"{model.origin.get('source', model.source)}: the warm-up prediction failed: "
             f"{exc.detail}"
         ) from None
-    return compile_model(model, settings)
+    return select_backend(model, settings)

@@ -226,6 +226,8 @@ def _metadata_schema(api: OpenAPIContext) -> Schema:
             "has_proba": {"type": "boolean"},
             "sklearn_version_trained": {"type": ["string", "null"]},
             "sklearn_version_running": {"type": "string"},
+            "backend": {"enum": ["fast", "onnx", "sklearn"]},
+            "fast_path": {"type": ["string", "null"]},
             "restpredict_version": {"type": "string"},
         },
         "required": [

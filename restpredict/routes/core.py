@@ -19,7 +19,6 @@ from restpredict.asgi.responses import JSONResponse, send_json
 from restpredict.asgi.state import current_model, model_for
 from restpredict.codecs.payload import decode_predict, encode_predictions
 from restpredict.errors import NotReadyError
-from restpredict.model.compiled import backend_name
 from restpredict.observability.exchange import timed
 from restpredict.observability.metrics import Metrics
 from restpredict.settings import Settings
@@ -74,9 +73,7 @@ async def ready(request: Request) -> Response:
 async def metadata(request: Request) -> Response:
     """What is being served: file, hash, schema, versions."""
     model = current_model(request)
-    return JSONResponse(
-        {**model.metadata(), "backend": backend_name(model), "restpredict_version": __version__}
-    )
+    return JSONResponse({**model.metadata(), "restpredict_version": __version__})
 
 
 async def metrics_endpoint(request: Request) -> Response:
