@@ -22,7 +22,7 @@ from types import FrameType
 from benchmarks import goals, table
 from benchmarks.chart import write_chart
 from benchmarks.errors import BenchmarkError
-from benchmarks.models import MODELS
+from benchmarks.models import DEFAULT_MODELS, MODELS
 from benchmarks.report import render_markdown
 from benchmarks.results import (
     RESULTS_DIR,
@@ -50,7 +50,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     add = parser.add_argument
     add("--targets", default=",".join(DEFAULT_TARGETS), help=f"comma list of {sorted(TARGETS)}")
-    add("--models", default=",".join(MODELS), help=f"comma list of {sorted(MODELS)}")
+    add("--models", default=",".join(DEFAULT_MODELS), help=f"comma list of {sorted(MODELS)}")
     add("--rows", default="1,100", help="rows per request, comma list (default 1,100)")
     add("--concurrency", default="1,32", help="wrk connections, comma list (default 1,32)")
     add("--duration", type=int, default=10, help="whole seconds of load per cell (default 10)")

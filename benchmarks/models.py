@@ -10,7 +10,7 @@ import joblib
 import numpy as np
 from numpy.typing import NDArray
 from sklearn.datasets import load_breast_cancer
-from sklearn.ensemble import RandomForestClassifier
+from sklearn.ensemble import HistGradientBoostingClassifier, RandomForestClassifier
 from sklearn.linear_model import LogisticRegression
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
@@ -26,8 +26,19 @@ def _random_forest() -> Any:
     return RandomForestClassifier(n_estimators=100, max_depth=10, random_state=0)
 
 
+def _hist_boosting() -> Any:
+    return HistGradientBoostingClassifier(random_state=0)
+
+
 #: Short name -> estimator factory. The short names label the results.
-MODELS: dict[str, Callable[[], Any]] = {"lr": _logistic_regression, "rf": _random_forest}
+MODELS: dict[str, Callable[[], Any]] = {
+    "lr": _logistic_regression,
+    "rf": _random_forest,
+    "hgb": _hist_boosting,
+}
+
+#: The models a run measures unless ``--models`` names others (``hgb`` only when asked).
+DEFAULT_MODELS = ("lr", "rf")
 
 #: A placeholder model name for servers that load no model (the ceiling).
 NO_MODEL = "-"
