@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import hashlib
+import json
 import logging
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
+import joblib
 import numpy as np
 import pandas as pd
 import pytest
@@ -25,7 +29,9 @@ from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import MinMaxScaler, StandardScaler
 from sklearn.svm import SVC, LinearSVC, LinearSVR
 from sklearn.tree import DecisionTreeClassifier, DecisionTreeRegressor
+from typer.testing import CliRunner
 
+from restpredict.cli import app
 from restpredict.errors import RestPredictError
 from restpredict.model.backend import backend_name, fast_model, select_backend
 from restpredict.model.fast import select as fast_select
@@ -257,3 +263,23 @@ def test_differences_names_what_differs() -> None:
     assert "shape/dtype" in str(differences(a, a[0], "bit-identical"))
     labels = np.array(["a", "b"])
     assert differences(labels, np.array(["a", "c"]), "1e-12") == "1 of 2 values differ"
+
+
+def test_info_says_which_backend_would_serve(tmp_path: Path) -> None:
+    path = tmp_path / "forest.joblib"
+    joblib.dump(RandomForestClassifier(n_estimators=5, random_state=0).fit(XI, YI), path)
+    shown = CliRunner().invoke(app, ["info", str(path), "--sha256", _sha256(path), "--json"])
+    assert shown.exit_code == 0, shown.output
+    meta = json.loads(shown.output)
+    assert meta["backend"] == "fast" and meta["fast_path"] == "forest (bit-identical)"
+    plain = CliRunner().invoke(
+        app,
+        ["info", str(path), "--sha256", _sha256(path), "--json"],
+        env={"RESTPREDICT_BACKEND": "sklearn"},
+    )
+    assert plain.exit_code == 0, plain.output
+    assert json.loads(plain.output)["backend"] == "sklearn"
+
+
+def _sha256(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
