@@ -23,7 +23,7 @@ from sklearn.ensemble import (
     RandomForestRegressor,
 )
 from sklearn.impute import SimpleImputer
-from sklearn.linear_model import LinearRegression, LogisticRegression, Ridge
+from sklearn.linear_model import LinearRegression, LogisticRegression, Ridge, RidgeClassifier
 from sklearn.neighbors import KNeighborsClassifier
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import MinMaxScaler, StandardScaler
@@ -114,6 +114,7 @@ CASES = [
         id="imputed-linear-svc",
     ),
     pytest.param(lambda: LinearRegression(), X, X[:, 0], id="linear-regression"),
+    pytest.param(lambda: RidgeClassifier(), XI, NAMES, id="ridge-classifier-strings"),
     pytest.param(
         lambda: HistGradientBoostingClassifier(max_iter=30, random_state=0),
         X,
@@ -217,6 +218,9 @@ def test_float32_overflow_is_refused_like_scikit_learn() -> None:
     [
         pytest.param(KNeighborsClassifier().fit(XI, YI), id="no-family"),
         pytest.param(make_pipeline(SVC().fit(XI, YI)), id="pipeline-with-no-fast-step"),
+        pytest.param(
+            RidgeClassifier().fit(XI, np.c_[YI == 0, YI == 1]), id="multilabel-ridge-classifier"
+        ),
         pytest.param(
             HistGradientBoostingClassifier(max_iter=5, categorical_features=[0]).fit(
                 np.c_[YI % 3, XI], YI

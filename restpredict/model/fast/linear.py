@@ -38,6 +38,9 @@ def fast_linear(estimator: Any) -> FastEstimator | None:
         return None  # sparsified coefficients: scikit-learn's sparse product
     if kind in _REGRESSORS:
         return FastLinearRegressor(estimator)
+    binarizer = getattr(estimator, "_label_binarizer", None)
+    if binarizer is not None and str(binarizer.y_type_).startswith("multilabel"):
+        return None  # RidgeClassifier's multilabel predict thresholds each label instead
     if kind in _CLASSIFIERS:
         return FastLinearClassifier(estimator)
     return None
