@@ -1,0 +1,231 @@
+"""Input tables as a stream of record batches, so memory follows the batch, not the file.
+
+A path names one file, a directory (every file in it, recursively, in name order, skipping
+hidden files and Spark's ``_SUCCESS`` markers) or a glob. Parquet and Arrow IPC (Feather V2)
+files are one ``pyarrow.dataset``, read a batch at a time with little read-ahead. CSV is read
+by pyarrow's streaming reader with every column as text, so that one bad cell is one bad row
+(validation parses the numbers) instead of a failed file. JSON and JSON Lines rows, which can
+be positional arrays and can mix types within a column, come from the CLI's row reader.
+"""
+
+from __future__ import annotations
+
+import csv
+import glob
+import os
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Literal
+
+import pyarrow as pa
+import pyarrow.csv as pa_csv
+import pyarrow.dataset as ds
+
+from restpredict.batch.formats import Format, format_of, input_format_of
+from restpredict.errors import InputError
+from restpredict.payload import Row
+from restpredict.rows import chunks
+from restpredict.schema import ModelSchema
+
+__all__ = ["Piece", "Source", "find_files", "open_source"]
+
+# Batches the scanner decodes ahead of the one being scored: enough to overlap reading with
+# predicting on two cores, few enough that memory stays a small multiple of one batch.
+_READ_AHEAD = 2
+_CSV_BLOCK_BYTES = 8 << 20
+
+
+@dataclass(frozen=True)
+class Piece:
+    """Consecutive input rows, numbered from ``first_row``: an Arrow batch or parsed rows."""
+
+    first_row: int
+    data: pa.RecordBatch | list[Row]
+
+    def __len__(self) -> int:
+        return self.data.num_rows if isinstance(self.data, pa.RecordBatch) else len(self.data)
+
+
+@dataclass(frozen=True)
+class Source:
+    """An input table: its files, format, columns (None for JSON rows) and row count if cheap."""
+
+    files: tuple[Path, ...]
+    format: Format
+    schema: pa.Schema | None
+    total_rows: int | None
+    batch_size: int
+    csv_header: bool = True
+
+    @property
+    def text_numbers(self) -> bool:
+        """CSV holds numbers as text, to be parsed; typed formats must hold them typed."""
+        return self.format == "csv"
+
+    def pieces(self, columns: Sequence[str] | None, model: ModelSchema) -> Iterator[Piece]:
+        """The rows in order; ``columns`` (for tables) are the only ones decoded."""
+        if self.format in ("parquet", "arrow"):
+            batches: Iterator[pa.RecordBatch] = _scan(self, columns)
+        elif self.format == "csv":
+            batches = _csv_batches(self, columns)
+        else:
+            yield from _row_pieces(self, model)
+            return
+        first = 0
+        for batch in batches:
+            if batch.num_rows:
+                yield Piece(first, batch)
+                first += batch.num_rows
+
+
+def open_source(
+    location: str, given: str | None, model: ModelSchema, batch_size: int = 65_536
+) -> Source:
+    """Find the files ``location`` names and read their schema (not their rows)."""
+    files = find_files(location)
+    formats = {input_format_of(str(f), given) for f in files}
+    if len(formats) > 1:
+        raise InputError(f"{location}: holds files of several formats ({', '.join(formats)})")
+    fmt = formats.pop()
+    schema: pa.Schema | None = None
+    total: int | None = None
+    if fmt in ("parquet", "arrow"):
+        dataset = _dataset(files, fmt)
+        schema = dataset.schema
+        total = dataset.count_rows()
+    elif fmt == "csv":
+        names, header = _csv_names(_csv_header(files[0]), model)
+        schema = pa.schema([(name, pa.string()) for name in names])
+        return Source(tuple(files), fmt, schema, None, batch_size, header)
+    return Source(tuple(files), fmt, schema, total, batch_size)
+
+
+def _csv_names(first: list[str], model: ModelSchema) -> tuple[list[str], bool]:
+    """Column names, and whether the first line is a header rather than data.
+
+    As the CLI's CSV reader decides: a first line whose values are all numbers is data (a model
+    with string columns is fitted on a DataFrame, so its files carry a header). Data columns
+    take the model's feature names when their count matches, else ``column_0``...
+    """
+    if not all(_is_number(value) for value in first):
+        return first, True
+    names = model.feature_names
+    if names is not None and len(names) == len(first):
+        return list(names), False
+    return [f"column_{i}" for i in range(len(first))], False
+
+
+def _is_number(text: str) -> bool:
+    try:
+        float(text)
+    except ValueError:
+        return False
+    return True
+
+
+def find_files(location: str) -> list[Path]:
+    """The files a path, directory or glob names, in a stable order."""
+    if glob.has_magic(location):
+        found = [Path(p) for p in sorted(glob.glob(location, recursive=True))]
+        files = [p for p in found if p.is_file() and not _hidden(p.name)]
+        if not files:
+            raise InputError(f"{location}: no file matches")
+        return files
+    path = Path(location)
+    if path.is_dir():
+        files = sorted(
+            Path(root) / name
+            for root, dirs, names in os.walk(path)
+            for name in names
+            if not _hidden(name) and not any(_hidden(d) for d in Path(root).relative_to(path).parts)
+        )
+        known = [f for f in files if format_of(str(f), None, allowed=_ALL) is not None]
+        if not known:
+            raise InputError(f"{location}: no Parquet, Arrow, CSV or JSON file in this directory")
+        return known
+    if not path.is_file():
+        raise InputError(f"{location}: cannot read input (no such file or directory)")
+    return [path]
+
+
+_ALL: tuple[Format, ...] = ("parquet", "arrow", "csv", "json", "jsonl")
+
+
+def _hidden(name: str) -> bool:
+    return name.startswith((".", "_"))
+
+
+def _dataset(files: Sequence[Path], fmt: Format) -> ds.Dataset:
+    try:
+        return ds.dataset([str(f) for f in files], format="parquet" if fmt == "parquet" else "ipc")
+    except (pa.ArrowInvalid, OSError) as exc:
+        raise InputError(f"cannot read the input as {fmt}: {_first_line(exc)}") from None
+
+
+def _scan(source: Source, columns: Sequence[str] | None) -> Iterator[pa.RecordBatch]:
+    dataset = _dataset(source.files, source.format)
+    try:
+        yield from dataset.to_batches(
+            columns=list(columns) if columns is not None else None,
+            batch_size=source.batch_size,
+            batch_readahead=_READ_AHEAD,
+            fragment_readahead=1,
+        )
+    except (pa.ArrowInvalid, OSError) as exc:
+        raise InputError(f"cannot read the input: {_first_line(exc)}") from None
+
+
+def _csv_header(path: Path) -> list[str]:
+    try:
+        with path.open(encoding="utf-8", newline="") as stream:
+            first = next(csv.reader(stream), None)
+    except (OSError, UnicodeDecodeError) as exc:
+        raise InputError(f"{path}: cannot read input ({exc})") from None
+    if not first:
+        raise InputError(f"{path}: empty CSV file; expected a header line")
+    return [name.strip() for name in first]
+
+
+def _csv_batches(source: Source, columns: Sequence[str] | None) -> Iterator[pa.RecordBatch]:
+    assert source.schema is not None
+    names = source.schema.names
+    for path in source.files:
+        if source.csv_header and _csv_header(path) != names:
+            raise InputError(f"{path}: its header differs from {source.files[0]}'s")
+        reader = pa_csv.open_csv(
+            path,
+            read_options=pa_csv.ReadOptions(
+                column_names=names,
+                skip_rows=1 if source.csv_header else 0,
+                block_size=_CSV_BLOCK_BYTES,
+            ),
+            convert_options=pa_csv.ConvertOptions(
+                column_types={name: pa.string() for name in names},
+                include_columns=list(columns) if columns is not None else None,
+                strings_can_be_null=False,
+                quoted_strings_can_be_null=False,
+            ),
+        )
+        try:
+            yield from reader
+        except pa.ArrowInvalid as exc:
+            raise InputError(f"{path}: {_first_line(exc)}") from None
+
+
+def _row_pieces(source: Source, model: ModelSchema) -> Iterator[Piece]:
+    first = 0
+    for path in source.files:
+        fmt: Literal["json", "jsonl"] = "json" if source.format == "json" else "jsonl"
+        try:
+            with path.open(encoding="utf-8") as stream:
+                for rows in chunks(stream, fmt, model, source.batch_size):
+                    yield Piece(first, rows)
+                    first += len(rows)
+        except UnicodeDecodeError:
+            raise InputError(f"{path}: not UTF-8 text") from None
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__
