@@ -1,0 +1,335 @@
+"""Score Spark DataFrames with a restpredict model: a pandas UDF, and whole Parquet tables.
+
+``predict_udf(spark, "model.joblib")`` loads and checks the model on the driver, ships the
+file's bytes to the executors once (a broadcast variable), and returns an iterator-of-batches
+pandas UDF (Arrow transfer): each Python worker unpickles the model once, after checking the
+bytes against the driver's SHA-256 and its own scikit-learn version, as ``serve`` does. Rows
+are validated by the same rules as ``/predict`` and batch scoring (``restpredict.batch``), so
+the answers equal the local ones; a bad row fails the task with its row number and reason.
+
+    udf = predict_udf(spark, "model.joblib")
+    df.withColumn("prediction", udf("sepal_length", "sepal_width", ...))   # by position
+    df.withColumn("prediction", udf(F.struct(*feature_columns)))           # by name
+    predict_udf(spark, "model.joblib", proba=True)  # struct<prediction, proba_<label>...>
+
+pyspark is an optional dependency (``restpredict[spark]``) and needs a Java 17+ runtime.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import os
+import shutil
+import tempfile
+import time
+import warnings
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Tuple, Union  # noqa: UP035
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+
+from restpredict.batch.job import Summary
+from restpredict.batch.predict import predict_rows
+from restpredict.batch.validate import Layout, check_batch, plan_layout
+from restpredict.batch.writers import PREDICTION, label_type
+from restpredict.errors import ConfigError, InputError
+from restpredict.model import LoadedModel, load_model
+
+if TYPE_CHECKING:
+    from pyspark.sql import Column, DataFrame, SparkSession
+    from pyspark.sql.types import DataType
+
+# The argument type pyspark reads to pick an iterator-of-batches UDF taking several columns,
+# each a Series or (for a struct) a DataFrame. typing's spelling: pyspark inspects __origin__.
+Batch = Tuple[Union[pd.Series, pd.DataFrame], ...]  # noqa: UP006, UP007
+
+__all__ = ["ModelUDF", "predict_udf", "score_parquet", "spark_session"]
+
+
+@dataclass(frozen=True)
+class _Shipped:
+    """What an executor needs to load the model: the file's bytes and what to check them by."""
+
+    data: Any  # a Broadcast[bytes]
+    suffix: str
+    sha256: str
+    allow_version_mismatch: bool
+    trusted_types: tuple[str, ...]
+
+
+# One loaded model per Python worker process and file digest: Spark reuses workers across
+# tasks (spark.python.worker.reuse), so a model is unpickled once per worker, not per batch.
+_LOADED: dict[str, LoadedModel] = {}
+
+
+class ModelUDF:
+    """A callable pandas UDF: ``udf(*columns)`` by position, ``udf(struct)`` by name."""
+
+    def __init__(self, udf: Any, model: LoadedModel, proba: bool) -> None:
+        self._udf = udf
+        self.model = model
+        self.proba = proba
+
+    def __call__(self, *columns: str | Column) -> Column:
+        """The prediction column (a struct with ``proba``) for these input columns."""
+        return self._udf(*columns)  # type: ignore[no-any-return]
+
+
+def predict_udf(
+    spark: SparkSession,
+    source: str | Path,
+    *,
+    proba: bool = False,
+    sha256: str | None = None,
+    allow_version_mismatch: bool = False,
+    trusted_types: Sequence[str] = (),
+) -> ModelUDF:
+    """A pandas UDF that scores rows with the model file ``source`` on the executors."""
+    path = Path(source)
+    model = load_model(
+        path,
+        sha256=sha256,
+        allow_version_mismatch=allow_version_mismatch,
+        trusted_types=tuple(trusted_types),
+    )
+    if proba and not model.schema.has_proba:
+        raise InputError(f"{model.schema.estimator} has no predict_proba; leave out proba")
+    shipped = _Shipped(
+        data=spark.sparkContext.broadcast(path.read_bytes()),
+        suffix=path.suffix,
+        sha256=model.sha256,
+        allow_version_mismatch=allow_version_mismatch,
+        trusted_types=tuple(trusted_types),
+    )
+    return_type = _return_type(model, proba)
+    with _pandas_3_tolerated():
+        return _udf(shipped, model, return_type, proba)
+
+
+def _udf(shipped: _Shipped, model: LoadedModel, return_type: DataType, proba: bool) -> ModelUDF:
+    from pyspark.sql.pandas.functions import pandas_udf
+
+    if proba:
+
+        def frames(
+            batches: Iterator[Batch],
+        ) -> Iterator[pd.DataFrame]:
+            yield from _score(shipped, batches, proba=True)
+
+        return ModelUDF(pandas_udf(frames, return_type), model, proba)  # type: ignore[call-overload]
+
+    def series(batches: Iterator[Batch]) -> Iterator[pd.Series]:
+        for scored in _score(shipped, batches, proba=False):
+            yield scored[PREDICTION]
+
+    return ModelUDF(pandas_udf(series, return_type), model, proba)  # type: ignore[call-overload]
+
+
+@contextlib.contextmanager
+def _pandas_3_tolerated() -> Iterator[None]:
+    """pyspark 4.x warns that pandas >= 3 is not fully supported; what we use is tested."""
+    with warnings.catch_warnings():
+        warnings.filterwarnings(
+            "ignore", "PySpark does not yet fully support pandas", category=FutureWarning
+        )
+        yield
+
+
+def _score(shipped: _Shipped, batches: Iterator[Any], *, proba: bool) -> Iterator[pd.DataFrame]:
+    """Runs on the executors: each Arrow batch validated and predicted, in order."""
+    model = _worker_model(shipped)
+    first = 0
+    for args in batches:
+        columns = args if isinstance(args, tuple) else (args,)
+        batch, layout = _as_batch(columns, model)
+        checked = check_batch(batch, layout, model.schema)
+        if checked.rejects:
+            raise InputError(f"in this Spark partition, {checked.rejects[0]}")
+        numbers = np.arange(first, first + batch.num_rows)
+        scored = predict_rows(model, checked.rows, numbers, proba=proba)
+        if scored.rejects:
+            raise InputError(f"in this Spark partition, {scored.rejects[0]}")
+        first += batch.num_rows
+        yield _frame(model, scored.prediction.labels, scored.prediction.proba)
+
+
+def _worker_model(shipped: _Shipped) -> LoadedModel:
+    """The model, unpickled once per worker after the driver's checks are repeated here."""
+    model = _LOADED.get(shipped.sha256)
+    if model is not None:
+        return model
+    data: bytes = shipped.data.value
+    with tempfile.TemporaryDirectory(prefix="restpredict-") as directory:
+        path = Path(directory) / f"model{shipped.suffix}"
+        path.write_bytes(data)
+        model = load_model(
+            path,
+            sha256=shipped.sha256,
+            allow_version_mismatch=shipped.allow_version_mismatch,
+            trusted_types=shipped.trusted_types,
+        )
+    _LOADED[shipped.sha256] = model
+    return model
+
+
+def _as_batch(columns: tuple[Any, ...], model: LoadedModel) -> tuple[pa.RecordBatch, Layout]:
+    """A struct argument is a DataFrame (columns by name); plain columns go by position."""
+    if len(columns) == 1 and isinstance(columns[0], pd.DataFrame):
+        frame = columns[0]
+        batch = pa.RecordBatch.from_pandas(frame, preserve_index=False)
+        return batch, plan_layout(batch.schema.names, model.schema)
+    names = model.schema.feature_names or tuple(f"column_{i}" for i in range(len(columns)))
+    if len(names) != len(columns):
+        raise InputError(
+            f"the model takes {len(names)} features, but the UDF was given {len(columns)} "
+            "column(s)",
+            code="wrong_feature_count",
+        )
+    arrays = [pa.Array.from_pandas(series) for series in columns]
+    return pa.RecordBatch.from_arrays(arrays, names=list(names)), Layout(features=tuple(names))
+
+
+def _frame(model: LoadedModel, labels: Any, proba: Any) -> pd.DataFrame:
+    out: dict[str, Any] = {PREDICTION: labels}
+    if proba is not None:
+        for j, label in enumerate(_classes(model, proba.shape[1])):
+            out[f"proba_{label}"] = proba[:, j]
+    return pd.DataFrame(out)
+
+
+def _classes(model: LoadedModel, width: int) -> tuple[Any, ...]:
+    classes = model.schema.classes
+    return tuple(classes) if classes is not None else tuple(range(width))
+
+
+def _return_type(model: LoadedModel, proba: bool) -> DataType:
+    """The Spark type of the labels (from a prediction on the example row), plus probabilities."""
+    from pyspark.sql.pandas.types import from_arrow_type
+    from pyspark.sql.types import DoubleType, StructField, StructType
+
+    example = model.schema.example
+    if example is None:
+        raise InputError("the model does not say how many features it takes; cannot type a UDF")
+    row = np.array([example], dtype=np.float64 if model.schema.numeric_only else object)
+    prediction = model.predict(row, proba=proba)
+    assert prediction.labels is not None
+    labels = from_arrow_type(label_type(prediction.labels))
+    if not proba:
+        return labels
+    width = prediction.proba.shape[1] if prediction.proba is not None else 0
+    fields = [StructField(PREDICTION, labels)]
+    fields += [StructField(f"proba_{c}", DoubleType()) for c in _classes(model, width)]
+    return StructType(fields)
+
+
+def spark_session(master: str = "local[*]") -> SparkSession:
+    """A session for ``predict --engine spark``: no web UI; workers run this Python."""
+    import sys
+
+    from pyspark.sql import SparkSession
+
+    builder = SparkSession.builder.master(master).appName("restpredict")
+    builder = builder.config("spark.ui.enabled", "false")
+    if master.startswith("local"):
+        os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
+        builder = builder.config("spark.driver.bindAddress", "127.0.0.1")
+    try:
+        return builder.getOrCreate()
+    except Exception as exc:  # Java missing, or the JVM did not start
+        raise ConfigError(
+            f"cannot start Spark ({_first_line(exc)}); Spark needs a Java 17+ runtime "
+            "(on Debian: apt-get install default-jre-headless)"
+        ) from None
+
+
+def score_parquet(
+    spark: SparkSession,
+    source: str | Path,
+    input_path: str,
+    output: Path,
+    *,
+    keep: Sequence[str] = (),
+    keep_all: bool = False,
+    proba: bool = False,
+    ignore_unknown: bool = False,
+    sha256: str | None = None,
+    allow_version_mismatch: bool = False,
+    trusted_types: Sequence[str] = (),
+) -> Summary:
+    """Parquet in, Parquet (a directory of part files) out, scored on ``spark``."""
+    from pyspark.sql import functions as F
+
+    started = time.perf_counter()
+    udf = predict_udf(
+        spark,
+        source,
+        proba=proba,
+        sha256=sha256,
+        allow_version_mismatch=allow_version_mismatch,
+        trusted_types=trusted_types,
+    )
+    frame = _read(spark, input_path)
+    layout = plan_layout(
+        frame.columns, udf.model.schema, keep=keep, keep_all=keep_all, ignore_unknown=ignore_unknown
+    )
+    if udf.model.schema.feature_names is not None:
+        scored = udf(F.struct(*[F.col(name) for name in layout.features]))
+    else:
+        scored = udf(*[F.col(name) for name in layout.features])
+    kept = [F.col(name) for name in layout.keep]
+    if proba:
+        result = frame.select(*kept, scored.alias("_scored")).select(*layout.keep, "_scored.*")
+    else:
+        result = frame.select(*kept, scored.alias(PREDICTION))
+    with _staged_directory(output) as partial:
+        _run(lambda: result.write.parquet(str(partial)))
+        rows = _run(lambda: spark.read.parquet(str(partial)).count())
+    return Summary(rows, rows, 0, time.perf_counter() - started)
+
+
+def _read(spark: SparkSession, path: str) -> DataFrame:
+    return _run(lambda: spark.read.parquet(path))  # type: ignore[no-any-return]
+
+
+def _run(action: Any) -> Any:
+    """Run a Spark action; a failure inside a UDF becomes the InputError it started as."""
+    try:
+        return action()
+    except Exception as exc:
+        raise _spark_error(exc) from None
+
+
+def _spark_error(exc: Exception) -> Exception:
+    text = str(exc)
+    marker = "restpredict.errors.InputError: "
+    if marker in text:
+        return InputError(text.split(marker, 1)[1].splitlines()[0])
+    if type(exc).__name__ == "AnalysisException":
+        return InputError(_first_line(exc))
+    return RuntimeError(f"Spark failed: {_first_line(exc)}")
+
+
+@contextlib.contextmanager
+def _staged_directory(target: Path) -> Iterator[Path]:
+    """Spark writes a directory; it is renamed into place only when the job succeeded."""
+    if target.exists():
+        raise InputError(f"{target}: already exists; Spark writes a new directory")
+    digest = hashlib.sha256(str(target).encode()).hexdigest()[:8]
+    partial = target.parent / f".{target.name}.{digest}.partial"
+    shutil.rmtree(partial, ignore_errors=True)
+    try:
+        yield partial
+    except BaseException:
+        shutil.rmtree(partial, ignore_errors=True)
+        raise
+    os.replace(partial, target)
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__
