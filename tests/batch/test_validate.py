@@ -1,0 +1,171 @@
+"""Batch validation applies the server's rules: the same rows pass and fail as in /predict."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+import pytest
+
+from restpredict.batch.validate import Layout, check_batch, check_rows, plan_layout
+from restpredict.errors import InputError
+from restpredict.model import LoadedModel
+from restpredict.payload import rows_to_query
+
+IRIS = ("a", "b", "c", "d")
+
+
+def _server_accepts(model: LoadedModel, record: dict[str, Any], positional: bool) -> bool:
+    row: Any = list(record.values()) if positional else record
+    try:
+        rows_to_query([row], model.schema, max_rows=1)
+    except InputError:
+        return False
+    return True
+
+
+@pytest.mark.parametrize(
+    ("value", "arrow_type"),
+    [
+        pytest.param(1.5, pa.float64(), id="float"),
+        pytest.param(2, pa.int64(), id="int"),
+        pytest.param(float("nan"), pa.float64(), id="nan"),
+        pytest.param(float("inf"), pa.float64(), id="inf"),
+        pytest.param(-float("inf"), pa.float32(), id="minus-inf-float32"),
+        pytest.param(None, pa.float64(), id="null"),
+        pytest.param(None, pa.int32(), id="null-int"),
+    ],
+)
+def test_numeric_values_pass_and_fail_as_in_the_server(
+    iris: LoadedModel, value: Any, arrow_type: pa.DataType
+) -> None:
+    batch = pa.RecordBatch.from_arrays(
+        [pa.array([value], type=arrow_type)] + [pa.array([1.0])] * 3, names=list(IRIS)
+    )
+    checked = check_batch(batch, Layout(IRIS), iris.schema, first_row=41)
+    record = {"a": value, "b": 1.0, "c": 1.0, "d": 1.0}
+    assert (not checked.rejects) == _server_accepts(iris, record, positional=True)
+    if checked.rejects:
+        assert checked.rejects[0].row == 41
+        assert "feature 'a'" in checked.rejects[0].reason
+        assert len(checked) == 0
+
+
+@pytest.mark.parametrize(
+    ("color", "size"),
+    [
+        pytest.param("red", 10.0, id="valid"),
+        pytest.param(None, 10.0, id="null-string"),
+        pytest.param("red", None, id="null-number"),
+        pytest.param("red", float("nan"), id="nan"),
+    ],
+)
+def test_named_values_pass_and_fail_as_in_the_server(
+    frame_model: LoadedModel, color: str | None, size: float | None
+) -> None:
+    batch = pa.RecordBatch.from_pydict(
+        {"weight": [5.0], "color": pa.array([color], pa.string()), "size": [size]}
+    )
+    layout = plan_layout(batch.schema.names, frame_model.schema)
+    checked = check_batch(batch, layout, frame_model.schema)
+    record = {"size": size, "color": color, "weight": 5.0}
+    assert (not checked.rejects) == _server_accepts(frame_model, record, positional=False)
+
+
+def test_a_valid_batch_becomes_the_matrix_the_server_builds(frame_model: LoadedModel) -> None:
+    records = [
+        {"size": 9.5, "color": "blue", "weight": 4},
+        {"size": 12, "color": "red", "weight": 6.5},
+    ]
+    batch = pa.RecordBatch.from_pylist(records)
+    checked = check_batch(
+        batch, plan_layout(batch.schema.names, frame_model.schema), frame_model.schema
+    )
+    server = rows_to_query(records, frame_model.schema, max_rows=2).rows
+    assert checked.rows.dtype == server.dtype == object
+    np.testing.assert_array_equal(checked.rows, server)
+    assert (
+        frame_model.predict(checked.rows).labels.tolist()
+        == frame_model.predict(server).labels.tolist()
+    )
+
+
+def test_bad_rows_are_numbered_and_the_others_kept(iris: LoadedModel) -> None:
+    values = np.ones((6, 4))
+    values[1, 2] = np.nan
+    values[4, 0] = np.inf
+    batch = pa.RecordBatch.from_arrays([pa.array(values[:, j]) for j in range(4)], names=list(IRIS))
+    checked = check_batch(batch, Layout(IRIS), iris.schema, first_row=100)
+    assert [(r.row, r.reason) for r in checked.rejects] == [
+        (101, "feature 'c': expected a finite number, got nan"),
+        (104, "feature 'a': expected a finite number, got inf"),
+    ]
+    assert checked.valid is not None and checked.valid.tolist() == [1, 0, 1, 1, 0, 1]
+    assert checked.rows.shape == (4, 4)
+
+
+def test_a_column_of_the_wrong_type_stops_the_run(
+    iris: LoadedModel, frame_model: LoadedModel
+) -> None:
+    strings = pa.RecordBatch.from_pydict({k: ["1.0"] for k in IRIS})
+    with pytest.raises(
+        InputError, match="column 'a' holds string values; the model expects numbers"
+    ):
+        check_batch(strings, Layout(IRIS), iris.schema)
+    flags = pa.RecordBatch.from_pydict({k: [True] for k in IRIS})
+    with pytest.raises(InputError, match="holds bool"):
+        check_batch(flags, Layout(IRIS), iris.schema)
+    numbers = pa.RecordBatch.from_pydict({"size": [1.0], "color": [3], "weight": [1.0]})
+    with pytest.raises(
+        InputError, match="column 'color' holds int64 values; the model expects strings"
+    ):
+        check_batch(
+            numbers, plan_layout(numbers.schema.names, frame_model.schema), frame_model.schema
+        )
+
+
+def test_csv_text_is_parsed_and_bad_text_named(iris: LoadedModel) -> None:
+    batch = pa.RecordBatch.from_pydict(
+        {"a": ["1.5", "x", "nan", ""], "b": ["1"] * 4, "c": ["1"] * 4, "d": ["2e0"] * 4}
+    )
+    checked = check_batch(batch, Layout(IRIS), iris.schema, text_numbers=True)
+    assert [(r.row, r.reason) for r in checked.rejects] == [
+        (1, "feature 'a': expected a number, got 'x'"),
+        (2, "feature 'a': expected a number, got 'nan'"),
+        (3, "feature 'a': expected a number, got ''"),
+    ]
+    assert checked.rows.tolist() == [[1.5, 1.0, 1.0, 2.0]]
+
+
+def test_layout_by_name_and_by_position(iris: LoadedModel, frame_model: LoadedModel) -> None:
+    named = plan_layout(["id", "weight", "color", "size"], frame_model.schema, keep=["id"])
+    assert named == Layout(("size", "color", "weight"), ("id",))
+    with pytest.raises(InputError, match="missing 1 feature column"):
+        plan_layout(["weight", "color"], frame_model.schema)
+    with pytest.raises(InputError, match="does not use: id; carry them with --keep-columns"):
+        plan_layout(["id", "weight", "color", "size"], frame_model.schema)
+    ignored = plan_layout(
+        ["id", "weight", "color", "size"], frame_model.schema, ignore_unknown=True
+    )
+    assert ignored.keep == ()
+    positional = plan_layout(["id", "w", "x", "y", "z"], iris.schema, keep=["id"])
+    assert positional == Layout(("w", "x", "y", "z"), ("id",))
+    with pytest.raises(InputError, match="takes 4 features by position"):
+        plan_layout(["id", "w", "x", "y", "z"], iris.schema)
+    with pytest.raises(InputError, match="--keep-columns: no column 'nope'"):
+        plan_layout(list(IRIS), iris.schema, keep=["nope"])
+
+
+def test_json_rows_use_the_servers_own_checks_row_by_row(frame_model: LoadedModel) -> None:
+    rows: list[Any] = [
+        {"size": 1.0, "color": "red", "weight": 2.0},
+        {"size": "big", "color": "red", "weight": 2.0},
+        {"size": 1.0, "weight": 2.0},
+        {"size": 3.0, "color": "blue", "weight": 1.0},
+    ]
+    checked = check_rows(rows, frame_model.schema, first_row=10)
+    assert [r.row for r in checked.rejects] == [11, 12]
+    assert "expected a number, got 'big'" in checked.rejects[0].reason
+    assert "missing 1 feature(s): color" in checked.rejects[1].reason
+    assert checked.rows.shape == (2, 3)
