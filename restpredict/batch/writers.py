@@ -110,7 +110,8 @@ def _writer(sink: Sink, fmt: Format, schema: pa.Schema) -> BatchWriter:
     if fmt == "arrow":
         return pa_ipc.new_file(where, schema)  # type: ignore[no-any-return]
     if fmt == "csv":
-        return pa_csv.CSVWriter(where, schema)  # type: ignore[no-any-return]
+        options = pa_csv.WriteOptions(quoting_style="needed")
+        return pa_csv.CSVWriter(where, schema, write_options=options)  # type: ignore[no-any-return]
     if fmt == "jsonl":
         return _JsonLines(sink)
     raise InputError(f"cannot write {fmt}; write parquet, arrow, csv or jsonl")

@@ -15,6 +15,7 @@ import os
 import sys
 from collections.abc import Callable, Iterator
 from contextlib import ExitStack, contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, TYPE_CHECKING, Annotated, Any, TypeVar
 
@@ -24,7 +25,7 @@ from rich.markup import escape
 from rich.table import Table
 
 from restpredict._version import __version__
-from restpredict.errors import ExitCode, InputError, RestPredictError
+from restpredict.errors import ConfigError, ExitCode, InputError, RestPredictError
 
 # The library (scikit-learn, pandas, pydantic, the app) is imported inside the commands, not
 # here: `serve` imports it with garbage collection paused (_collection_paused), and `version`
@@ -332,16 +333,62 @@ def predict(
     ] = None,
     input_path: Annotated[
         str | None,
-        typer.Option("--input", "-i", help="Rows from a .csv/.json/.jsonl file, or - for stdin."),
+        typer.Option(
+            "--input",
+            "-i",
+            help="Rows from a file, directory or glob: .parquet, .arrow/.feather, .csv, .json, "
+            ".jsonl; - for stdin.",
+        ),
     ] = None,
     input_format: Annotated[
-        str | None, typer.Option("--format", help="csv|json|jsonl (default: from suffix).")
+        str | None,
+        typer.Option("--format", help="parquet|arrow|csv|json|jsonl (default: from suffix)."),
     ] = None,
     output: Annotated[
-        str | None, typer.Option("--output", "-o", help="table|json|csv (default: table on a TTY).")
+        str | None,
+        typer.Option(
+            "--output", "-o", help="Where to write: a file (format from suffix), or - for stdout."
+        ),
+    ] = None,
+    output_format: Annotated[
+        str | None,
+        typer.Option(
+            help="table|json|csv on stdout; parquet|arrow|csv|jsonl for --output files "
+            "(default: from the suffix; on stdout, table on a TTY, else json)."
+        ),
     ] = None,
     proba: Annotated[bool, typer.Option("--proba", help="Include class probabilities.")] = False,
-    chunk_size: Annotated[int, typer.Option(min=1, help="Rows per request or batch.")] = 1000,
+    chunk_size: Annotated[
+        int | None,
+        typer.Option(min=1, help="Rows per request [default: 1000] or batch [default: 65536]."),
+    ] = None,
+    keep_columns: Annotated[
+        str | None,
+        typer.Option(help="Input columns to carry into the output, comma-separated: id,customer."),
+    ] = None,
+    keep_all: Annotated[
+        bool, typer.Option("--keep-all", help="Carry every input column into the output.")
+    ] = False,
+    on_error: Annotated[
+        str, typer.Option(help="A bad row fails the run (fail) or goes to --errors-to (skip).")
+    ] = "fail",
+    errors_to: Annotated[
+        Path | None,
+        typer.Option(help="With --on-error skip: bad rows' numbers and reasons (.jsonl, .csv)."),
+    ] = None,
+    jobs: Annotated[
+        int, typer.Option(min=1, help="Processes predicting, for models using one core.")
+    ] = 1,
+    unknown_columns: Annotated[
+        str | None,
+        typer.Option(help="reject|ignore input columns the model lacks. [default: reject]"),
+    ] = None,
+    engine: Annotated[
+        str, typer.Option(help="local, or spark (Parquet in and out; extra [spark]).")
+    ] = "local",
+    master: Annotated[str, typer.Option(help="Spark master URL for --engine spark.")] = (
+        "local[*]"
+    ),
     timeout: Annotated[float, typer.Option(help="Seconds per HTTP request.")] = 30.0,
     config: ConfigOpt = None,
     sha256: Sha256Opt = None,
@@ -351,18 +398,16 @@ def predict(
     cache_dir: CacheDirOpt = None,
     offline: OfflineOpt = None,
 ) -> None:
-    """Predict rows with a model source (--model) or a running server (--url)."""
-    # lazy: start-up time (see the note on imports above)
-    from restpredict.cli.render import PredictionWriter
-    from restpredict.codecs.rows import chunks, detect_format, parse_features
-    from restpredict.model.prepare import load_configured_model
+    """Predict rows with a model source (--model) or a running server (--url).
 
+    With --output FILE (or a Parquet/Arrow input) the input is scored as a table, a batch at a
+    time, into a typed file written only when complete; see the batch scoring docs.
+    """
     if (features is None) == (input_path is None):
         raise InputError("give exactly one of --features or --input")
     if model is not None and url is not None:
         raise InputError("give --model or --url, not both")
-    fmt = _output_format(output)
-    writer = PredictionWriter(fmt, sys.stdout)
+    output, output_format = _legacy_output(output, output_format)
     settings = _settings(
         config,
         model=model,
@@ -372,7 +417,51 @@ def predict(
         code_paths=code_path,
         cache_dir=cache_dir,
         offline=offline,
+        unknown_columns=unknown_columns,
     )
+    batch = _BatchFlags(
+        keep_columns=_names(keep_columns),
+        keep_all=keep_all,
+        on_error=on_error,
+        errors_to=errors_to,
+        jobs=jobs,
+        engine=engine,
+        master=master,
+    )
+    if _is_batch(input_path, input_format, output, output_format, batch):
+        if features is not None or url is not None:
+            raise InputError(
+                "--output files, Parquet/Arrow input and the batch options score --input "
+                "locally with --model; --features and --url write to stdout"
+            )
+        assert input_path is not None
+        _score_table(
+            settings, input_path, input_format, output, output_format, proba, chunk_size, batch
+        )
+        return
+    _predict_to_stdout(
+        settings, url, features, input_path, input_format, output_format, proba, chunk_size, timeout
+    )
+
+
+def _predict_to_stdout(
+    settings: Settings,
+    url: str | None,
+    features: str | None,
+    input_path: str | None,
+    input_format: str | None,
+    output_format: str | None,
+    proba: bool,
+    chunk_size: int | None,
+    timeout: float,
+) -> None:
+    """One row or a CSV/JSON stream, to stdout as a table, JSON Lines or CSV."""
+    # lazy: start-up time (see the note on imports above)
+    from restpredict.cli.render import PredictionWriter
+    from restpredict.codecs.rows import chunks, detect_format, parse_features
+    from restpredict.model.prepare import load_configured_model
+
+    writer = PredictionWriter(_output_format(output_format), sys.stdout)
     with ExitStack() as stack:
         if url is not None:
             # lazy: start-up time (see the note on imports above)
@@ -391,7 +480,7 @@ def predict(
             assert input_path is not None
             fmt_in = detect_format(input_path, input_format)
             stream, progress = stack.enter_context(_open_rows(input_path))
-            for chunk in chunks(stream, fmt_in, schema(), chunk_size):
+            for chunk in chunks(stream, fmt_in, schema(), chunk_size or 1000):
                 writer.write(run_chunk(chunk, proba))
                 progress()
     if writer.table is not None:
@@ -651,6 +740,156 @@ def _collection_paused() -> Iterator[None]:
 
 def _output_format(value: str | None) -> OutputFormat:
     choice = value or ("table" if sys.stdout.isatty() else "json")
-    if choice not in ("table", "json", "csv"):
-        raise InputError(f"--output must be table, json or csv, not {choice!r}")
+    if choice not in _STDOUT_FORMATS:
+        raise InputError(
+            f"--output-format on stdout must be table, json or csv, not {choice!r} "
+            "(parquet, arrow and jsonl are written with --output FILE)"
+        )
     return choice  # type: ignore[return-value]
+
+
+_STDOUT_FORMATS = ("table", "json", "csv")
+_TABLE_SUFFIXES = (".parquet", ".pq", ".arrow", ".feather", ".ipc")
+
+
+@dataclass(frozen=True)
+class _BatchFlags:
+    """The options only batch scoring takes."""
+
+    keep_columns: tuple[str, ...]
+    keep_all: bool
+    on_error: str
+    errors_to: Path | None
+    jobs: int
+    engine: str
+    master: str
+
+
+def _legacy_output(output: str | None, fmt: str | None) -> tuple[str | None, str | None]:
+    """``-o csv`` named a format before --output named a file: still honoured, with a hint."""
+    if output in _STDOUT_FORMATS and fmt is None:
+        stderr.print(
+            f"[bold yellow]warning:[/] -o/--output now names the destination; for a format "
+            f"on stdout write --output-format {output}",
+            soft_wrap=True,
+        )
+        return "-", output
+    return output, fmt
+
+
+def _is_batch(
+    input_path: str | None,
+    input_format: str | None,
+    output: str | None,
+    output_format: str | None,
+    flags: _BatchFlags,
+) -> bool:
+    """Whether the input is scored as a table (into a file) rather than streamed to stdout."""
+    if output not in (None, "-") or output_format in ("parquet", "arrow", "jsonl"):
+        return True
+    if flags.keep_columns or flags.keep_all or flags.on_error != "fail" or flags.errors_to:
+        return True
+    if flags.jobs > 1 or flags.engine != "local":
+        return True
+    if input_path is None or input_path == "-":
+        return False
+    if input_format in ("parquet", "arrow"):
+        return True
+    path = Path(input_path)
+    return path.is_dir() or "*" in input_path or path.suffix.lower() in _TABLE_SUFFIXES
+
+
+def _score_table(
+    settings: Settings,
+    input_path: str,
+    input_format: str | None,
+    output: str | None,
+    output_format: str | None,
+    proba: bool,
+    chunk_size: int | None,
+    flags: _BatchFlags,
+) -> None:
+    """``predict --output``: the input scored a batch at a time into a typed file."""
+    import signal
+
+    from restpredict.batch import OUTPUT_FORMATS, BatchJob, format_of, score_table
+    from restpredict.cli.render import BatchProgress
+    from restpredict.model.prepare import load_configured_model
+
+    if flags.on_error not in ("fail", "skip"):
+        raise InputError(f"--on-error must be fail or skip, not {flags.on_error!r}")
+    if flags.engine not in ("local", "spark"):
+        raise InputError(f"--engine must be local or spark, not {flags.engine!r}")
+    if output is None:
+        raise InputError("give --output FILE (or - with --output-format csv|jsonl for stdout)")
+    signal.signal(signal.SIGTERM, _interrupt)  # so the staged output is removed, not left
+    if flags.engine == "spark":
+        _score_with_spark(settings, input_path, Path(output), proba, flags)
+        return
+    fmt = format_of(output, output_format, allowed=OUTPUT_FORMATS)
+    if fmt is None:
+        raise InputError(
+            f"cannot tell the output format of {output!r}; end it in .parquet, .arrow, "
+            ".feather, .csv or .jsonl, or give --output-format parquet|arrow|csv|jsonl"
+        )
+    if output == "-" and fmt in ("parquet", "arrow") and sys.stdout.isatty():
+        raise InputError(f"not writing binary {fmt} to a terminal; redirect it or name a file")
+    job = BatchJob(
+        input=input_path,
+        output=sys.stdout.buffer if output == "-" else Path(output),
+        output_format=fmt,
+        input_format=input_format,
+        keep_columns=flags.keep_columns,
+        keep_all=flags.keep_all,
+        proba=proba,
+        on_error=flags.on_error,  # type: ignore[arg-type]
+        errors_to=flags.errors_to,
+        batch_size=chunk_size or 65_536,
+        jobs=flags.jobs,
+        ignore_unknown=settings.unknown_columns == "ignore",
+    )
+    loaded = load_configured_model(settings)
+    with BatchProgress(stderr) as progress:
+        summary = score_table(loaded, job, progress)
+    stderr.print(summary.line(), soft_wrap=True, highlight=False)
+
+
+def _score_with_spark(
+    settings: Settings, input_path: str, output: Path, proba: bool, flags: _BatchFlags
+) -> None:
+    try:
+        from restpredict import spark
+    except ImportError:
+        raise ConfigError(
+            "--engine spark needs pyspark: pip install 'restpredict[spark]'"
+        ) from None
+    if settings.model is None:
+        raise InputError("--engine spark needs --model FILE (executors load the file)")
+    if flags.on_error != "fail" or flags.jobs > 1:
+        raise InputError("--engine spark takes neither --on-error skip nor --jobs")
+    session = spark.spark_session(flags.master)
+    try:
+        summary = spark.score_parquet(
+            session,
+            settings.model,
+            input_path,
+            output,
+            keep=flags.keep_columns,
+            keep_all=flags.keep_all,
+            proba=proba,
+            ignore_unknown=settings.unknown_columns == "ignore",
+            sha256=settings.sha256,
+            allow_version_mismatch=settings.allow_version_mismatch,
+            trusted_types=settings.trusted_types,
+        )
+    finally:
+        session.stop()
+    stderr.print(summary.line(), soft_wrap=True, highlight=False)
+
+
+def _interrupt(signum: int, frame: Any) -> None:
+    raise KeyboardInterrupt
+
+
+def _names(text: str | None) -> tuple[str, ...]:
+    return tuple(name.strip() for name in (text or "").split(",") if name.strip())

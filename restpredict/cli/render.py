@@ -7,15 +7,25 @@ import json
 from collections.abc import Iterable
 from typing import IO, Any, Literal
 
-from rich.console import Group, RenderableType
+from rich.console import Console, Group, RenderableType
 from rich.panel import Panel
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    ProgressColumn,
+    Task,
+    TextColumn,
+    TimeElapsedColumn,
+    TimeRemainingColumn,
+)
 from rich.table import Table
 from rich.text import Text
 
 from restpredict._version import __version__
 from restpredict.settings import Settings
 
-__all__ = ["OutputFormat", "PredictionWriter", "metadata_table", "startup_panel"]
+__all__ = ["BatchProgress", "OutputFormat", "PredictionWriter", "metadata_table", "startup_panel"]
 
 OutputFormat = Literal["table", "json", "csv"]
 
@@ -139,6 +149,46 @@ class PredictionWriter:
 
 
 _MISSING = object()
+
+
+class BatchProgress:
+    """Batch scoring's progress bar: rows done, rows/s and ETA; drawn only on a terminal."""
+
+    def __init__(self, console: Console) -> None:
+        self._bar = Progress(
+            TextColumn("scoring"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            _RowsPerSecond(),
+            TimeElapsedColumn(),
+            TimeRemainingColumn(),
+            console=console,
+            disable=not console.is_terminal,
+            transient=True,
+        )
+        self._task = self._bar.add_task("rows", total=None, start=False)
+
+    def __enter__(self) -> BatchProgress:
+        self._bar.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._bar.stop()
+
+    def start(self, total: int | None) -> None:
+        """The row count, when the input's metadata gives it (Parquet, Arrow)."""
+        self._bar.update(self._task, total=total)
+        self._bar.start_task(self._task)
+
+    def advance(self, rows: int) -> None:
+        """``rows`` more rows written."""
+        self._bar.advance(self._task, rows)
+
+
+class _RowsPerSecond(ProgressColumn):
+    def render(self, task: Task) -> Text:
+        speed = task.finished_speed or task.speed
+        return Text(f"{speed:,.0f} rows/s" if speed else "", style="progress.data.speed")
 
 
 def _rows(document: dict[str, Any]) -> Iterable[tuple[Any, dict[str, float] | None]]:
