@@ -174,7 +174,7 @@ def test_rows_the_model_refuses_are_found_one_by_one(
     kept = frame.drop(index=[3, 321])
     got = pq.read_table(tmp_path / "out.parquet")["prediction"].to_pylist()
     assert got == frame_model.estimator.predict(kept).tolist()
-    with pytest.raises(InputError, match="^row 3: the model rejected the input"):
+    with pytest.raises(InputError, match=r"^row 3: the model rejected the input"):
         score_table(frame_model, job(tmp_path / "in.parquet", tmp_path / "out2.parquet"))
 
 
