@@ -138,7 +138,22 @@ def test_named_csv_for_a_dataframe_model(
             ["-i", "/absent.csv"], ExitCode.BAD_INPUT, "cannot read input", id="missing-input"
         ),
         pytest.param(
-            ["-f", "1,2,3,4", "-o", "xml"], ExitCode.BAD_INPUT, "--output must be", id="bad-output"
+            ["-f", "1,2,3,4", "--output-format", "xml"],
+            ExitCode.BAD_INPUT,
+            "--output-format on stdout must be table, json or csv",
+            id="bad-output-format",
+        ),
+        pytest.param(
+            ["-i", "rows.parquet", "-o", "scored.xml"],
+            ExitCode.BAD_INPUT,
+            "cannot tell the output format of 'scored.xml'",
+            id="bad-output-suffix",
+        ),
+        pytest.param(
+            ["-f", "1,2,3,4", "-o", "scored.parquet"],
+            ExitCode.BAD_INPUT,
+            "--features and --url write to stdout",
+            id="features-to-a-file",
         ),
     ],
 )

@@ -812,7 +812,12 @@ def _score_table(
     """``predict --output``: the input scored a batch at a time into a typed file."""
     import signal
 
-    from restpredict.batch import OUTPUT_FORMATS, BatchJob, format_of, score_table
+    try:
+        from restpredict.batch import OUTPUT_FORMATS, BatchJob, format_of, score_table
+    except ImportError:
+        raise ConfigError(
+            "scoring files with --output needs pyarrow: pip install 'restpredict[parquet]'"
+        ) from None
     from restpredict.cli.render import BatchProgress
     from restpredict.model.prepare import load_configured_model
 
