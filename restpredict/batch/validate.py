@@ -114,18 +114,19 @@ def check_batch(
     first_row: int = 0,
     text_numbers: bool = False,
 ) -> Checked:
-    """Validate one record batch; ``text_numbers`` parses numeric features held as text (CSV)."""
+    """Validate one record batch; ``text_numbers`` reads features held as text (CSV)."""
     kinds: Sequence[ColumnKind] = schema.feature_kinds or _numbers_only(len(layout.features))
     n = batch.num_rows
     bad = np.zeros(n, dtype=bool)
     reasons: dict[int, str] = {}
     columns: list[np.ndarray] = []
-    for name, kind in zip(layout.features, kinds):
+    for j, (name, kind) in enumerate(zip(layout.features, kinds)):
+        feature = _Feature(name, j, schema)
         column = batch.column(name)
         if kind == "number":
-            values, problems = _numbers(name, column, text_numbers)
+            values, problems = _numbers(feature, column, text_numbers)
         else:
-            values, problems = _strings(name, column)
+            values, problems = _strings(feature, column, text_numbers)
         for index, reason in problems:
             if not bad[index]:
                 bad[index] = True
@@ -177,16 +178,41 @@ def _single_row_reason(detail: str) -> str:
 Problems = list[tuple[int, str]]
 
 
-def _numbers(name: str, column: pa.Array, text: bool) -> tuple[np.ndarray, Problems]:
-    """A float64 array of the column, and the rows the server would refuse."""
+@dataclass(frozen=True)
+class _Feature:
+    """One model feature, and what a missing value (null, NaN, empty CSV cell) does there."""
+
+    name: str
+    index: int
+    schema: ModelSchema
+
+    @property
+    def nullable(self) -> bool:
+        return self.schema.nullable(self.index)
+
+    @property
+    def missing(self) -> str:
+        """The server's reason for a missing value where the model takes none."""
+        return (
+            f"feature {self.name!r} is missing (null), but {self.schema.estimator} does not "
+            "accept missing values there; send a value"
+        )
+
+    def says(self, reason: str) -> str:
+        return f"feature {self.name!r}: {reason}"
+
+
+def _numbers(feature: _Feature, column: pa.Array, text: bool) -> tuple[np.ndarray, Problems]:
+    """A float64 array of the column (NaN where missing), and the rows the server refuses."""
     kind = column.type
     if text and _is_text(kind):
-        return _parsed_numbers(name, column)
+        return _parsed_numbers(feature, column)
     if pa.types.is_null(kind):
-        return np.full(len(column), np.nan), _each(len(column), name, "expected a number, got None")
+        values = np.full(len(column), np.nan)
+        return values, [] if feature.nullable else _each(len(column), feature.missing)
     if not (pa.types.is_integer(kind) or pa.types.is_floating(kind) or pa.types.is_decimal(kind)):
         raise InputError(
-            f"column {name!r} holds {kind} values; the model expects numbers",
+            f"column {feature.name!r} holds {kind} values; the model expects numbers",
             code="invalid_type",
         )
     values = np.asarray(
@@ -195,16 +221,19 @@ def _numbers(name: str, column: pa.Array, text: bool) -> tuple[np.ndarray, Probl
     finite = np.isfinite(values)
     if finite.all():
         return values, []
-    nulls = column.is_null().to_numpy(zero_copy_only=False)
     problems = []
     for i in np.flatnonzero(~finite):
-        got = "None" if nulls[i] else repr(float(values[i]))
-        problems.append((int(i), f"feature {name!r}: expected a finite number, got {got}"))
+        if np.isinf(values[i]):
+            got = float(values[i])
+            problems.append((int(i), feature.says(f"expected a finite number, got {got!r}")))
+        elif not feature.nullable:  # null or NaN: a missing value
+            problems.append((int(i), feature.missing))
     return values, problems
 
 
-def _parsed_numbers(name: str, column: pa.Array) -> tuple[np.ndarray, Problems]:
-    """CSV text: a finite float where the text is one, else the text is reported as given."""
+def _parsed_numbers(feature: _Feature, column: pa.Array) -> tuple[np.ndarray, Problems]:
+    """CSV text, as the CLI's CSV reader reads it: a finite number, empty (missing), or the
+    text itself, reported as given."""
     try:
         values = np.asarray(
             pc.cast(column, pa.float64()).to_numpy(zero_copy_only=False), dtype=np.float64
@@ -217,19 +246,22 @@ def _parsed_numbers(name: str, column: pa.Array) -> tuple[np.ndarray, Problems]:
     out = np.empty(len(texts), dtype=np.float64)
     problems = []
     for i, text in enumerate(texts):
+        if text is None or not text.strip():
+            out[i] = np.nan
+            if not feature.nullable:
+                problems.append((i, feature.missing))
+            continue
         number = _finite_float(text)
         if number is None:
             out[i] = np.nan
-            problems.append((i, f"feature {name!r}: expected a number, got {text!r}"))
+            problems.append((i, feature.says(f"expected a number, got {text!r}")))
         else:
             out[i] = number
     return out, problems
 
 
-def _finite_float(text: str | None) -> float | None:
-    """The number CSV text holds, as the CLI's CSV reader reads it; None if not finite."""
-    if text is None:
-        return None
+def _finite_float(text: str) -> float | None:
+    """The number CSV text holds, as ``float()`` reads it; None if it holds none or not finite."""
     try:
         number = float(text)
     except ValueError:
@@ -237,25 +269,34 @@ def _finite_float(text: str | None) -> float | None:
     return number if math.isfinite(number) else None
 
 
-def _strings(name: str, column: pa.Array) -> tuple[np.ndarray, Problems]:
-    """An object array of str, and the rows whose value is null."""
+def _strings(feature: _Feature, column: pa.Array, text: bool) -> tuple[np.ndarray, Problems]:
+    """An object array of str (the model's missing value where null), and the refused rows.
+
+    In CSV an empty cell is a missing value, as pandas and MLflow read it.
+    """
     kind = column.type
     if pa.types.is_dictionary(kind):
         column = column.dictionary_decode()
         kind = column.type
     if pa.types.is_null(kind):
-        values = np.full(len(column), None, dtype=object)
-        return values, _each(len(column), name, "expected a string, got None")
+        values = np.full(len(column), feature.schema.missing_value(feature.index), dtype=object)
+        return values, [] if feature.nullable else _each(len(column), feature.missing)
     if not _is_text(kind):
         raise InputError(
-            f"column {name!r} holds {kind} values; the model expects strings",
+            f"column {feature.name!r} holds {kind} values; the model expects strings",
             code="invalid_type",
         )
     values = np.asarray(column.to_numpy(zero_copy_only=False), dtype=object)
-    if column.null_count == 0:
+    missing = column.is_null()
+    if text:
+        missing = pc.or_(missing, pc.equal(column, ""))
+    if not pc.any(missing).as_py():
         return values, []
-    nulls = np.flatnonzero(column.is_null().to_numpy(zero_copy_only=False))
-    return values, [(int(i), f"feature {name!r}: expected a string, got None") for i in nulls]
+    rows = np.flatnonzero(missing.to_numpy(zero_copy_only=False))
+    if feature.nullable:
+        values[rows] = feature.schema.missing_value(feature.index)
+        return values, []
+    return values, [(int(i), feature.missing) for i in rows]
 
 
 def _numbers_only(n: int) -> tuple[ColumnKind, ...]:
@@ -269,8 +310,8 @@ def _is_text(kind: pa.DataType) -> bool:
     )
 
 
-def _each(n: int, name: str, message: str) -> Problems:
-    return [(i, f"feature {name!r}: {message}") for i in range(n)]
+def _each(n: int, reason: str) -> Problems:
+    return [(i, reason) for i in range(n)]
 
 
 def _matrix(columns: list[np.ndarray], n: int, numeric: bool) -> np.ndarray:

@@ -120,7 +120,8 @@ def test_bad_rows_fail_the_run_by_default_and_leave_no_output(
     out = tmp_path / "out.parquet"
     out.write_bytes(b"yesterday's result")
     with pytest.raises(
-        InputError, match=r"^row 2500: feature 'c': expected a finite number, got nan$"
+        InputError,
+        match=r"^row 2500: feature 'c' is missing \(null\), but Pipeline\(StandardScaler, ",
     ):
         score_table(iris, job(tmp_path / "in.parquet", out, keep_columns=("id",), batch_size=1000))
     assert out.read_bytes() == b"yesterday's result"
@@ -140,7 +141,7 @@ def test_skip_sends_bad_rows_to_the_errors_file(tmp_path: Path, iris: LoadedMode
     assert (summary.rows_in, summary.rows_scored, summary.rows_rejected) == (3000, 2996, 4)
     logged = [json.loads(line) for line in errors.read_text().splitlines()]
     assert [entry["row"] for entry in logged] == [7, 1007, 2007, 2999]
-    assert logged[-1]["error"] == "feature 'b': expected a finite number, got None"
+    assert logged[-1]["error"].startswith("feature 'b' is missing (null), but Pipeline(")
     good = np.ones(3000, dtype=bool)
     good[[7, 1007, 2007, 2999]] = False
     scored = pq.read_table(out)

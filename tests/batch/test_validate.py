@@ -5,15 +5,53 @@ from __future__ import annotations
 from typing import Any
 
 import numpy as np
+import pandas as pd
 import pyarrow as pa
 import pytest
+from sklearn.compose import make_column_transformer
+from sklearn.impute import SimpleImputer
+from sklearn.linear_model import LogisticRegression
+from sklearn.pipeline import make_pipeline
+from sklearn.preprocessing import OneHotEncoder, StandardScaler
 
 from restpredict.batch.validate import Layout, check_batch, check_rows, plan_layout
 from restpredict.errors import InputError
-from restpredict.model import LoadedModel
+from restpredict.model import LoadedModel, from_estimator
 from restpredict.payload import rows_to_query
 
 IRIS = ("a", "b", "c", "d")
+MISSING = (
+    "feature {!r} is missing (null), but Pipeline(StandardScaler, LogisticRegression) does not "
+    "accept missing values there; send a value"
+)
+
+
+@pytest.fixture(scope="module")
+def imputed() -> LoadedModel:
+    """A DataFrame pipeline whose imputers take nulls in "a" and "color", not in "b"."""
+    rng = np.random.default_rng(1)
+    frame = pd.DataFrame(
+        {
+            "a": rng.normal(size=120),
+            "color": rng.choice(["red", "green", "blue"], 120).astype(object),
+            "b": rng.normal(size=120),
+        }
+    )
+    frame.loc[::6, "a"] = np.nan
+    frame.loc[::7, "color"] = np.nan
+    labels = np.where((frame["color"] == "red") | (frame["b"] > 0.5), "yes", "no")
+    pre = make_column_transformer(
+        (SimpleImputer(strategy="median"), ["a"]),
+        (
+            make_pipeline(
+                SimpleImputer(strategy="most_frequent"), OneHotEncoder(handle_unknown="ignore")
+            ),
+            ["color"],
+        ),
+        (StandardScaler(), ["b"]),
+    )
+    model = make_pipeline(pre, LogisticRegression(max_iter=500)).fit(frame, labels)
+    return from_estimator(model, name="imputed", sha256="", source="memory", sklearn_trained=None)
 
 
 def _server_accepts(model: LoadedModel, record: dict[str, Any], positional: bool) -> bool:
@@ -98,7 +136,7 @@ def test_bad_rows_are_numbered_and_the_others_kept(iris: LoadedModel) -> None:
     batch = pa.RecordBatch.from_arrays([pa.array(values[:, j]) for j in range(4)], names=list(IRIS))
     checked = check_batch(batch, Layout(IRIS), iris.schema, first_row=100)
     assert [(r.row, r.reason) for r in checked.rejects] == [
-        (101, "feature 'c': expected a finite number, got nan"),
+        (101, MISSING.format("c")),
         (104, "feature 'a': expected a finite number, got inf"),
     ]
     assert checked.valid is not None and checked.valid.tolist() == [1, 0, 1, 1, 0, 1]
@@ -133,7 +171,7 @@ def test_csv_text_is_parsed_and_bad_text_named(iris: LoadedModel) -> None:
     assert [(r.row, r.reason) for r in checked.rejects] == [
         (1, "feature 'a': expected a number, got 'x'"),
         (2, "feature 'a': expected a number, got 'nan'"),
-        (3, "feature 'a': expected a number, got ''"),
+        (3, MISSING.format("a")),
     ]
     assert checked.rows.tolist() == [[1.5, 1.0, 1.0, 2.0]]
 
@@ -169,3 +207,29 @@ def test_json_rows_use_the_servers_own_checks_row_by_row(frame_model: LoadedMode
     assert "expected a number, got 'big'" in checked.rejects[0].reason
     assert "missing 1 feature(s): color" in checked.rejects[1].reason
     assert checked.rows.shape == (2, 3)
+
+
+def test_missing_values_go_to_the_model_where_it_takes_them(imputed: LoadedModel) -> None:
+    records: list[dict[str, Any]] = [
+        {"a": None, "color": "red", "b": 0.1},
+        {"a": 0.3, "color": None, "b": 0.9},
+        {"a": 0.3, "color": "blue", "b": None},
+        {"a": float("nan"), "color": "green", "b": -1.0},
+    ]
+    batch = pa.RecordBatch.from_pylist(records)
+    checked = check_batch(batch, plan_layout(batch.schema.names, imputed.schema), imputed.schema)
+    assert [(r.row, r.reason.split(" is missing")[0]) for r in checked.rejects] == [
+        (2, "feature 'b'")
+    ]
+    accepted = [records[i] for i in (0, 1, 3)]
+    server = rows_to_query(accepted, imputed.schema, max_rows=3).rows
+    assert imputed.predict(checked.rows).labels.tolist() == imputed.predict(server).labels.tolist()
+    for record in records:
+        assert _server_accepts(imputed, record, positional=False) == (record["b"] is not None)
+
+
+def test_an_empty_csv_cell_is_a_missing_value(imputed: LoadedModel) -> None:
+    batch = pa.RecordBatch.from_pydict({"a": ["", "1"], "color": ["red", ""], "b": ["0.5", ""]})
+    layout = plan_layout(batch.schema.names, imputed.schema)
+    checked = check_batch(batch, layout, imputed.schema, text_numbers=True)
+    assert [r.row for r in checked.rejects] == [1]  # "b" is empty there; a and color may be

@@ -61,14 +61,14 @@ def test_parquet_in_parquet_out_with_summary(
 
 def test_bad_rows_exit_4_or_go_to_the_errors_file(tmp_path: Path, iris_path: Path) -> None:
     values = np.ones((50, 4))
-    values[17, 3] = np.nan
+    values[17, 3] = np.inf
     pq.write_table(
         pa.table({k: values[:, j] for j, k in enumerate("abcd")}), tmp_path / "in.parquet"
     )
     args = ["predict", "-m", str(iris_path), "-i", str(tmp_path / "in.parquet")]
     failed = restpredict(*args, "-o", str(tmp_path / "out.csv"))
     assert failed.returncode == 4
-    assert failed.stderr.strip() == "error: row 17: feature 'd': expected a finite number, got nan"
+    assert failed.stderr.strip() == "error: row 17: feature 'd': expected a finite number, got inf"
     assert not (tmp_path / "out.csv").exists()
     errors = tmp_path / "errors.jsonl"
     skipped = restpredict(
