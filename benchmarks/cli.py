@@ -106,6 +106,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     arguments = list(sys.argv[1:] if argv is None else argv)
     if arguments[:1] in (["chart"], ["report"]):
         return redraw(arguments[0], arguments[1:])
+    if arguments[:1] == ["batch"]:
+        from benchmarks.batch import main as batch_main  # pyarrow only for this cell
+
+        return batch_main(arguments[1:])
     args = build_parser().parse_args(arguments)
     signal.signal(signal.SIGTERM, _exit_on_sigterm)  # so `finally` stops the servers
     started = datetime.now(timezone.utc)

@@ -18,6 +18,7 @@ from concurrent.futures import Future, ProcessPoolExecutor
 from typing import Protocol
 
 import numpy as np
+from threadpoolctl import threadpool_limits  # a scikit-learn dependency
 
 from restpredict.batch.job import BatchJob
 from restpredict.batch.predict import Scored, Work, predict_rows
@@ -86,8 +87,10 @@ class _Pool:
 
 
 def _start_worker(model: LoadedModel) -> None:
+    """Keep the model; one BLAS/OpenMP thread per worker, as N workers share N cores."""
     global _worker_model
     _worker_model = model
+    threadpool_limits(1)
 
 
 def _predict_in_worker(rows: np.ndarray, numbers: np.ndarray, proba: bool) -> Scored:

@@ -16,10 +16,12 @@ from __future__ import annotations
 import csv
 import glob
 import os
+import queue
+import threading
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 import pyarrow as pa
 import pyarrow.csv as pa_csv
@@ -33,7 +35,7 @@ from restpredict.payload import Row
 from restpredict.rows import chunks
 from restpredict.schema import ModelSchema
 
-__all__ = ["Piece", "Source", "find_files", "open_source"]
+__all__ = ["Piece", "Source", "find_files", "open_source", "read_ahead"]
 
 _PARQUET_BUFFER_BYTES = 1 << 20
 _CSV_BLOCK_BYTES = 8 << 20
@@ -82,6 +84,55 @@ class Source:
             if batch.num_rows:
                 yield Piece(first, batch)
                 first += batch.num_rows
+
+
+def read_ahead(pieces: Iterator[Piece], depth: int = 2) -> Iterator[Piece]:
+    """The same pieces, read by a background thread up to ``depth`` pieces ahead.
+
+    Decoding Parquet releases the GIL, so on two cores the next batch is read while this one is
+    validated and predicted. Errors are raised here, in order; closing this generator (the run
+    failed) stops the reader at its next piece.
+    """
+    handoff: queue.Queue[tuple[str, Any]] = queue.Queue(maxsize=depth)
+    stop = threading.Event()
+
+    def produce() -> None:
+        try:
+            for piece in pieces:
+                if not _put(handoff, ("piece", piece), stop):
+                    return
+        except BaseException as exc:  # handed to the consumer, raised there
+            _put(handoff, ("error", exc), stop)
+        else:
+            _put(handoff, ("done", None), stop)
+
+    reader = threading.Thread(target=produce, name="restpredict-read-ahead", daemon=True)
+    reader.start()
+    try:
+        while True:
+            kind, value = handoff.get()
+            if kind == "piece":
+                yield value
+            elif kind == "error":
+                raise value
+            else:
+                return
+    finally:
+        stop.set()
+        reader.join()
+
+
+def _put(
+    handoff: queue.Queue[tuple[str, Any]], item: tuple[str, Any], stop: threading.Event
+) -> bool:
+    """Put unless the consumer has gone; False once it has."""
+    while not stop.is_set():
+        try:
+            handoff.put(item, timeout=0.1)
+        except queue.Full:
+            continue
+        return True
+    return False
 
 
 def open_source(

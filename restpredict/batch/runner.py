@@ -16,7 +16,7 @@ import pyarrow as pa
 from restpredict.batch.job import BatchJob, Progress, Summary
 from restpredict.batch.parallel import predictor_for
 from restpredict.batch.predict import Scored, Work
-from restpredict.batch.readers import Source, open_source
+from restpredict.batch.readers import Source, open_source, read_ahead
 from restpredict.batch.rejects import open_reject_log
 from restpredict.batch.validate import Layout, check_batch, check_rows, plan_layout
 from restpredict.batch.writers import (
@@ -105,7 +105,7 @@ def _validated(
     source: Source, layout: Layout | None, model: LoadedModel, job: BatchJob, summary: Summary
 ) -> Iterator[Work]:
     columns = list(dict.fromkeys(layout.features + layout.keep)) if layout else None
-    for piece in source.pieces(columns, model.schema):
+    for piece in read_ahead(source.pieces(columns, model.schema)):
         summary.rows_in += len(piece)
         if isinstance(piece.data, pa.RecordBatch):
             assert layout is not None

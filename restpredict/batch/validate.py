@@ -315,11 +315,8 @@ def _each(n: int, reason: str) -> Problems:
 
 
 def _matrix(columns: list[np.ndarray], n: int, numeric: bool) -> np.ndarray:
-    """The model input, shaped as the server builds it."""
-    if numeric:
-        matrix = np.empty((n, len(columns)), dtype=np.float64)
-    else:
-        matrix = np.empty((n, len(columns)), dtype=object)
+    """The model input, shaped as the server builds it (C order, one row per input row)."""
+    matrix = np.empty((n, len(columns)), dtype=np.float64 if numeric else object)
     for j, values in enumerate(columns):
         matrix[:, j] = values
     return matrix
