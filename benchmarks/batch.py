@@ -8,12 +8,13 @@ pipeline of the serving benchmark, then runs, one after another in fresh process
 - ``restpredict``: ``restpredict predict --model M --input T --output out.parquet``;
 - ``restpredict --jobs N``: the same with N predicting processes (default 2).
 
-Each process's peak RSS comes from ``os.wait4`` (that child alone). Throughput is rows per
-second of the run's own work: for restpredict the seconds its summary line reports (read,
-validate, predict, write; not interpreter start-up), for the baseline the predict call alone
-(``predict rows/s``) and load plus predict (``load+predict rows/s``). Every run's labels are
-checked equal to the baseline's. The goal (issue 14): restpredict >= 0.9x the baseline's
-predict rows/s with peak RSS <= 1/5 of the baseline's.
+Each process's peak RSS is its own ``ru_maxrss``, taken by a small launcher
+(``benchmarks.peak_rss``): measured from this driver, a child's peak would start at the
+driver's size. Throughput is rows per second of each run's own work: for restpredict the
+seconds its summary line reports (read, validate, predict, write; not interpreter start-up),
+for the baseline the predict call alone (``predict rows/s``) and load plus predict
+(``load+predict rows/s``). Every run's labels are checked equal to the baseline's. The goal
+(issue 14): restpredict >= 0.9x the baseline's predict rows/s, with peak RSS <= 1/5 of its.
 """
 
 from __future__ import annotations
@@ -161,17 +162,15 @@ def _run(name: str, argv: list[str]) -> tuple[str, str, float, float]:
     """Run to completion; its stdout, stderr, peak RSS (MiB) and wall seconds."""
     _progress(f"{name}: {' '.join(argv[1:])}")
     started = time.perf_counter()
-    with tempfile.TemporaryFile("w+") as out, tempfile.TemporaryFile("w+") as err:
-        process = subprocess.Popen(argv, stdout=out, stderr=err, text=True)
-        _, status, usage = os.wait4(process.pid, 0)
-        process.returncode = os.waitstatus_to_exitcode(status)
+    with tempfile.TemporaryDirectory(prefix="restpredict-peak-") as tmp:
+        peak_file = Path(tmp) / "peak"
+        measured = [sys.executable, "-m", "benchmarks.peak_rss", str(peak_file), "--", *argv]
+        done = subprocess.run(measured, capture_output=True, text=True, check=False)
         wall = time.perf_counter() - started
-        out.seek(0)
-        err.seek(0)
-        stdout, stderr = out.read(), err.read()
-    if process.returncode != 0:
-        raise BenchmarkError(f"{name} exited {process.returncode}: {stderr.strip()[-500:]}")
-    peak = usage.ru_maxrss / 1024
+        if done.returncode != 0:
+            raise BenchmarkError(f"{name} exited {done.returncode}: {done.stderr.strip()[-500:]}")
+        peak = int(peak_file.read_text()) / 1024
+    stdout, stderr = done.stdout, done.stderr
     _progress(f"{name}: {wall:.1f} s wall, peak RSS {peak:,.0f} MiB")
     return stdout, stderr, peak, wall
 
