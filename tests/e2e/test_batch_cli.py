@@ -77,7 +77,7 @@ def test_bad_rows_exit_4_or_go_to_the_errors_file(tmp_path: Path, iris_path: Pat
     assert "scored 49  rejected 1" in skipped.stderr
     assert json.loads(errors.read_text()) == {
         "row": 17,
-        "error": "feature 'd': expected a finite number, got nan",
+        "error": "feature 'd': expected a finite number, got inf",
     }
     assert len((tmp_path / "out.csv").read_text().splitlines()) == 1 + 49
 
