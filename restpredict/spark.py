@@ -38,7 +38,7 @@ from restpredict.batch.predict import predict_rows
 from restpredict.batch.validate import Layout, check_batch, plan_layout
 from restpredict.batch.writers import PREDICTION, label_type
 from restpredict.errors import ConfigError, InputError
-from restpredict.model import LoadedModel, load_model
+from restpredict.model.loading import LoadedModel, load_model
 
 if TYPE_CHECKING:
     from pyspark.sql import Column, DataFrame, SparkSession

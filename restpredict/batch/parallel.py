@@ -22,7 +22,7 @@ from threadpoolctl import threadpool_limits  # a scikit-learn dependency
 
 from restpredict.batch.job import BatchJob
 from restpredict.batch.predict import Scored, Work, predict_rows
-from restpredict.model import LoadedModel, Prediction
+from restpredict.model.loading import LoadedModel, Prediction
 
 __all__ = ["Predictor", "predictor_for"]
 

@@ -17,7 +17,7 @@ import pyarrow as pa
 from restpredict.batch.readers import Piece
 from restpredict.batch.validate import Checked, Reject
 from restpredict.errors import InputError
-from restpredict.model import LoadedModel, Prediction
+from restpredict.model.loading import LoadedModel, Prediction
 
 __all__ = ["Scored", "Work", "predict_rows"]
 

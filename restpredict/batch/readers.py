@@ -30,10 +30,10 @@ import pyarrow.ipc as pa_ipc
 import pyarrow.parquet as pq
 
 from restpredict.batch.formats import Format, format_of, input_format_of
+from restpredict.codecs.payload import Row
+from restpredict.codecs.rows import chunks
 from restpredict.errors import InputError
-from restpredict.payload import Row
-from restpredict.rows import chunks
-from restpredict.schema import ModelSchema
+from restpredict.model.schema import ModelSchema
 
 __all__ = ["Piece", "Source", "find_files", "open_source", "read_ahead"]
 

@@ -26,9 +26,9 @@ from restpredict.batch.writers import (
     output_batch,
     output_schema,
 )
+from restpredict.codecs.payload import Row
 from restpredict.errors import InputError
-from restpredict.model import LoadedModel
-from restpredict.payload import Row
+from restpredict.model.loading import LoadedModel
 
 __all__ = ["score_table"]
 

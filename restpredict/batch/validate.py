@@ -19,9 +19,9 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from restpredict.codecs.payload import Row, rows_to_query
 from restpredict.errors import InputError
-from restpredict.payload import Row, rows_to_query
-from restpredict.schema import ColumnKind, ModelSchema
+from restpredict.model.schema import ColumnKind, ModelSchema
 
 __all__ = ["Checked", "Layout", "Reject", "check_batch", "check_rows", "plan_layout"]
 

@@ -23,7 +23,7 @@ import pyarrow.parquet as pq
 from restpredict.batch.formats import Format
 from restpredict.batch.staging import staged
 from restpredict.errors import InputError
-from restpredict.model import Prediction
+from restpredict.model.loading import Prediction
 
 __all__ = ["PREDICTION", "BatchWriter", "open_writer", "output_batch", "output_schema"]
 

@@ -14,7 +14,7 @@ import pytest
 
 from restpredict.batch import BatchJob, score_table
 from restpredict.errors import InputError
-from restpredict.model import LoadedModel
+from restpredict.model.loading import LoadedModel
 
 from ..conftest import frame_data
 
@@ -81,7 +81,7 @@ def test_a_directory_or_glob_is_one_table_in_file_order(
 
 
 def test_labels_keep_their_type(tmp_path: Path, iris_int_path: Path, regressor_path: Path) -> None:
-    from restpredict.model import load_model
+    from restpredict.model.loading import load_model
 
     table, values = iris_table(50)
     pq.write_table(table.drop(["id"]), tmp_path / "in.parquet")

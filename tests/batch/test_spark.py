@@ -20,7 +20,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from restpredict.errors import InputError, IntegrityError
-from restpredict.model import LoadedModel
+from restpredict.model.loading import LoadedModel
 
 from ..conftest import frame_data
 
@@ -92,7 +92,7 @@ def test_dataframe_pipeline_by_name_in_a_struct(
 def test_parquet_to_parquet_with_kept_columns(
     spark: SparkSession, tmp_path: Path, iris_int_path: Path
 ) -> None:
-    from restpredict.model import load_model
+    from restpredict.model.loading import load_model
 
     values = np.random.default_rng(8).uniform(0, 7, size=(5000, 4))
     table = pa.table({"id": np.arange(5000), **{k: values[:, j] for j, k in enumerate("abcd")}})

@@ -15,9 +15,9 @@ from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import OneHotEncoder, StandardScaler
 
 from restpredict.batch.validate import Layout, check_batch, check_rows, plan_layout
+from restpredict.codecs.payload import rows_to_query
 from restpredict.errors import InputError
-from restpredict.model import LoadedModel, from_estimator
-from restpredict.payload import rows_to_query
+from restpredict.model.loading import LoadedModel, from_estimator
 
 IRIS = ("a", "b", "c", "d")
 MISSING = (

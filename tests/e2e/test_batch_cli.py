@@ -22,7 +22,7 @@ from sklearn.linear_model import LogisticRegression
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 
-from restpredict.model import LoadedModel
+from restpredict.model.loading import LoadedModel
 
 from ..estimators import BatchEcho
 
