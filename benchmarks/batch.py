@@ -71,6 +71,11 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def rerender(path: Path) -> str:
+    """The report of a run's JSON (``benchmarks/results/*-batch.json``), drawn again."""
+    return render(json.loads(path.read_text()))
+
+
 def main(argv: Sequence[str]) -> int:
     """Run the batch cell; 0 when measured (goals are reported, not enforced), 2 on failure."""
     args = build_parser().parse_args(argv)
@@ -179,7 +184,12 @@ def render(doc: dict[str, object]) -> str:
     """The cell as Markdown: a table of runs, then the ratios and the goals."""
     rows = int(doc["rows"])  # type: ignore[call-overload]
     lines = [
-        f"## Batch scoring: {rows:,} rows x 30 columns, Parquet, logistic-regression pipeline",
+        f"# Batch scoring run of {doc.get('started_at', 'an unknown time')}",
+        "",
+        "<!-- --8<-- [start:report] -->",
+        f"`python -m benchmarks batch --rows {rows} --jobs {doc['jobs']}`: {rows:,} rows x 30 "
+        "float64 columns of Parquet (1,048,576-row row groups), the logistic-regression "
+        "pipeline; each run a fresh process, one after another.",
         "",
         "| run | rows/s | seconds | peak RSS (MiB) | wall incl. start (s) |",
         "| --- | ---: | ---: | ---: | ---: |",
@@ -202,7 +212,8 @@ def render(doc: dict[str, object]) -> str:
         f"(goal <= {GOAL_RSS}: {'met' if r <= GOAL_RSS else 'not met'})",  # type: ignore[operator]
         f"- `--jobs {doc['jobs']}` speedup: {doc['jobs_speedup']:.2f}x "
         f"(peak RSS {doc['jobs_rss_ratio']:.2f}x in-memory, all processes' peaks not summed)",
-        f"- load average during the run: {doc['loadavg']}",
+        f"- load average (1, 5, 15 min) at the end: {doc['loadavg']}",
+        "<!-- --8<-- [end:report] -->",
         "",
     ]
     return "\n".join(lines)
