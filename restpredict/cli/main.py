@@ -868,15 +868,18 @@ def _score_with_spark(
         raise ConfigError(
             "--engine spark needs pyspark: pip install 'restpredict[spark]'"
         ) from None
-    if settings.model is None:
-        raise InputError("--engine spark needs --model FILE (executors load the file)")
+    if settings.model is None or not Path(settings.model).is_file():
+        raise InputError(
+            "--engine spark needs --model naming a local model file (executors load its bytes); "
+            "remote sources and MLflow folders are not supported there yet"
+        )
     if flags.on_error != "fail" or flags.jobs > 1:
         raise InputError("--engine spark takes neither --on-error skip nor --jobs")
     session = spark.spark_session(flags.master)
     try:
         summary = spark.score_parquet(
             session,
-            settings.model,
+            Path(settings.model),
             input_path,
             output,
             keep=flags.keep_columns,
