@@ -16,6 +16,7 @@ import json
 import os
 import shutil
 import tempfile
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -24,6 +25,7 @@ __all__ = ["Cache", "CachedEntry", "default_cache_dir", "tree_digest"]
 
 _CHUNK = 1024 * 1024
 _KEEP = 2  # versions kept per source: the current one and the one before it
+_STALE_PARTIAL = 24 * 3600  # seconds after which an unfinished download is surely abandoned
 
 
 def default_cache_dir() -> Path:
@@ -68,7 +70,9 @@ class Cache:
     ) -> CachedEntry:
         """Run ``fill(path)`` into a temporary folder, then move the result into place."""
         folder = self._folder(key)
-        folder.mkdir(parents=True, exist_ok=True)
+        # Private to this user: whoever can write here can swap what gets unpickled.
+        self.root.mkdir(mode=0o700, parents=True, exist_ok=True)
+        folder.mkdir(mode=0o700, exist_ok=True)
         partial = Path(tempfile.mkdtemp(prefix=".partial-", dir=folder))
         try:
             fill(partial / name)
@@ -90,7 +94,12 @@ class Cache:
         return self.root / hashlib.sha256(key.encode("utf-8")).hexdigest()[:32]
 
     def _prune(self, folder: Path, current: str) -> None:
-        """Keep the newest versions; older ones are no longer loaded by anyone."""
+        """Keep the newest versions; older ones, and downloads a killed process left, go."""
+        stale = time.time() - _STALE_PARTIAL
+        for partial in folder.glob(".partial-*"):
+            with contextlib.suppress(OSError):
+                if partial.stat().st_mtime < stale:
+                    shutil.rmtree(partial, ignore_errors=True)
         versions = [p for p in folder.iterdir() if p.is_dir() and not p.name.startswith(".")]
         versions.sort(key=lambda p: (p.name != current, -p.stat().st_mtime))
         for old in versions[_KEEP:]:
