@@ -15,8 +15,7 @@ import pytest
 from restpredict.batch import BatchJob, score_table
 from restpredict.errors import InputError
 from restpredict.model.loading import LoadedModel
-
-from ..conftest import frame_data
+from tests.support.models import frame_data
 
 IRIS = ("a", "b", "c", "d")
 

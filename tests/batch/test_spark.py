@@ -21,8 +21,7 @@ import pytest
 
 from restpredict.errors import InputError, IntegrityError
 from restpredict.model.loading import LoadedModel
-
-from ..conftest import frame_data
+from tests.support.models import frame_data
 
 pyspark = pytest.importorskip("pyspark", reason="pyspark is not installed (extra: spark)")
 

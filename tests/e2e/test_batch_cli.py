@@ -23,8 +23,7 @@ from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 
 from restpredict.model.loading import LoadedModel
-
-from ..estimators import BatchEcho
+from tests.support.estimators import BatchEcho
 
 COLUMNS = [f"x{i}" for i in range(30)]
 

@@ -8,7 +8,8 @@ from pathlib import Path
 import httpx
 import joblib
 
-from ..conftest import ServerProcess
+from tests.support.servers import ServerProcess
+
 from .hostile_models import SECRET, Picky
 from .servers import PYTHONPATH
 

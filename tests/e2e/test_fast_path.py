@@ -11,7 +11,7 @@ import numpy as np
 from sklearn.datasets import load_breast_cancer
 from sklearn.ensemble import RandomForestClassifier
 
-from ..conftest import ServerProcess
+from tests.support.servers import ServerProcess
 
 X, Y = load_breast_cancer(return_X_y=True)
 

@@ -10,7 +10,8 @@ from collections.abc import Iterator
 import httpx
 import pytest
 
-from ..conftest import running_server
+from tests.support.servers import running_server
+
 from .servers import address, exchange, head_and_body, status_of
 
 ROW = b'{"features": [5.1, 3.5, 1.4, 0.2]}'

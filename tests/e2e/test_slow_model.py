@@ -11,7 +11,8 @@ import httpx
 import joblib
 import pytest
 
-from ..conftest import ServerProcess
+from tests.support.servers import ServerProcess
+
 from .hostile_models import SLOW_VALUE, SlowOnOne
 from .servers import PYTHONPATH
 

@@ -14,7 +14,7 @@ from typer.testing import CliRunner
 from restpredict.cli import app
 from restpredict.errors import ExitCode
 from restpredict.model.loading import load_model
-from tests.conftest import ServerProcess
+from tests.support.servers import ServerProcess
 
 pytestmark = pytest.mark.filterwarnings("ignore:The ``noload`` loader strategy:DeprecationWarning")
 

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import httpx
 
-from tests.conftest import free_port
+from tests.support.servers import free_port
 
 
 @contextlib.contextmanager

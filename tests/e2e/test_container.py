@@ -1,0 +1,306 @@
+"""A real build of what ``restpredict dockerize`` writes, run the way a platform would run it.
+
+One podman build of the generated context (a few minutes cold: pip downloads the pinned
+wheels from PyPI), then one container with a read-only root filesystem, only /tmp writable,
+all capabilities dropped, and its port published on loopback only. Needs podman and the
+local ``python:3.11-slim`` base image from ``.ci/container-setup.sh``; skipped without them.
+Select or skip it with ``-m container`` / ``-m "not container"``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import shutil
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+import pytest
+from packaging.utils import canonicalize_name
+from typer.testing import CliRunner
+
+from restpredict._version import __version__
+from restpredict.cli import app
+from tests.support.servers import free_port
+
+pytestmark = pytest.mark.container
+
+PODMAN_DIR = Path(os.environ.get("RP_PODMAN_DIR", "/tmp/rp-podman"))
+BASE_IMAGE = "docker.io/library/python:3.11-slim"
+UID = 10001
+GREETING = 'say "hi" to $HOME \\ now'
+ROWS = [
+    {"size": 12.5, "color": "red", "weight": 4.0},
+    {"size": 7.0, "color": "blue", "weight": 6.5},
+    {"size": 10.0, "color": "green", "weight": 5.0},
+]
+
+
+def podman(*args: str, timeout: float = 60, check: bool = True) -> subprocess.CompletedProcess[str]:
+    """Run podman with the storage and settings container-setup.sh wrote (env.sh)."""
+    script = 'source "$1" && shift && exec podman "$@"'
+    env_sh = str(PODMAN_DIR / "env.sh")
+    result = subprocess.run(
+        ["bash", "-c", script, "podman", env_sh, *args],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
+    if check and result.returncode != 0:
+        raise AssertionError(
+            f"podman {' '.join(args)} exited {result.returncode}:\n{result.stderr}"
+        )
+    return result
+
+
+def skip_without_podman() -> None:
+    if shutil.which("podman") is None:
+        pytest.skip("podman is not installed: run .ci/container-setup.sh (CI does)")
+    if not (PODMAN_DIR / "env.sh").exists():
+        pytest.skip(f"no {PODMAN_DIR}/env.sh: run .ci/container-setup.sh (CI does)")
+    if podman("image", "exists", BASE_IMAGE, check=False).returncode != 0:
+        pytest.skip(f"base image {BASE_IMAGE} not built: run .ci/container-setup.sh (CI does)")
+    if sys.version_info[:2] != (3, 11):
+        pytest.skip("the local base image has Python 3.11; dependencies are pinned for this one")
+
+
+@dataclass
+class Running:
+    """The built image and its running container."""
+
+    project: Path
+    context: Path
+    image: str
+    container: str
+    url: str
+
+
+@pytest.fixture(scope="module")
+def running(tmp_path_factory: pytest.TempPathFactory, frame_path: Path) -> Iterator[Running]:
+    skip_without_podman()
+    project = tmp_path_factory.mktemp("container")
+    shutil.copy(frame_path, project / "frame.joblib")
+    runner = CliRunner()
+    config = project / "restpredict.yaml"
+    result = runner.invoke(app, ["init", str(project / "frame.joblib"), "-o", str(config)])
+    assert result.exit_code == 0, result.stderr
+    with config.open("a") as file:  # settings the container must honour, and a tricky value
+        file.write("max_rows: 2\n")
+    text = config.read_text().replace(
+        "docker:\n",
+        f"docker:\n  model_filename: model.joblib\n  env:\n    GREETING: {json.dumps(GREETING)}\n",
+        1,
+    )
+    config.write_text(text)
+    context = project / "context"
+    result = runner.invoke(app, ["dockerize", "--config", str(config), "-o", str(context)])
+    assert result.exit_code == 0, result.stderr
+
+    suffix = uuid.uuid4().hex[:8]
+    image, container = f"localhost/restpredict-test-{suffix}:test", f"restpredict-test-{suffix}"
+    port = free_port()
+    try:
+        # --layers=false: no intermediate images are left behind; --pull=never: the local base.
+        podman(
+            "build",
+            "--pull=never",
+            "--network",
+            "host",
+            "--format",
+            "docker",
+            "--layers=false",
+            "-t",
+            image,
+            str(context),
+            timeout=900,
+        )
+        podman(
+            "run",
+            "-d",
+            "--name",
+            container,
+            "--read-only",
+            "--read-only-tmpfs=false",
+            "--tmpfs",
+            "/tmp:rw,size=64m,mode=1777",
+            "--cap-drop=ALL",
+            "--security-opt",
+            "no-new-privileges",
+            "--network",
+            "slirp4netns",
+            "-p",
+            f"127.0.0.1:{port}:8080",
+            image,
+        )
+        url = f"http://127.0.0.1:{port}"
+        wait_ready(url, container)
+        yield Running(project, context, image, container, url)
+    finally:
+        podman("rm", "-f", "-t", "2", container, check=False)
+        podman("rmi", "-f", image, check=False)
+
+
+def wait_ready(url: str, container: str, timeout: float = 120) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        with contextlib.suppress(httpx.TransportError):
+            if httpx.get(f"{url}/health/ready", timeout=2).status_code == 200:
+                return
+        state = podman("inspect", "--format", "{{.State.Running}}", container).stdout.strip()
+        if state != "true":
+            logs = podman("logs", container, check=False)
+            raise AssertionError(f"container stopped:\n{logs.stdout}{logs.stderr}")
+        time.sleep(0.5)
+    raise AssertionError(f"container not ready after {timeout} s")
+
+
+def local_info(running: Running) -> dict[str, str]:
+    """``restpredict info --json`` of the model file on this machine."""
+    model = str(running.project / "frame.joblib")
+    result = CliRunner().invoke(app, ["info", model, "--json"])
+    assert result.exit_code == 0, result.stderr
+    info: dict[str, str] = json.loads(result.stdout)
+    return info
+
+
+def in_container(running: Running, code: str) -> str:
+    python = "/opt/restpredict/venv/bin/python"
+    return podman("exec", running.container, python, "-c", code).stdout
+
+
+def test_healthcheck_reports_healthy(running: Running) -> None:
+    result = podman("healthcheck", "run", running.container, check=False)
+    assert result.returncode == 0, result.stdout + result.stderr  # stderr: podman's systemd noise
+
+
+def test_predictions_match_the_local_cli(running: Running) -> None:
+    rows = running.project / "rows.json"
+    rows.write_text(json.dumps(ROWS[:2]))
+    local = CliRunner().invoke(
+        app,
+        [
+            "predict",
+            "--model",
+            str(running.project / "frame.joblib"),
+            "--input",
+            str(rows),
+            "--proba",
+            "-o",
+            "json",
+        ],
+    )
+    assert local.exit_code == 0, local.stderr
+    expected = [json.loads(line) for line in local.stdout.splitlines()]
+    response = httpx.post(
+        f"{running.url}/predict",
+        json={"instances": ROWS[:2], "return": ["label", "proba"]},
+        timeout=10,
+    )
+    assert response.status_code == 200, response.text
+    body = response.json()
+    assert body["predictions"] == [row["prediction"] for row in expected]
+    for got, want in zip(body["probabilities"], expected):
+        assert got == pytest.approx(want["probabilities"])
+
+
+def test_serve_settings_from_the_config_reach_the_container(running: Running) -> None:
+    response = httpx.post(f"{running.url}/predict", json={"instances": ROWS}, timeout=10)
+    assert response.status_code == 422
+    assert response.json()["code"] == "too_many_rows"  # max_rows: 2 from restpredict.yaml
+    meta = httpx.get(f"{running.url}/metadata", timeout=10).json()
+    assert meta["name"] == "frame"  # the local name, though the file is /models/model.joblib
+    assert meta["model_file"] == "/models/model.joblib"
+    assert meta["sklearn_version_running"] == meta["sklearn_version_trained"]
+    local = json.loads(
+        CliRunner().invoke(app, ["info", str(running.project / "frame.joblib"), "--json"]).stdout
+    )
+    assert meta["sha256"] == local["sha256"]
+
+
+def test_runs_as_the_non_root_uid(running: Running) -> None:
+    status = in_container(running, "print(open('/proc/1/status').read())")
+    uid_line = next(line for line in status.splitlines() if line.startswith("Uid:"))
+    assert uid_line.split()[1:] == [str(UID)] * 4
+    cmdline = in_container(running, "print(open('/proc/1/cmdline').read().replace(chr(0), ' '))")
+    assert "restpredict serve /models/model.joblib --host 0.0.0.0 --port 8080" in cmdline
+
+
+def test_root_filesystem_is_read_only_but_tmp(running: Running) -> None:
+    code = """
+import errno, os
+for path in ("/opt/restpredict/x", "/models/x", "/x", "/var/tmp/x"):
+    try:
+        open(path, "w")
+    except OSError as exc:
+        print(path, errno.errorcode[exc.errno])
+    else:
+        print(path, "WRITABLE")
+model = "/models/model.joblib"
+print("model", os.access(model, os.W_OK), oct(os.stat(model).st_mode))
+open("/tmp/x", "w").write("ok")
+print("tmp", open("/tmp/x").read())
+print("env", os.environ["GREETING"])
+"""
+    lines = in_container(running, code).splitlines()
+    for line in lines[:4]:
+        assert line.split()[1] in ("EROFS", "EACCES"), line
+    assert lines[4] == "model False 0o100444"
+    assert lines[5] == "tmp ok"
+    assert lines[6] == f"env {GREETING}"
+
+
+def test_image_installs_exactly_the_pinned_versions(running: Running) -> None:
+    frozen = podman(
+        "exec",
+        running.container,
+        "/opt/restpredict/venv/bin/python",
+        "-m",
+        "pip",
+        "freeze",
+        "--all",
+    ).stdout
+    installed = {
+        canonicalize_name(line.split("==")[0]): line.split("==")[1]
+        for line in frozen.splitlines()
+        if "==" in line
+    }
+    pinned = dict(
+        line.split("==")
+        for line in (running.context / "requirements.txt").read_text().splitlines()
+        if line and not line.startswith("#")
+    )
+    for name in ("pip", "setuptools", "wheel"):
+        installed.pop(name, None)
+    assert installed == pinned
+    version = in_container(
+        running, "import importlib.metadata as m; print(m.version('restpredict'))"
+    )
+    assert version.strip() == __version__  # from the wheel in the context (a file URL in freeze)
+
+
+def test_image_metadata(running: Running) -> None:
+    (info,) = json.loads(podman("image", "inspect", running.image).stdout)
+    config = info["Config"]
+    assert config["User"] == f"{UID}:{UID}"
+    assert "8080/tcp" in config["ExposedPorts"]
+    assert config["Entrypoint"] == ["/opt/restpredict/venv/bin/restpredict"]
+    probe = info["Healthcheck"]["Test"]  # podman puts it beside Config, not in it
+    assert probe[:2] == ["CMD", "/opt/restpredict/venv/bin/python"]
+    assert "/health/ready" in probe[-1]
+    labels = config["Labels"]
+    assert labels["restpredict.model.sha256"] == local_info(running)["sha256"]
+    assert labels["restpredict.sklearn.version"] == local_info(running)["sklearn_version_trained"]
+
+
+def test_stops_cleanly_on_sigterm(running: Running) -> None:
+    """Last (module order): uvicorn handles SIGTERM as PID 1 and exits 0, not SIGKILLed."""
+    podman("stop", "-t", "20", running.container, timeout=60)
+    code = podman("inspect", "--format", "{{.State.ExitCode}}", running.container).stdout.strip()
+    assert code == "0"

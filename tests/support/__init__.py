@@ -1,0 +1,1 @@
+"""Helpers the tests share: model builders, server processes, in-process servers, load."""
