@@ -262,12 +262,21 @@ def serve(
             "[default: auto]"
         ),
     ] = None,
+    check: Annotated[
+        bool,
+        typer.Option(
+            "--check",
+            help="Load, verify and warm up the model exactly as serving would, then exit "
+            "without listening (dockerize's build runs this).",
+        ),
+    ] = False,
 ) -> None:
     """Serve MODEL on POST /predict (the built-in iris demo when no MODEL is given)."""
     with _collection_paused():
         # lazy: start-up time (see the note on imports above)
         from restpredict.cli.render import startup_panel
         from restpredict.model.prepare import prepare_model
+        from restpredict.observability.logs import resolve_format
         from restpredict.server.exposure import exposure_warning
         from restpredict.server.run import run
 
@@ -307,13 +316,28 @@ def serve(
             max_batch_wait_ms=max_batch_wait_ms,
             backend=backend,
         )
+        text = resolve_format(settings.log_format, sys.stderr) == "text"
         warning = exposure_warning(settings)
-        if warning is not None:
+        if warning is not None and text:
             stderr.print(f"[bold yellow]warning:[/] {escape(warning)}", soft_wrap=True)
+        elif warning is not None:  # a log line like the server's: JSON from the first line
+            import logging.config
+
+            from restpredict.observability.logs import logging_config
+
+            logging.config.dictConfig(logging_config(settings, sys.stderr))
+            logging.getLogger("restpredict.server.exposure").warning(warning)
         _note_unpinned_pickle(settings)
         loaded = prepare_model(settings)
-        example = list(loaded.schema.example or [])
-        Console().print(startup_panel(loaded.metadata(), settings, example))
+        if check:
+            s = loaded.schema
+            typer.echo(f"{loaded.source}: ready to serve ({s.estimator}, {s.n_features} features)")
+            return
+        # The banner is for a person at a terminal: under a supervisor or in a container the
+        # output is the JSON log from its first line.
+        if text:
+            example = list(loaded.schema.example or [])
+            Console().print(startup_panel(loaded.metadata(), settings, example))
     run(settings, loaded)
 
 
@@ -523,10 +547,19 @@ def info(
             offline=offline,
         )
         # lazy: start-up time (see the note on imports above)
+        from restpredict.model.dependencies import find_dependencies
         from restpredict.model.prepare import prepare_model
 
         _note_unpinned_pickle(settings)
-        meta = prepare_model(settings).metadata()  # with the backend that would serve it
+        loaded = prepare_model(settings)
+        meta = loaded.metadata()  # with the backend that would serve it
+        # What an image of this model must install (dockerize pins the same), found from it.
+        estimator = getattr(loaded.estimator, "original", loaded.estimator)
+        found = find_dependencies(estimator, settings.code_paths)
+        meta["requires"] = found.distributions
+        meta["system_packages"] = list(found.system_packages)
+        if found.unprovided:
+            meta["unprovided_modules"] = list(found.unprovided)
     if as_json:
         typer.echo(json.dumps(meta, indent=2))
     else:

@@ -63,6 +63,13 @@ def metadata_table(meta: dict[str, Any]) -> Table:
         table.add_row("columns", columns)
     if nullable is not None:
         table.add_row("missing values", _missing(nullable))
+    requires = meta.get("requires")
+    if requires:
+        table.add_row("requires", ", ".join(f"{n}=={v}" for n, v in requires.items()))
+    if meta.get("system_packages"):
+        table.add_row("system", ", ".join(meta["system_packages"]))
+    if meta.get("unprovided_modules"):
+        table.add_row("not found", ", ".join(meta["unprovided_modules"]))
     return table
 
 
@@ -84,15 +91,18 @@ def _backend(meta: dict[str, Any]) -> str | None:
 
 def startup_panel(meta: dict[str, Any], settings: Settings, example: list[Any]) -> Panel:
     """Model summary, the URL and a curl command that works as pasted."""
-    host = "127.0.0.1" if settings.host in ("0.0.0.0", "::") else settings.host
-    url = f"http://{host}:{settings.port}"
+    local = "127.0.0.1" if settings.host in ("0.0.0.0", "::") else settings.host
+    bound = f"[{settings.host}]" if ":" in settings.host else settings.host
+    url = f"http://{local}:{settings.port}"
     body = json.dumps({"features": example})
     curl = f"curl -s {url}/predict -H 'Content-Type: application/json' -d '{body}'"
     lines: list[RenderableType] = [
         metadata_table(meta),
         Text(""),
         Text.assemble(
-            ("Serving on ", "bold"), (url, "bold green"), f"  workers: {settings.workers}"
+            ("Serving on ", "bold"),
+            (f"http://{bound}:{settings.port}", "bold green"),
+            f"  workers: {settings.workers}",
         ),
         Text.assemble(("Try: ", "bold"), curl),
     ]

@@ -124,6 +124,9 @@ FileName = Annotated[
     str,
     _pattern(r"[A-Za-z0-9][A-Za-z0-9._-]{0,127}", "a plain file name of [A-Za-z0-9._-]"),
 ]
+DebianPackage = Annotated[
+    str, _pattern(r"[a-z0-9][a-z0-9+.-]{1,99}", "a Debian package name like libgomp1")
+]
 PinnedRequirement = Annotated[
     str,
     _pattern(
@@ -143,6 +146,7 @@ _RESERVED_ENV = frozenset(
         "SCIKIT_LEARN_DATA",
         "PYTHONDONTWRITEBYTECODE",
         "PYTHONUNBUFFERED",
+        "PYTHONPATH",
     }
 )
 _RESERVED_KUBE_LABELS = frozenset(
@@ -215,6 +219,11 @@ class DockerSettings(_Section):
     )
     extra_pip: tuple[PinnedRequirement, ...] = Field(
         (), description="Extra pip requirements for the image, each pinned as name==version."
+    )
+    system_packages: tuple[DebianPackage, ...] = Field(
+        (),
+        description="System packages installed with apt-get in the image, beside those found "
+        "automatically (libgomp1 for LightGBM/XGBoost).",
     )
     env: Environment = Field(
         {}, description="Environment variables baked into the image; no secrets."

@@ -120,12 +120,17 @@ def _digest(data: bytes) -> str:
 
 
 def pinned_requirements(
-    extras: Iterable[str] = (), *, python_version: str | None = None
+    extras: Iterable[str] = (),
+    *,
+    python_version: str | None = None,
+    also: Iterable[str] = (),
 ) -> dict[str, str]:
     """Every distribution restpredict (with ``extras``) needs at run time -> installed version.
 
-    Markers are evaluated for this platform with ``python_version`` (the image's Python)
-    in place of the running one. Raises BuildContextError if a needed one is not installed.
+    ``also``: more installed distributions to pin with their own closure (those the model
+    needs, say xgboost-cpu). Markers are evaluated for this platform with ``python_version``
+    (the image's Python) in place of the running one. Raises BuildContextError if a needed
+    one is not installed.
     """
     environment = {key: str(value) for key, value in default_environment().items()}
     if python_version is not None:
@@ -133,6 +138,7 @@ def pinned_requirements(
     pins: dict[str, str] = {}
     seen: set[tuple[str, frozenset[str]]] = set()
     pending = [(req, DIST) for req in _requirements(DIST, set(extras), environment)]
+    pending += [(Requirement(name), "the model") for name in also]
     while pending:
         requirement, parent = pending.pop()
         name = canonicalize_name(requirement.name)

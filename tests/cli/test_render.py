@@ -29,7 +29,8 @@ def test_startup_panel_has_url_and_a_working_curl(iris: LoadedModel) -> None:
 def test_startup_panel_warns_when_not_on_loopback(iris: LoadedModel) -> None:
     text = text_of(startup_panel(iris.metadata(), Settings(host="0.0.0.0"), []))
     assert "reachable from other machines" in text
-    assert "http://127.0.0.1:8000" in text  # the curl still targets a usable address
+    assert "curl -s http://127.0.0.1:8000" in text  # the curl still targets a usable address
+    assert "Serving on http://0.0.0.0:8000" in text  # and the banner says where it listens
 
 
 def test_metadata_table_lists_columns(frame_model: LoadedModel) -> None:

@@ -28,11 +28,20 @@ def cli(*args: str) -> subprocess.CompletedProcess[str]:
 
 
 def test_demo_server_answers_the_readme_curl(serve: Callable[..., ServerProcess]) -> None:
-    server = serve()
+    server = serve("--log-format", "text")  # the startup panel comes with text logs only
     response = httpx.post(f"{server.url}/predict", json={"features": [5.1, 3.5, 1.4, 0.2]})
     assert response.json() == {"predictions": ["setosa"]}
     output = server.output()
     assert "curl -s" in output and "iris-demo" in output  # the startup panel
+
+
+def test_log_is_json_from_the_first_line_when_not_on_a_terminal(
+    serve: Callable[..., ServerProcess],
+) -> None:
+    server = serve()  # stdout and stderr are a pipe, as in a container
+    httpx.post(f"{server.url}/predict", json={"features": [5.1, 3.5, 1.4, 0.2]})
+    lines = [line for line in server.output().splitlines() if line.strip()]
+    assert lines and all(json.loads(line)["logger"] for line in lines)
 
 
 def test_predict_cli_against_a_server(

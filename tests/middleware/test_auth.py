@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -115,11 +116,19 @@ def test_exposure_warning() -> None:
         assert warning is not None and host in warning and "API key" in warning
 
 
-def test_serve_warns_when_exposed_without_a_key() -> None:
+@pytest.mark.usefixtures("restored_logging")
+@pytest.mark.parametrize("log_format", ["text", "json"])
+def test_serve_warns_when_exposed_without_a_key(log_format: str) -> None:
     # 192.0.2.1 (TEST-NET-1) is not ours, so the bind fails and nothing is exposed.
-    result = CliRunner().invoke(cli, ["serve", "--host", "192.0.2.1", "--port", "8000"])
+    args = ["serve", "--host", "192.0.2.1", "--port", "8000", "--log-format", log_format]
+    result = CliRunner().invoke(cli, args)
     assert result.exit_code == 3, result.output
-    assert "warning:" in result.output and "without an API key" in result.output
+    assert "without an API key" in result.output
+    first = result.output.splitlines()[0]
+    if log_format == "text":
+        assert first.startswith("warning:")
+    else:  # in a container: a JSON log line like every other, from the first line
+        assert json.loads(first)["level"] == "warning"
 
 
 def test_cors_is_off_by_default(iris: LoadedModel) -> None:

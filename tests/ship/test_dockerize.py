@@ -67,6 +67,7 @@ docker:
   workers: 2
   uid: 20000
   extra_pip: ["lightgbm==4.5.0", "xgboost[scikit-learn]==2.1.3"]
+  system_packages: [libgomp1]
   env:
     GREETING: 'say "hi" to $HOME \ now'
     OMP_NUM_THREADS: "1"
@@ -257,19 +258,27 @@ def test_dockerfile_structure(tmp_path: Path, case: str) -> None:
     ]
     froms = [value for instruction, value in steps if instruction == "FROM"]
     assert froms == [f"{plan.base_image} AS builder", plan.base_image]  # multi-stage
-    final = steps[[i for i, (ins, _) in enumerate(steps) if ins == "FROM"][-1] :]
-    final_instructions = [ins for ins, _ in final]
-    assert "RUN" not in final_instructions  # the runtime stage runs nothing: no compilers, no pip
+    start = [i for i, (ins, _) in enumerate(steps) if ins == "FROM"][-1]
+    final = steps[start:]
+    final_runs = [value for ins, value in final if ins == "RUN"]
+    # The runtime stage runs nothing but apt-get for the system packages: no compilers, no pip.
+    assert all(value.startswith("apt-get update") for value in final_runs)
+    assert len(final_runs) == (1 if plan.system_packages else 0)
     assert ("USER", f"{plan.docker.uid}:{plan.docker.uid}") in final
     assert ("EXPOSE", str(plan.docker.port)) in final
     model_copy = f"--chown=0:0 --chmod=0444 {plan.model_filename} /models/{plan.model_filename}"
     assert ("COPY", model_copy) in final
-    runs = [json.loads(value) for instruction, value in steps if instruction == "RUN"]
-    for command in runs[1:]:  # every pip install: exec form, no cache, only pinned extras
-        assert command[1:3] == ["install", "--no-cache-dir"]
-    assert runs[1][runs[1].index("requirements.txt") + 1 :] == list(plan.docker.extra_pip)
+    builder = [v for ins, v in steps[:start] if ins == "RUN" and not v.startswith("apt-get")]
+    venv, requirements, wheel, check = builder
+    assert json.loads(venv) == ["python", "-m", "venv", "/opt/restpredict/venv"]
+    install = json.loads(requirements)  # exec form, no cache, only pinned extras
+    assert install[1:3] == ["install", "--no-cache-dir"]
+    assert install[install.index("requirements.txt") + 1 :] == list(plan.docker.extra_pip)
+    assert "pip uninstall --yes --quiet pip setuptools wheel" in wheel
     entrypoint = json.loads(dict(final)["ENTRYPOINT"])
     cmd = json.loads(dict(final)["CMD"])
+    # The build loads the model exactly as the container will serve it.
+    assert json.loads(check) == [*entrypoint, *cmd, "--check"]
     assert entrypoint == ["/opt/restpredict/venv/bin/restpredict"]
     assert cmd[:8] == [
         "serve",
