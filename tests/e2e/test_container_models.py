@@ -25,9 +25,8 @@ from sklearn.pipeline import make_pipeline
 from typer.testing import CliRunner
 
 from restpredict.cli import app
-
-from .conftest import free_port
-from .test_container import podman, skip_without_podman, wait_ready
+from tests.e2e.test_container import podman, skip_without_podman, wait_ready
+from tests.support.servers import free_port
 
 pytestmark = pytest.mark.container
 lgb = pytest.importorskip("lightgbm")
