@@ -212,7 +212,8 @@ def render(doc: dict[str, object]) -> str:
         f"(goal <= {GOAL_RSS}: {'met' if r <= GOAL_RSS else 'not met'})",  # type: ignore[operator]
         f"- `--jobs {doc['jobs']}` speedup: {doc['jobs_speedup']:.2f}x "
         f"(peak RSS {doc['jobs_rss_ratio']:.2f}x in-memory, all processes' peaks not summed)",
-        f"- load average (1, 5, 15 min) at the end: {doc['loadavg']}",
+        "- load average (1, 5, 15 min) at the end: "
+        + ", ".join(f"{x:.2f}" for x in doc["loadavg"]),  # type: ignore[attr-defined]
         "<!-- --8<-- [end:report] -->",
         "",
     ]

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 
+from benchmarks import batch
 from benchmarks.chart import chart_data, render_png
 from benchmarks.cli import main
 from benchmarks.errors import BenchmarkError
@@ -160,6 +161,9 @@ def test_the_committed_run_report_is_rendered_from_its_json() -> None:
     assert runs, "benchmarks/results/ holds at least the latest run"
     for path in runs:
         assert path.with_suffix(".md").read_text() == render_markdown(read_json(path))
+    # The batch cell (python -m benchmarks batch) keeps its runs beside, named *-batch.
+    for path in sorted((REPO / "benchmarks" / "results").glob("*-batch.json")):
+        assert path.with_suffix(".md").read_text() == batch.rerender(path)
     # The performance page shows the latest run.
     page = (REPO / "docs" / "performance.md").read_text()
     assert f'--8<-- "benchmarks/results/{runs[-1].with_suffix(".md").name}:report"' in page
