@@ -139,6 +139,11 @@ class Settings(BaseModel):
     prediction_timeout: float = Field(
         30.0, gt=0, le=3600, description="Seconds from a complete body to the response (504)."
     )
+    allow_schema_change: bool = Field(
+        False,
+        description="Let a reload swap in a model whose inputs (features, names, kinds) or "
+        "outputs (task, classes) differ from the serving one's; refused (409) otherwise.",
+    )
     drain_seconds: float = Field(
         0.0, ge=0, le=3600, description="After SIGTERM, keep serving this long with readiness 503."
     )

@@ -10,14 +10,15 @@ the old one keeps serving and the reason is logged (and returned by the admin ro
 from __future__ import annotations
 
 import asyncio
+import gc
 import logging
 
-from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import State
 
 from restpredict.errors import ReloadError, RestPredictError
 from restpredict.model.loading import LoadedModel
 from restpredict.model.prepare import prepare_model
+from restpredict.model.schema import schema_changes
 from restpredict.settings import Settings
 
 __all__ = ["Reloader"]
@@ -34,20 +35,28 @@ class Reloader:
         self._pin = settings.sha256
         self._lock = asyncio.Lock()
 
-    async def reload(self, sha256: str | None = None) -> LoadedModel:
-        """The new model, now serving; or ReloadError with the old one still serving."""
+    async def reload(
+        self, sha256: str | None = None, *, allow_schema_change: bool = False
+    ) -> LoadedModel:
+        """The new model, now serving; or ReloadError with the old one still serving.
+
+        A model whose schema differs from the serving one's is refused unless allowed here or
+        by ``allow_schema_change`` in the settings: its clients would all get 422s, or answers
+        of another kind. A refused model's memory is collected at once, not when traffic
+        happens to trigger a collection (a refused 1 GB file held 1 GB until then).
+        """
         async with self._lock:
             pin = sha256 or self._pin
             wanted = self._settings.model_copy(update={"sha256": pin})
             old: LoadedModel | None = self._state.model
-            try:
-                new = await run_in_threadpool(prepare_model, wanted)
-            except RestPredictError as exc:
+            allowed = allow_schema_change or self._settings.allow_schema_change
+            refusal = await self._prepare(wanted, old, allowed)
+            if isinstance(refusal, str):
+                gc.collect()  # the refused model and the frames its failure held
                 kept = old.sha256 if old is not None else "nothing"
-                logger.error("reload refused, still serving sha256 %s: %s", kept, exc.detail)
-                raise ReloadError(
-                    f"{exc.detail}; still serving sha256 {kept}", serving_sha256=kept
-                ) from None
+                logger.error("reload refused, still serving sha256 %s: %s", kept, refusal)
+                raise ReloadError(f"{refusal}; still serving sha256 {kept}", serving_sha256=kept)
+            new = refusal
             self._state.model = new
             self._pin = pin
             where = new.origin.get("source", new.source)
@@ -55,3 +64,23 @@ class Reloader:
             where += f" ({revision})" if revision else ""
             logger.info("reloaded model %s: sha256 %s", where, new.sha256)
             return new
+
+    async def _prepare(
+        self, wanted: Settings, old: LoadedModel | None, allow_schema_change: bool
+    ) -> LoadedModel | str:
+        """The new model, ready to serve, or why it is refused."""
+        try:
+            # Not run_in_threadpool: anyio's idle worker thread keeps its last result (the
+            # refused model) referenced until its next job, so the memory stayed taken.
+            new = await asyncio.to_thread(prepare_model, wanted)
+        except RestPredictError as exc:
+            return exc.detail
+        if old is None or allow_schema_change:
+            return new
+        changes = schema_changes(old.schema, new.schema)
+        if changes:
+            return (
+                f"the new model's schema differs from the serving one's ({'; '.join(changes)}); "
+                "its clients would break: allow it with allow_schema_change"
+            )
+        return new

@@ -169,6 +169,14 @@ def serve(
     ] = None,
     sha256: Sha256Opt = None,
     allow_version_mismatch: AllowMismatchOpt = None,
+    allow_schema_change: Annotated[
+        bool | None,
+        typer.Option(
+            "--allow-schema-change/--no-allow-schema-change",
+            help="Let reloads change the model's inputs or outputs (refused by default).",
+            show_default=False,
+        ),
+    ] = None,
     trusted_type: TrustedTypeOpt = None,
     code_path: CodePathOpt = None,
     cache_dir: CacheDirOpt = None,
@@ -288,6 +296,7 @@ def serve(
             workers=workers,
             sha256=sha256,
             allow_version_mismatch=allow_version_mismatch,
+            allow_schema_change=allow_schema_change,
             trusted_types=trusted_type,
             code_paths=code_path,
             cache_dir=cache_dir,

@@ -9,7 +9,12 @@ from dataclasses import replace
 
 import sklearn
 
-from restpredict.errors import ModelLoadError, RestPredictError, VersionMismatchError
+from restpredict.errors import (
+    IntegrityError,
+    ModelLoadError,
+    RestPredictError,
+    VersionMismatchError,
+)
 from restpredict.model.backend import select_backend
 from restpredict.model.loading import LoadedModel, load_model
 from restpredict.settings import Settings
@@ -25,6 +30,10 @@ def load_configured_model(settings: Settings) -> LoadedModel:
         from restpredict.model.demo import demo_model
 
         demo = demo_model()
+        if settings.sha256 is not None and settings.sha256 != demo.sha256:
+            raise IntegrityError(
+                f"the built-in demo's SHA-256 is {demo.sha256}, not the pinned {settings.sha256}"
+            )
         return replace(demo, name=settings.model_name) if settings.model_name else demo
     return load_source(
         settings.model,

@@ -20,6 +20,7 @@ __all__ = [
     "describe_estimator",
     "infer_schema",
     "known_categories",
+    "schema_changes",
 ]
 
 ColumnKind = Literal["number", "string"]
@@ -216,3 +217,27 @@ def _task(estimator: Any) -> Task:
     if kind == "outlier_detector":
         return "outlier_detection"
     return "other"
+
+
+def schema_changes(old: ModelSchema, new: ModelSchema) -> list[str]:
+    """How ``new`` would answer clients of ``old`` differently: its inputs (feature count,
+    names, kinds) or its outputs (task, classes, probabilities); empty when they agree."""
+    changes = []
+    for what, before, after in (
+        ("feature count", old.n_features, new.n_features),
+        ("feature names", old.feature_names, new.feature_names),
+        ("feature kinds", old.feature_kinds, new.feature_kinds),
+        ("task", old.task, new.task),
+        ("classes", old.classes, new.classes),
+        ("probabilities", old.has_proba, new.has_proba),
+    ):
+        if before != after:
+            changes.append(f"{what} {_shown(before)} -> {_shown(after)}")
+    return changes
+
+
+def _shown(value: Any) -> str:
+    """A value for a one-line message: long tuples cut short."""
+    if isinstance(value, tuple) and len(value) > 6:
+        return f"({', '.join(map(repr, value[:5]))}, ... {len(value)} in all)"
+    return repr(value) if isinstance(value, tuple) else str(value)

@@ -26,8 +26,20 @@ def openapi_paths(api: OpenAPIContext) -> PathItems:
     else:
         reloaded = _object(status={"const": "reloaded"}, sha256=sha256, model={"type": "string"})
         answers = {"200": api.ok("The new model is verified, warmed up and serving.", reloaded)}
-        refusal = "The file failed to load, its pin, its version check or its warm-up."
-    body = {"type": "object", "properties": {"sha256": sha256}, "additionalProperties": False}
+        refusal = (
+            "The file failed to load, its pin, its version check or its warm-up, or its "
+            "schema differs from the serving model's (without `allow_schema_change`)."
+        )
+    allow = {
+        "type": "boolean",
+        "default": False,
+        "description": "Accept a model whose inputs or outputs differ from the serving one's.",
+    }
+    body = {
+        "type": "object",
+        "properties": {"sha256": sha256, "allow_schema_change": allow},
+        "additionalProperties": False,
+    }
     return {
         "/admin/reload": {
             "post": {

@@ -27,6 +27,7 @@ def admin_routes(settings: Settings) -> list[Route]:
 
 class _ReloadRequest(msgspec.Struct, forbid_unknown_fields=True):
     sha256: str | msgspec.UnsetType = msgspec.UNSET  # absent: keep the current pin; never null
+    allow_schema_change: bool = False  # this reload may change the inputs or outputs
 
 
 async def reload(request: Request) -> Response:
@@ -42,7 +43,9 @@ async def reload(request: Request) -> Response:
             )
         os.kill(supervisor, signal.SIGHUP)  # uvicorn's supervisor replaces workers one by one
         return JSONResponse({"status": "restarting workers"}, status_code=202)
-    model = await request.app.state.reloader.reload(pin)
+    model = await request.app.state.reloader.reload(
+        pin, allow_schema_change=wanted.allow_schema_change
+    )
     return JSONResponse({"status": "reloaded", "sha256": model.sha256, "model": model.name})
 
 

@@ -103,7 +103,7 @@ def test_sighup_swaps_the_model_under_load_and_refuses_a_bad_one(
 ) -> None:
     model = tmp_path / "model.joblib"
     shutil.copyfile(iris_path, model)
-    server = serve(str(model), *QUIET)
+    server = serve(str(model), "--allow-schema-change", *QUIET)  # string -> integer labels
     with Load(server.url, threads=4) as load:
         load.wait_for(ok=50)
         assert set(load.models) == {sha256(iris_path)}

@@ -48,8 +48,13 @@ def test_reload_swaps_in_the_new_file(
     admin: TestClient, model_file: Path, iris_path: Path, iris_int_path: Path
 ) -> None:
     assert served_sha(admin) == sha256(iris_path)
-    replace(model_file, iris_int_path)
-    response = admin.post("/admin/reload", headers=AUTH)
+    replace(model_file, iris_int_path)  # string labels -> integer labels: clients would break
+    refused = problem(admin.post("/admin/reload", headers=AUTH), 409, "reload_failed")
+    assert "classes ('setosa', 'versicolor', 'virginica') -> (0, 1, 2)" in refused["detail"]
+    assert "allow_schema_change" in refused["detail"]
+    assert served_sha(admin) == sha256(iris_path)
+    allowed = {"allow_schema_change": True}
+    response = admin.post("/admin/reload", json=allowed, headers=AUTH)
     assert response.status_code == 200, response.text
     assert response.json()["sha256"] == sha256(iris_int_path)
     assert served_sha(admin) == sha256(iris_int_path)
@@ -92,11 +97,12 @@ def test_a_pin_in_the_request_is_checked_and_kept(
         admin.post("/admin/reload", json={"sha256": "a" * 64}, headers=AUTH), 409, "reload_failed"
     )
     assert "SHA-256" in body["detail"] and served_sha(admin) == sha256(iris_path)
-    good = {"sha256": sha256(iris_int_path).upper()}
+    good = {"sha256": sha256(iris_int_path).upper(), "allow_schema_change": True}
     assert admin.post("/admin/reload", json=good, headers=AUTH).status_code == 200
     assert served_sha(admin) == sha256(iris_int_path)
     replace(model_file, iris_path)  # the new pin holds for later reloads too
-    problem(admin.post("/admin/reload", headers=AUTH), 409, "reload_failed")
+    allowed = {"allow_schema_change": True}
+    problem(admin.post("/admin/reload", json=allowed, headers=AUTH), 409, "reload_failed")
     assert served_sha(admin) == sha256(iris_int_path)
 
 
