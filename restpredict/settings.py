@@ -130,6 +130,19 @@ class Settings(BaseModel):
     max_header_count: int = Field(
         100, ge=8, le=10_000, description="Most header fields in one request (431)."
     )
+    send_timeout: float = Field(
+        60.0,
+        gt=0,
+        le=3600,
+        description="Seconds a client may read nothing of an answer before its connection is "
+        "closed (nginx's send_timeout).",
+    )
+    write_buffer_budget: int = Field(
+        256 * 1024 * 1024,
+        ge=1024 * 1024,
+        description="Bytes of answers written but not yet read, over all clients; beyond it the "
+        "connections that stopped reading first are closed.",
+    )
     body_timeout: float = Field(
         30.0, gt=0, le=3600, description="Seconds to send the whole body after the headers (408)."
     )

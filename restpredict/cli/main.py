@@ -231,6 +231,14 @@ def serve(
     max_header_count: Annotated[
         int | None, typer.Option(help="Most header fields in a request (431). [default: 100]")
     ] = None,
+    send_timeout: Annotated[
+        float | None,
+        typer.Option(help="Seconds a client may read nothing before it is dropped. [default: 60]"),
+    ] = None,
+    write_buffer_budget: Annotated[
+        int | None,
+        typer.Option(help="Unread answer bytes over all clients. [default: 256 MiB]"),
+    ] = None,
     keep_alive_timeout: Annotated[
         int | None, typer.Option(help="Seconds an idle connection stays open. [default: 5]")
     ] = None,
@@ -315,6 +323,8 @@ def serve(
             header_timeout=header_timeout,
             max_header_bytes=max_header_bytes,
             max_header_count=max_header_count,
+            send_timeout=send_timeout,
+            write_buffer_budget=write_buffer_budget,
             body_timeout=body_timeout,
             keep_alive_timeout=keep_alive_timeout,
             prediction_timeout=prediction_timeout,

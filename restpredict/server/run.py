@@ -90,6 +90,8 @@ def _config(settings: Settings, factory: AppFactory) -> uvicorn.Config:
             settings.header_timeout,
             max_header_bytes=settings.max_header_bytes,
             max_header_count=settings.max_header_count,
+            send_timeout=settings.send_timeout,
+            write_buffer_budget=settings.write_buffer_budget,
         ),
         ws="none",  # no WebSocket routes: upgrades are refused and websockets is never imported
         workers=settings.workers,

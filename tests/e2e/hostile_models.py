@@ -53,3 +53,20 @@ class Picky(RegressorMixin, BaseEstimator):
             raise ValueError(f"cannot open /srv/model/features.db?{SECRET}")
         check_non_negative(X, "Picky")
         return X[:, 0].copy()
+
+
+class ManyClasses(BaseEstimator):
+    """A 200-class classifier whose probabilities make long answers (~7 MB for 2,000 rows)."""
+
+    _estimator_type = "classifier"
+
+    def fit(self, X: Any = None, y: Any = None) -> ManyClasses:
+        self.n_features_in_ = 2
+        self.classes_ = np.arange(200)
+        return self
+
+    def predict(self, X: Any) -> np.ndarray:
+        return np.zeros(len(np.asarray(X)), dtype=np.int64)
+
+    def predict_proba(self, X: Any) -> np.ndarray:
+        return np.full((len(np.asarray(X)), 200), 1 / 200 + 1e-17 * np.pi)

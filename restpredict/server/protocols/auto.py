@@ -16,6 +16,8 @@ def header_deadline_protocol(
     *,
     max_header_bytes: int = 65536,
     max_header_count: int = 100,
+    send_timeout: float = 60.0,
+    write_buffer_budget: int = 256 * 1024 * 1024,
 ) -> Any:
     """The protocol factory for ``uvicorn.Config(http=...)``; picklable for spawned workers.
 
@@ -32,4 +34,6 @@ def header_deadline_protocol(
         header_timeout=header_timeout,
         max_header_bytes=max_header_bytes,
         max_header_count=max_header_count,
+        send_timeout=send_timeout,
+        write_buffer_budget=write_buffer_budget,
     )

@@ -92,6 +92,8 @@ class HeaderDeadline:
             return
         if self.cycle is not None and not self.cycle.response_complete:
             return  # the headers came in time; the request is being answered (re-armed after)
+        if getattr(self, "_next_waits", False):
+            return  # an answer is still being written: the send timeout watches (re-armed after)
         due = self._due()
         if due > self.loop.time():  # answered or spoken to since this timer was set
             self._deadline = self.loop.call_at(due, self._expire)

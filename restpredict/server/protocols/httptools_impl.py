@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 from typing import Any
 
 from restpredict.errors import (
@@ -33,6 +34,8 @@ except ImportError:  # pragma: no cover - uvicorn[standard] ships httptools
     HttpToolsProtocol = None  # type: ignore[assignment,misc]
 
 __all__ = ["HttpToolsProtocol", "OneWriteResponses", "framing_error"]
+
+logger = logging.getLogger("uvicorn.error")
 
 
 class OneWriteResponses:
@@ -90,12 +93,19 @@ if HttpToolsProtocol is not None:
             header_timeout: float,
             max_header_bytes: int = 65536,
             max_header_count: int = 100,
+            send_timeout: float = 60.0,
+            write_buffer_budget: int = 256 * 1024 * 1024,
             **kwargs: Any,
         ) -> None:
             super().__init__(*args, **kwargs)
             self.header_timeout = header_timeout
             self.max_header_bytes = max_header_bytes
             self.max_header_count = max_header_count
+            self.send_timeout = send_timeout
+            self.write_buffer_budget = write_buffer_budget
+            self._send_deadline: asyncio.TimerHandle | None = None
+            #: A response is complete but unread: the next pipelined request waits for it.
+            self._next_waits = False
             #: Bytes received of the current request's head in whole chunks, while it is
             #: incomplete, and how many requests have begun (to tell a head that began
             #: within the latest chunk).
@@ -227,16 +237,75 @@ if HttpToolsProtocol is not None:
         def on_response_complete(self) -> None:
             # uvicorn's, less the keep-alive timer it starts after every response (and cancels
             # when the next request's bytes come, ~2.5 µs a request): the connection's one
-            # deadline timer closes it when it stays idle that long.
+            # deadline timer closes it when it stays idle that long. And while the client has
+            # not read what was written, its next request waits: answers are not computed
+            # faster than the client takes them, and none holds a slot waiting for it.
             self.server_state.total_requests += 1
             if self.transport.is_closing():
                 return
+            if self.flow.write_paused:
+                self._next_waits = True
+                return
+            self._next_request()
+
+        def _next_request(self) -> None:
             self.flow.resume_reading()
             if self.pipeline:
                 cycle, app = self.pipeline.pop()
                 self._start_asgi_task(cycle, app)
             self._keep_alive_idle = True
             self._arm()
+
+        def pause_writing(self) -> None:
+            """The client reads slower than we write: start its send timeout, and keep the
+            bytes written but not yet read by all such clients within the budget."""
+            super().pause_writing()
+            if self._send_deadline is None:
+                self._send_deadline = self.loop.call_later(self.send_timeout, self._too_slow)
+            _SLOW_READERS[self] = None
+            self._enforce_write_budget()
+
+        def resume_writing(self) -> None:
+            super().resume_writing()
+            _SLOW_READERS.pop(self, None)
+            if self._send_deadline is not None:
+                self._send_deadline.cancel()
+                self._send_deadline = None
+            if self._next_waits and not self.transport.is_closing():
+                self._next_waits = False
+                self._next_request()
+
+        def connection_lost(self, exc: Exception | None) -> None:
+            _SLOW_READERS.pop(self, None)
+            if self._send_deadline is not None:
+                self._send_deadline.cancel()
+                self._send_deadline = None
+            super().connection_lost(exc)
+
+        def _too_slow(self) -> None:
+            """Nothing could be written for ``send_timeout``: drop the connection and its
+            buffered bytes (as nginx's ``send_timeout`` does)."""
+            self._send_deadline = None
+            logger.info(
+                "%s read nothing for %g s: connection closed", _peer(self.client), self.send_timeout
+            )
+            self.transport.abort()
+
+        def _enforce_write_budget(self) -> None:
+            """Beyond the budget, drop the connections that stopped reading first."""
+            held = {p: p.transport.get_write_buffer_size() for p in _SLOW_READERS}
+            total = sum(held.values())
+            for protocol, size in held.items():  # oldest first: dicts keep insertion order
+                if total <= self.write_buffer_budget:
+                    break
+                logger.info(
+                    "unread answers are over the write budget of %d bytes: closing %s",
+                    self.write_buffer_budget,
+                    _peer(protocol.client),
+                )
+                _SLOW_READERS.pop(protocol, None)
+                protocol.transport.abort()
+                total -= size
 
         def on_headers_complete(self) -> None:
             self._in_head = False
@@ -308,3 +377,11 @@ def _content_length(headers: list[tuple[bytes, bytes]]) -> int:
         if name == b"content-length" and value.isdigit():
             return int(value)
     return 0
+
+
+#: Connections whose client reads slower than they are written to, the longest-paused first.
+_SLOW_READERS: dict[Any, None] = {}
+
+
+def _peer(client: tuple[str, int] | None) -> str:
+    return f"{client[0]}:{client[1]}" if client else "a client"
