@@ -89,6 +89,14 @@ ConfigOpt = Annotated[
 Sha256Opt = Annotated[
     str | None, typer.Option("--sha256", help="Refuse the model unless its SHA-256 matches.")
 ]
+ClientKeyFileOpt = Annotated[
+    Path | None,
+    typer.Option(
+        "--api-key-file",
+        help="With --url: a file holding the server's API key (or RESTPREDICT_API_KEY; never a "
+        "value on the command line).",
+    ),
+]
 AllowMismatchOpt = Annotated[
     bool | None,
     typer.Option(
@@ -433,6 +441,7 @@ def predict(
         "local[*]"
     ),
     timeout: Annotated[float, typer.Option(help="Seconds per HTTP request.")] = 30.0,
+    api_key_file: ClientKeyFileOpt = None,
     config: ConfigOpt = None,
     sha256: Sha256Opt = None,
     allow_version_mismatch: AllowMismatchOpt = None,
@@ -461,6 +470,7 @@ def predict(
         cache_dir=cache_dir,
         offline=offline,
         unknown_columns=unknown_columns,
+        api_key_file=api_key_file,
     )
     batch = _BatchFlags(
         keep_columns=_names(keep_columns),
@@ -510,7 +520,7 @@ def _predict_to_stdout(
             # lazy: start-up time (see the note on imports above)
             from restpredict.cli.client import Client
 
-            client = stack.enter_context(Client(url, timeout=timeout))
+            client = stack.enter_context(Client(url, timeout=timeout, api_key=_key(settings)))
             run_chunk: Predictor = lambda rows, p: client.predict(rows, proba=p)  # noqa: E731
             schema: Callable[[], ModelSchema] = lambda: _remote_schema(client)  # noqa: E731
         else:
@@ -536,6 +546,7 @@ def info(
     model: ModelArg = None,
     url: Annotated[str | None, typer.Option("--url", "-u", help="Ask a running server.")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print the metadata as JSON.")] = False,
+    api_key_file: ClientKeyFileOpt = None,
     config: ConfigOpt = None,
     sha256: Sha256Opt = None,
     allow_version_mismatch: AllowMismatchOpt = None,
@@ -552,7 +563,8 @@ def info(
         # lazy: start-up time (see the note on imports above)
         from restpredict.cli.client import Client
 
-        with Client(url) as client:
+        keyed = _settings(config, api_key_file=api_key_file)
+        with Client(url, api_key=_key(keyed)) as client:
             meta = client.metadata()
     else:
         settings = _settings(
@@ -583,6 +595,11 @@ def info(
         typer.echo(json.dumps(meta, indent=2))
     else:
         Console().print(metadata_table(meta))
+
+
+def _key(settings: Settings) -> str | None:
+    """The API key to send, from ``--api-key-file`` or ``RESTPREDICT_API_KEY``."""
+    return settings.api_key.get_secret_value() if settings.api_key is not None else None
 
 
 def _note_unpinned_pickle(settings: Settings) -> None:
