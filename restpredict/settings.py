@@ -85,6 +85,14 @@ class Settings(BaseModel):
     )
     host: str = Field("127.0.0.1", description="Interface to bind; loopback unless asked.")
     port: int = Field(8000, ge=1, le=65535, description="TCP port to listen on.")
+    tls_cert: Path | None = Field(
+        None, description="PEM certificate (chain) to serve HTTPS with; needs tls_key."
+    )
+    tls_key: Path | None = Field(None, description="PEM private key of tls_cert.")
+    tls_client_ca: Path | None = Field(
+        None,
+        description="PEM CA bundle: require client certificates it signed (mutual TLS).",
+    )
     workers: int = Field(1, ge=1, le=64, description="Worker processes, each with the model.")
     max_body_bytes: int = Field(
         4 * 1024 * 1024, ge=1024, description="Largest accepted request body, in bytes (413)."
@@ -187,6 +195,18 @@ class Settings(BaseModel):
         except (OSError, UnicodeDecodeError) as exc:
             raise ValueError(f"api_key_file: cannot read {path} ({exc})") from None
         return {**data, "api_key": key}
+
+    @model_validator(mode="after")
+    def _tls_pair(self) -> Settings:
+        """A certificate needs its key (and a client CA needs both); the files must exist."""
+        if (self.tls_cert is None) != (self.tls_key is None):
+            raise ValueError("give tls_cert and tls_key together")
+        if self.tls_client_ca is not None and self.tls_cert is None:
+            raise ValueError("tls_client_ca needs tls_cert and tls_key (mutual TLS is TLS)")
+        for path in (self.tls_cert, self.tls_key, self.tls_client_ca):
+            if path is not None and not path.is_file():
+                raise ValueError(f"no such file: {path}")
+        return self
 
     @field_validator("api_key")
     @classmethod
@@ -304,8 +324,8 @@ def validate_layers(
     layers: list[tuple[str, dict[str, Any], yaml.Node | None]] = []
     if config is not None:
         data, node = _read_yaml(config)
-        for key in ("model", "api_key_file", "cache_dir"):  # relative to the config file
-            value = data.get(key)
+        for key in ("model", "api_key_file", "cache_dir", "tls_cert", "tls_key", "tls_client_ca"):
+            value = data.get(key)  # relative to the config file
             if value is not None and not (key == "model" and is_uri(str(value))):
                 data[key] = str((config.parent / str(value)).expanduser())
         if isinstance(data.get("code_paths"), list):

@@ -97,6 +97,17 @@ ClientKeyFileOpt = Annotated[
         "value on the command line).",
     ),
 ]
+CaCertOpt = Annotated[
+    Path | None,
+    typer.Option("--ca-cert", help="With an https:// --url: the PEM CA the server must chain to."),
+]
+ClientCertOpt = Annotated[
+    Path | None,
+    typer.Option("--client-cert", help="With --url: a PEM client certificate (mutual TLS)."),
+]
+ClientKeyOpt = Annotated[
+    Path | None, typer.Option("--client-key", help="The PEM private key of --client-cert.")
+]
 AllowMismatchOpt = Annotated[
     bool | None,
     typer.Option(
@@ -210,6 +221,14 @@ def serve(
             help="Log each request. [default: on]",
             show_default=False,
         ),
+    ] = None,
+    tls_cert: Annotated[
+        Path | None, typer.Option(help="PEM certificate to serve HTTPS with (needs --tls-key).")
+    ] = None,
+    tls_key: Annotated[Path | None, typer.Option(help="PEM private key of --tls-cert.")] = None,
+    tls_client_ca: Annotated[
+        Path | None,
+        typer.Option(help="Require client certificates signed by this PEM CA (mutual TLS)."),
     ] = None,
     # Hardening: access, limits, timeouts, lifecycle (README "Limits and timeouts").
     api_key_file: Annotated[
@@ -325,6 +344,9 @@ def serve(
             log_format=log_format,
             access_log=access_log,
             api_key_file=api_key_file,
+            tls_cert=tls_cert,
+            tls_key=tls_key,
+            tls_client_ca=tls_client_ca,
             open_paths=tuple(open_path) if open_path else None,
             cors_origins=tuple(cors_origin) if cors_origin else None,
             max_concurrency=max_concurrency,
@@ -442,6 +464,9 @@ def predict(
     ),
     timeout: Annotated[float, typer.Option(help="Seconds per HTTP request.")] = 30.0,
     api_key_file: ClientKeyFileOpt = None,
+    ca_cert: CaCertOpt = None,
+    client_cert: ClientCertOpt = None,
+    client_key: ClientKeyOpt = None,
     config: ConfigOpt = None,
     sha256: Sha256Opt = None,
     allow_version_mismatch: AllowMismatchOpt = None,
@@ -520,7 +545,10 @@ def _predict_to_stdout(
             # lazy: start-up time (see the note on imports above)
             from restpredict.cli.client import Client
 
-            client = stack.enter_context(Client(url, timeout=timeout, api_key=_key(settings)))
+            tls = _client_tls(ca_cert, client_cert, client_key)
+            client = stack.enter_context(
+                Client(url, timeout=timeout, api_key=_key(settings), **tls)
+            )
             run_chunk: Predictor = lambda rows, p: client.predict(rows, proba=p)  # noqa: E731
             schema: Callable[[], ModelSchema] = lambda: _remote_schema(client)  # noqa: E731
         else:
@@ -547,6 +575,9 @@ def info(
     url: Annotated[str | None, typer.Option("--url", "-u", help="Ask a running server.")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print the metadata as JSON.")] = False,
     api_key_file: ClientKeyFileOpt = None,
+    ca_cert: CaCertOpt = None,
+    client_cert: ClientCertOpt = None,
+    client_key: ClientKeyOpt = None,
     config: ConfigOpt = None,
     sha256: Sha256Opt = None,
     allow_version_mismatch: AllowMismatchOpt = None,
@@ -564,7 +595,8 @@ def info(
         from restpredict.cli.client import Client
 
         keyed = _settings(config, api_key_file=api_key_file)
-        with Client(url, api_key=_key(keyed)) as client:
+        tls = _client_tls(ca_cert, client_cert, client_key)
+        with Client(url, api_key=_key(keyed), **tls) as client:
             meta = client.metadata()
     else:
         settings = _settings(
@@ -595,6 +627,16 @@ def info(
         typer.echo(json.dumps(meta, indent=2))
     else:
         Console().print(metadata_table(meta))
+
+
+def _client_tls(
+    ca_cert: Path | None, client_cert: Path | None, client_key: Path | None
+) -> dict[str, Any]:
+    """The TLS files a remote client presents and trusts."""
+    if (client_cert is None) != (client_key is None):
+        raise InputError("give --client-cert and --client-key together")
+    pair = (client_cert, client_key) if client_cert is not None and client_key else None
+    return {"ca_cert": ca_cert, "client_cert": pair}
 
 
 def _key(settings: Settings) -> str | None:

@@ -17,10 +17,12 @@ import contextlib
 import os
 import shutil
 import socket
+import ssl
 import sys
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import uvicorn
 
@@ -102,4 +104,20 @@ def _config(settings: Settings, factory: AppFactory) -> uvicorn.Config:
         timeout_graceful_shutdown=settings.shutdown_timeout,
         timeout_worker_healthcheck=60,  # spawned workers import scikit-learn first
         server_header=False,
+        **_tls(settings),
     )
+
+
+def _tls(settings: Settings) -> dict[str, Any]:
+    """uvicorn's own TLS options: HTTPS with tls_cert/tls_key, client certificates required
+    (mutual TLS) with tls_client_ca."""
+    if settings.tls_cert is None:
+        return {}
+    options: dict[str, Any] = {
+        "ssl_certfile": str(settings.tls_cert),
+        "ssl_keyfile": str(settings.tls_key),
+    }
+    if settings.tls_client_ca is not None:
+        options["ssl_ca_certs"] = str(settings.tls_client_ca)
+        options["ssl_cert_reqs"] = ssl.CERT_REQUIRED
+    return options
