@@ -20,6 +20,7 @@ from starlette.middleware import Middleware
 from starlette.middleware.errors import ServerErrorMiddleware
 from starlette.types import ASGIApp
 
+from restpredict.asgi.admission import QueueDelay
 from restpredict.asgi.batching import make_batcher
 from restpredict.asgi.reloader import Reloader
 from restpredict.asgi.responses import exception_handlers, problem_response
@@ -68,9 +69,15 @@ def create_app(
 
     serving = ServingState()
     predict = PredictEndpoint(settings, batcher)
+    admission = None
+    if batcher is not None:  # the batcher is what measures how long requests wait
+        admission = QueueDelay(
+            settings.queue_delay_target_ms / 1000, settings.queue_delay_interval_ms / 1000
+        )
+        batcher.on_wait = admission.observe
     app = _ServingApp(
         middleware=[
-            *protective_middleware(settings, problem_response),
+            *protective_middleware(settings, problem_response, admission),
             *batching_middleware(batcher),
             Middleware(DirectRoute, method="POST", path="/predict", endpoint=predict),
         ],

@@ -119,7 +119,21 @@ class Settings(BaseModel):
         (), description="Browser origins allowed by CORS; empty means CORS is off."
     )
     max_concurrency: int = Field(
-        32, ge=1, le=100_000, description="Requests in flight per worker before 503."
+        1024,
+        ge=1,
+        le=100_000,
+        description="Hard cap on requests in flight per worker (503); overload is normally "
+        "detected by queueing delay (queue_delay_target_ms).",
+    )
+    queue_delay_target_ms: float = Field(
+        100.0,
+        gt=0,
+        le=60_000,
+        description="Requests waiting longer than this for the model, for a whole "
+        "queue_delay_interval_ms, mean overload: new predictions get 503 until waits drop.",
+    )
+    queue_delay_interval_ms: float = Field(
+        1000.0, gt=0, le=600_000, description="How long waits must stay over the target."
     )
     retry_after: int = Field(1, ge=0, le=3600, description="Retry-After seconds sent with a 503.")
     limit_exempt_paths: tuple[str, ...] = Field(

@@ -177,6 +177,8 @@ class Batcher:
         self._loop: asyncio.AbstractEventLoop | None = None
         #: Called with the rows of every model call (``Metrics.observe_batch``).
         self.on_batch: Callable[[int], None] | None = None
+        #: Called with each query's wait, from queued to its call starting (admission).
+        self.on_wait: Callable[[float], None] | None = None
 
     async def __aenter__(self) -> Batcher:
         self.arriving = 0
@@ -245,6 +247,8 @@ class Batcher:
         assert self._thread is not None
         if self.on_batch is not None:
             self.on_batch(len(query))
+        if self.on_wait is not None:
+            self.on_wait(0.0)
         self._busy = True
         try:
             outcome, seconds = await self._thread.run(_predict_one, model, query)
@@ -348,6 +352,10 @@ class Batcher:
             model, rows = batch[0].model, sum(len(waiting.query) for waiting in batch)
             if self.on_batch is not None:
                 self.on_batch(rows)
+            if self.on_wait is not None:
+                now = time.monotonic()
+                for waiting in batch:
+                    self.on_wait(now - waiting.queued_at)
             try:
                 self._busy = True
                 try:

@@ -244,7 +244,16 @@ def serve(
         typer.Option(help="A browser origin CORS allows (repeat). [default: none]"),
     ] = None,
     max_concurrency: Annotated[
-        int | None, typer.Option(help="Requests in flight per worker before 503. [default: 32]")
+        int | None,
+        typer.Option(help="Hard cap on requests in flight per worker (503). [default: 1024]"),
+    ] = None,
+    queue_delay_target_ms: Annotated[
+        float | None,
+        typer.Option(help="Waits for the model over this mean overload (503). [default: 100]"),
+    ] = None,
+    queue_delay_interval_ms: Annotated[
+        float | None,
+        typer.Option(help="How long waits must stay over the target. [default: 1000]"),
     ] = None,
     header_timeout: Annotated[
         float | None, typer.Option(help="Seconds to send request headers (408). [default: 10]")
@@ -350,6 +359,8 @@ def serve(
             open_paths=tuple(open_path) if open_path else None,
             cors_origins=tuple(cors_origin) if cors_origin else None,
             max_concurrency=max_concurrency,
+            queue_delay_target_ms=queue_delay_target_ms,
+            queue_delay_interval_ms=queue_delay_interval_ms,
             header_timeout=header_timeout,
             max_header_bytes=max_header_bytes,
             max_header_count=max_header_count,

@@ -25,6 +25,7 @@ from typing import Any
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from restpredict.asgi.admission import QueueDelay
 from restpredict.asgi.types import ProblemRenderer
 from restpredict.errors import OverloadedError, PredictionTimeoutError, RequestTimeoutError
 
@@ -53,6 +54,7 @@ class RequestLimits:
         body_timeout: float,
         prediction_timeout: float,
         problem: ProblemRenderer,
+        admission: QueueDelay | None = None,
     ) -> None:
         self.app = app
         self.max_concurrency = max_concurrency
@@ -61,6 +63,7 @@ class RequestLimits:
         self.body_timeout = body_timeout
         self.prediction_timeout = prediction_timeout
         self.problem = problem
+        self.admission = admission
         self.in_flight = 0
         # Deadlines are checked this often: a tenth of the shorter timeout, within reason.
         self.tick = min(max(min(body_timeout, prediction_timeout) / 10, 0.01), 0.5)
@@ -72,13 +75,11 @@ class RequestLimits:
             await self.app(scope, receive, send)
             return
         exempt = scope["path"] in self.exempt
-        if not exempt and self.in_flight >= self.max_concurrency:
-            error = OverloadedError(
-                f"{self.in_flight} requests are in flight, the limit is {self.max_concurrency}; "
-                f"retry in {self.retry_after} s",
-            )
-            headers = {"Retry-After": str(self.retry_after)}
-            await self.problem(error, headers)(scope, receive, send)
+        if not exempt and (
+            self.in_flight >= self.max_concurrency
+            or (self.admission is not None and self.admission.overloaded())
+        ):
+            await self._refuse(scope, receive, send)
             return
         loop = asyncio.get_running_loop()
         exchange = _Exchange(self, scope, receive, send, loop.time(), exempt)
@@ -112,6 +113,18 @@ class RequestLimits:
                 # ends, or the server would answer a response-less request with its own 500
                 # and then see the 504 as a second start.
                 await late
+
+    async def _refuse(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if self.in_flight >= self.max_concurrency:
+            why = f"{self.in_flight} requests are in flight, the limit is {self.max_concurrency}"
+        else:
+            assert self.admission is not None
+            why = (
+                f"requests wait over {self.admission.target * 1000:g} ms for the model (overloaded)"
+            )
+        error = OverloadedError(f"{why}; retry in {self.retry_after} s")
+        headers = {"Retry-After": str(self.retry_after)}
+        await self.problem(error, headers)(scope, receive, send)
 
     def _sweep(self, loop: asyncio.AbstractEventLoop) -> None:
         """Enforce the deadlines that have passed; keep sweeping while requests are watched."""

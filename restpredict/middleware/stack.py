@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from starlette.middleware import Middleware
 
+from restpredict.asgi.admission import QueueDelay
 from restpredict.asgi.types import ProblemRenderer
 from restpredict.middleware.auth import BearerAuth
 from restpredict.middleware.cors import cors_middleware
@@ -19,7 +20,9 @@ from restpredict.settings import Settings
 __all__ = ["protective_middleware"]
 
 
-def protective_middleware(settings: Settings, problem: ProblemRenderer) -> list[Middleware]:
+def protective_middleware(
+    settings: Settings, problem: ProblemRenderer, admission: QueueDelay | None = None
+) -> list[Middleware]:
     """CORS (if origins are named), bearer auth (if a key is set), limits."""
     stack: list[Middleware] = []
     if settings.cors_origins:
@@ -42,6 +45,7 @@ def protective_middleware(settings: Settings, problem: ProblemRenderer) -> list[
             body_timeout=settings.body_timeout,
             prediction_timeout=settings.prediction_timeout,
             problem=problem,
+            admission=admission,
         )
     )
     return stack

@@ -112,8 +112,10 @@ def _request_timeout(api: OpenAPIContext, operation: dict[str, Any]) -> dict[str
 def _overloaded(api: OpenAPIContext, own: dict[str, Any] | None) -> dict[str, Any]:
     """503 ``overloaded`` (problem+json), beside the route's own 503 if it has one."""
     words = (
-        f"`overloaded`: `max_concurrency` ({api.settings.max_concurrency}) requests are in "
-        "flight; retry after `Retry-After` seconds."
+        f"`overloaded`: requests have waited over {api.settings.queue_delay_target_ms:g} ms "
+        f"for the model for {api.settings.queue_delay_interval_ms:g} ms, or "
+        f"`max_concurrency` ({api.settings.max_concurrency}) requests are in flight; retry "
+        "after `Retry-After` seconds."
     )
     overloaded = _problem(words, **{"Retry-After": {"$ref": "#/components/headers/Retry-After"}})
     if own is None:

@@ -70,3 +70,18 @@ class ManyClasses(BaseEstimator):
 
     def predict_proba(self, X: Any) -> np.ndarray:
         return np.full((len(np.asarray(X)), 200), 1 / 200 + 1e-17 * np.pi)
+
+
+class Steady(RegressorMixin, BaseEstimator):
+    """Every call takes ``delay`` seconds, whatever its size: a model with a known capacity."""
+
+    def __init__(self, delay: float = 0.05) -> None:
+        self.delay = delay
+
+    def fit(self, X: Any = None, y: Any = None) -> Steady:
+        self.n_features_in_ = 2
+        return self
+
+    def predict(self, X: Any) -> np.ndarray:
+        time.sleep(self.delay)
+        return np.asarray(X, dtype=np.float64)[:, 0].copy()
