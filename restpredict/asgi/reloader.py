@@ -12,6 +12,8 @@ from __future__ import annotations
 import asyncio
 import gc
 import logging
+import threading
+from collections.abc import Callable
 
 from starlette.datastructures import State
 
@@ -70,9 +72,7 @@ class Reloader:
     ) -> LoadedModel | str:
         """The new model, ready to serve, or why it is refused."""
         try:
-            # Not run_in_threadpool: anyio's idle worker thread keeps its last result (the
-            # refused model) referenced until its next job, so the memory stayed taken.
-            new = await asyncio.to_thread(prepare_model, wanted)
+            new = await _in_own_thread(prepare_model, wanted)
         except RestPredictError as exc:
             return exc.detail
         if old is None or allow_schema_change:
@@ -84,3 +84,43 @@ class Reloader:
                 "its clients would break: allow it with allow_schema_change"
             )
         return new
+
+
+async def _in_own_thread(
+    function: Callable[[Settings], LoadedModel], settings: Settings
+) -> LoadedModel:
+    """``function(settings)`` in a thread of its own, joined before this returns.
+
+    Not a pool's thread: anyio's idle worker keeps its last result (a refused model) until its
+    next job, and an executor's worker drops its work item only after the loop has been woken,
+    so a refused model could outlive the collection meant for it.
+    """
+    loop = asyncio.get_running_loop()
+    future: asyncio.Future[LoadedModel] = loop.create_future()
+
+    def work() -> None:
+        try:
+            model = function(settings)
+        except BaseException as exc:  # raised again in the awaiting task
+            loop.call_soon_threadsafe(_settle, future, None, exc)
+        else:
+            loop.call_soon_threadsafe(_settle, future, model, None)
+
+    thread = threading.Thread(target=work, name="restpredict-reload", daemon=True)
+    thread.start()
+    try:
+        return await future
+    finally:
+        await loop.run_in_executor(None, thread.join)
+
+
+def _settle(
+    future: asyncio.Future[LoadedModel], model: LoadedModel | None, error: BaseException | None
+) -> None:
+    if future.done():
+        return
+    if error is not None:
+        future.set_exception(error)
+    else:
+        assert model is not None
+        future.set_result(model)

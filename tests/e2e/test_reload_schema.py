@@ -43,15 +43,19 @@ def test_a_schema_change_is_refused_unless_allowed_and_its_memory_freed(
         assert client.post("/predict", json={"features": [0.0] * 13}).status_code == 200
         before = _rss_mib(pid)
         shutil.copy(tmp_path / "heavy.joblib", path)
-        for _ in range(2):
+        after: list[float] = []
+        for _ in range(3):
             refused = client.post("/admin/reload")
             assert refused.status_code == 409, refused.text
             detail = refused.json()["detail"]
             assert "feature count 13 -> 10" in detail
             assert "task classification -> regression" in detail
             assert "allow_schema_change" in detail
-        # Both refused files' ~115 MiB each are back, without any traffic to trigger a GC.
-        assert _rss_mib(pid) - before < 100
+            after.append(_rss_mib(pid))
+        # Refused files do not pile up (three refused 1 GB files held 3.2 GiB): what the
+        # allocator keeps of one load is reused by the next, with no traffic to trigger a GC.
+        assert after[-1] - after[0] < 60, (before, after)
+        assert after[-1] - before < 250, (before, after)
         assert client.post("/predict", json={"features": [0.0] * 13}).status_code == 200
         allowed = client.post("/admin/reload", json={"allow_schema_change": True})
         assert allowed.status_code == 200, allowed.text

@@ -41,7 +41,8 @@ def test_non_reading_pipelining_clients_do_not_starve_others(
     joblib.dump(ManyClasses().fit(), path)
     server = serve(
         str(path),
-        "--send-timeout", "4",
+        "--send-timeout", "15",
+        "--queue-delay-target-ms", "60000",  # this test is about slots and buffers
         "--write-buffer-budget", str(64 * 1024 * 1024),
         "--log-level", "warning",
         env=PYTHONPATH,
@@ -51,6 +52,7 @@ def test_non_reading_pipelining_clients_do_not_starve_others(
         assert client.post("/predict", json={"features": [1, 2]}).status_code == 200
         before = _rss_mib(pid)
         request = _big_request()
+        started = time.monotonic()
         hogs = []
         for _ in range(CLIENTS):
             sock = socket.socket()
@@ -59,7 +61,12 @@ def test_non_reading_pipelining_clients_do_not_starve_others(
             sock.sendall(request + request)  # two pipelined requests, never read
             hogs.append(sock)
         try:
-            time.sleep(1.5)  # every hog's first answer is computed and stuck in the buffers
+            # The hogs' first answers are computed, then stuck in the buffers: from then on,
+            # well before the send timeout, every other client is served.
+            deadline = time.monotonic() + 10
+            while client.post("/predict", json={"features": [1, 2]}).status_code != 200:
+                assert time.monotonic() < deadline, "other clients were starved"
+                time.sleep(0.2)
             statuses = [
                 client.post("/predict", json={"features": [1, 2]}).status_code for _ in range(20)
             ]
@@ -69,7 +76,7 @@ def test_non_reading_pipelining_clients_do_not_starve_others(
             assert grown < 250, f"RSS grew {grown:.0f} MiB"
             # Past the send timeout, every hog has been dropped: reading now gets what the
             # kernel still holds for it, then the reset, never the whole first answer.
-            time.sleep(4 + 3)
+            time.sleep(max(0.0, started + 15 + 15 - time.monotonic()))  # answers took a while
             for sock in hogs:
                 sock.settimeout(10)
                 received = 0
