@@ -528,8 +528,18 @@ def predict(
             settings, input_path, input_format, output, output_format, proba, chunk_size, batch
         )
         return
+    tls = _client_tls(ca_cert, client_cert, client_key)
     _predict_to_stdout(
-        settings, url, features, input_path, input_format, output_format, proba, chunk_size, timeout
+        settings,
+        url,
+        features,
+        input_path,
+        input_format,
+        output_format,
+        proba,
+        chunk_size,
+        timeout,
+        tls,
     )
 
 
@@ -543,6 +553,7 @@ def _predict_to_stdout(
     proba: bool,
     chunk_size: int | None,
     timeout: float,
+    tls: dict[str, Any],
 ) -> None:
     """One row or a CSV/JSON stream, to stdout as a table, JSON Lines or CSV."""
     # lazy: start-up time (see the note on imports above)
@@ -556,7 +567,6 @@ def _predict_to_stdout(
             # lazy: start-up time (see the note on imports above)
             from restpredict.cli.client import Client
 
-            tls = _client_tls(ca_cert, client_cert, client_key)
             client = stack.enter_context(
                 Client(url, timeout=timeout, api_key=_key(settings), **tls)
             )
