@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from ..conftest import running_server
+from tests.support.servers import running_server
 
 KEY = "client-side-key-0123"
 

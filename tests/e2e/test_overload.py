@@ -11,7 +11,8 @@ from pathlib import Path
 import httpx
 import joblib
 
-from ..conftest import ServerProcess
+from tests.support.servers import ServerProcess
+
 from .hostile_models import Steady
 from .servers import PYTHONPATH
 

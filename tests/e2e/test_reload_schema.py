@@ -11,7 +11,7 @@ import joblib
 import numpy as np
 from sklearn.linear_model import LinearRegression, LogisticRegression
 
-from ..conftest import ServerProcess
+from tests.support.servers import ServerProcess
 
 KEY = "reload-test-key"
 AUTH = {"Authorization": f"Bearer {KEY}"}

@@ -16,7 +16,8 @@ from pathlib import Path
 import httpx
 import pytest
 
-from ..conftest import free_port
+from tests.support.servers import free_port
+
 from .certificates import Authority
 
 ROW = ["--features", "5.1,3.5,1.4,0.2", "--output", "json"]
