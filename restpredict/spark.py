@@ -77,7 +77,7 @@ class ModelUDF:
 
     def __call__(self, *columns: str | Column) -> Column:
         """The prediction column (a struct with ``proba``) for these input columns."""
-        return self._udf(*columns)  # type: ignore[no-any-return]
+        return self._udf(*columns)
 
 
 def predict_udf(
@@ -121,13 +121,13 @@ def _udf(shipped: _Shipped, model: LoadedModel, return_type: DataType, proba: bo
         ) -> Iterator[pd.DataFrame]:
             yield from _score(shipped, batches, proba=True)
 
-        return ModelUDF(pandas_udf(frames, return_type), model, proba)  # type: ignore[call-overload]
+        return ModelUDF(pandas_udf(frames, return_type), model, proba)
 
     def series(batches: Iterator[Batch]) -> Iterator[pd.Series]:
         for scored in _score(shipped, batches, proba=False):
             yield scored[PREDICTION]
 
-    return ModelUDF(pandas_udf(series, return_type), model, proba)  # type: ignore[call-overload]
+    return ModelUDF(pandas_udf(series, return_type), model, proba)
 
 
 @contextlib.contextmanager
@@ -293,7 +293,7 @@ def score_parquet(
 
 
 def _read(spark: SparkSession, path: str) -> DataFrame:
-    return _run(lambda: spark.read.parquet(path))  # type: ignore[no-any-return]
+    return _run(lambda: spark.read.parquet(path))
 
 
 def _run(action: Any) -> Any:
