@@ -269,7 +269,7 @@ class Batcher:
         """A POST started: count it until it queues a query or finishes."""
         scope[_ARRIVING] = True
         self.arriving += 1
-        client = scope.get("client")
+        client = _client_key(scope)
         if client is not None and self._answered.pop(client, None) is not None:
             self._returned_at = time.monotonic()
 
@@ -464,9 +464,15 @@ def _settle(future: asyncio.Future[Any], outcome: tuple[bool, Any]) -> None:
         future.set_exception(value)
 
 
+def _client_key(scope: Scope) -> Hashable | None:
+    """The client address as a dict key: ASGI allows a list (daphne sends one), not hashable."""
+    client = scope.get("client")
+    return None if client is None else tuple(client)
+
+
 def returning_client(scope: Scope) -> Hashable | None:
     """The request's client address, unless its connection closes after this answer."""
-    client = scope.get("client")
+    client = _client_key(scope)
     if client is None:
         return None
     kept_alive = scope.get("http_version") != "1.0"

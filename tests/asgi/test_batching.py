@@ -440,3 +440,11 @@ def test_no_batch_waits_past_the_longest_wait_for_a_group_still_coming() -> None
     first_call = calls(model)[0][1]
     assert 2 <= first_call < 20, calls(model)
     assert sum(rows for _, rows in calls(model)) == 20
+
+
+def test_a_client_address_given_as_a_list_is_a_usable_key() -> None:
+    # The ASGI spec allows [host, port] as a list (daphne sends one); the batcher keys by it.
+    scope = {"client": ["127.0.0.1", 5], "http_version": "1.1", "headers": []}
+    client = returning_client(scope)
+    assert client == ("127.0.0.1", 5)
+    assert {client: 1}[("127.0.0.1", 5)] == 1
