@@ -22,7 +22,7 @@ def test_served_forest_with_no_flags_is_on_the_fast_path(
     forest = RandomForestClassifier(n_estimators=40, max_depth=8, random_state=0).fit(X, Y)
     path = tmp_path / "forest.joblib"
     joblib.dump(forest, path)
-    server = serve(str(path))
+    server = serve(str(path), "--log-format", "text")  # the start-up panel: text logs only
     meta = httpx.get(f"{server.url}/metadata").json()
     assert meta["backend"] == "fast" and meta["fast_path"] == "forest (bit-identical)"
     rows = X[::5]

@@ -57,7 +57,9 @@ def test_serve_from_s3(
     tmp_path: Path,
 ) -> None:
     env = aws_env(s3_endpoint, tmp_path)
-    server = serve(f"s3://{bucket}/iris.joblib", "--cache-dir", str(tmp_path / "c"), env=env)
+    # --log-format text: the start-up panel (which names the source) comes with text logs only.
+    args = ("--cache-dir", str(tmp_path / "c"), "--log-format", "text")
+    server = serve(f"s3://{bucket}/iris.joblib", *args, env=env)
     assert answers(server.url) == local_answers(iris_path)
     meta = httpx.get(f"{server.url}/metadata").json()
     assert meta["source"] == f"s3://{bucket}/iris.joblib"
