@@ -83,7 +83,7 @@ __all__ = [
 
 
 class ExitCode:
-    """Documented process exit codes (README, "Exit codes")."""
+    """Documented process exit codes (docs/cli.md, "Exit codes")."""
 
     OK = 0
     UNEXPECTED = 1

@@ -105,7 +105,7 @@ class Settings(BaseModel):
         "info", description="Server log level."
     )
 
-    # --- Hardening: access, limits, timeouts and lifecycle (README "Limits", "Security") ---
+    # --- Hardening: access, limits, timeouts and lifecycle (docs/security.md) ---
     api_key: SecretStr | None = Field(
         None, description="Bearer token required on every non-open path; never a CLI flag."
     )

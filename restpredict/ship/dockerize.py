@@ -62,7 +62,7 @@ _SERVE_FLAGS = {
     "drain_seconds": "--drain-seconds",
     "shutdown_timeout": "--shutdown-timeout",
 }
-# Repeatable flags; the API key is never baked into an image (mount it, see README).
+# Repeatable flags; the API key is never baked into an image (mount it, see docs/security.md).
 _SERVE_LIST_FLAGS = {"open_paths": "--open-path", "cors_origins": "--cors-origin"}
 
 
