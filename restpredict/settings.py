@@ -152,6 +152,11 @@ class Settings(BaseModel):
     max_header_count: int = Field(
         100, ge=8, le=10_000, description="Most header fields in one request (431)."
     )
+    http_parser: Literal["auto", "httptools", "h11"] = Field(
+        "auto",
+        description="HTTP/1.1 parser: httptools (uvicorn[standard], the faster) when installed, "
+        "or h11; both enforce the same header limits and framing rules.",
+    )
     send_timeout: float = Field(
         60.0,
         gt=0,

@@ -42,12 +42,18 @@ request is most of the throughput there is. The policy, per process:
   and no answered connection is expected longer than that after its answer.
 - If the stacked ``predict`` raises, every query of the batch is predicted on its own, so a
   request with a bad row fails alone instead of poisoning the others.
+- A queued query whose client disconnected leaves the queue at once: its request ends (499)
+  and stops counting against admission, and its rows never reach the model. The server
+  calls the ``ON_DISCONNECT`` hook the queued request leaves in its scope
+  (``server/protocols/base.py``; under another ASGI server queued rows are still predicted).
+  A query already handed to the model is computed; its answer is dropped.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import queue
 import threading
 import time
@@ -57,6 +63,7 @@ from types import TracebackType
 from typing import Any, TypeVar
 
 import numpy as np
+from starlette.requests import ClientDisconnect
 from starlette.types import Scope
 
 from restpredict.codecs.payload import Query
@@ -67,6 +74,7 @@ from restpredict.settings import Settings
 __all__ = [
     "EXPECT_WINDOW_S",
     "FOLLOW_FACTOR",
+    "ON_DISCONNECT",
     "BatchKey",
     "Batcher",
     "CallCost",
@@ -84,6 +92,9 @@ EXPECT_WINDOW_S = 0.002
 FOLLOW_FACTOR = 10
 Outcome = Prediction | BaseException
 _ARRIVING = "restpredict.arriving"
+#: Scope key of a queued request: a callable taking no argument, for the server to call when
+#: the request's client disconnects (the query then leaves the queue). Removed once answered.
+ON_DISCONNECT = "restpredict.on_disconnect"
 
 
 class _Waiting:
@@ -216,11 +227,22 @@ class Batcher:
             # Nothing to share the call with: it can start now without blocking anyone.
             return await self._predict_alone(model, query, returning_client(scope))
         future: asyncio.Future[Prediction] = self._loop.create_future()
-        self._queue.append(
-            _Waiting(model, query, batch_key(model, query), future, returning_client(scope))
-        )
+        waiting = _Waiting(model, query, batch_key(model, query), future, returning_client(scope))
+        self._queue.append(waiting)
+        scope[ON_DISCONNECT] = functools.partial(self._client_left, waiting)
         self._wake()
-        return await future
+        try:
+            return await future
+        finally:
+            scope.pop(ON_DISCONNECT, None)
+
+    def _client_left(self, waiting: _Waiting) -> None:
+        """``waiting``'s client disconnected: out of the queue, its request ends (499)."""
+        if waiting.future.done() or waiting not in self._queue:
+            return  # answered, or its rows are with the model already
+        self._queue.remove(waiting)
+        waiting.future.set_exception(ClientDisconnect())
+        self._wake()  # what the batch being gathered waited for may have changed
 
     def cost(self, model: LoadedModel) -> CallCost:
         """The measured cost of ``model``'s calls (kept for the few latest models only)."""

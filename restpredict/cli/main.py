@@ -267,6 +267,10 @@ def serve(
     max_header_count: Annotated[
         int | None, typer.Option(help="Most header fields in a request (431). [default: 100]")
     ] = None,
+    http_parser: Annotated[
+        str | None,
+        typer.Option("--http", help="HTTP parser: auto|httptools|h11. [default: auto]"),
+    ] = None,
     send_timeout: Annotated[
         float | None,
         typer.Option(help="Seconds a client may read nothing before it is dropped. [default: 60]"),
@@ -364,6 +368,7 @@ def serve(
             header_timeout=header_timeout,
             max_header_bytes=max_header_bytes,
             max_header_count=max_header_count,
+            http_parser=http_parser,
             send_timeout=send_timeout,
             write_buffer_budget=write_buffer_budget,
             body_timeout=body_timeout,

@@ -90,6 +90,7 @@ def _config(settings: Settings, factory: AppFactory) -> uvicorn.Config:
         factory=True,
         http=header_deadline_protocol(
             settings.header_timeout,
+            settings.http_parser,
             max_header_bytes=settings.max_header_bytes,
             max_header_count=settings.max_header_count,
             send_timeout=settings.send_timeout,

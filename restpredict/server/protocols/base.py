@@ -8,6 +8,7 @@ opens and again after each response; if the next request's headers are not
 complete when it fires, the client gets a 408 problem+json and the connection is
 closed. Request bodies have their own deadline in the app (``middleware/limits.py``).
 The protocol classes that use it are ``httptools_impl`` and ``h11_impl``; ``auto`` picks one.
+It also tells a request waiting in the batcher's queue that its client left (``ON_DISCONNECT``).
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
+from restpredict.asgi.batching import ON_DISCONNECT
 from restpredict.asgi.responses import problem_response
 from restpredict.errors import RequestTimeoutError
 
@@ -63,6 +65,13 @@ class HeaderDeadline:
             self._deadline.cancel()
             self._deadline = None
         super().connection_lost(exc)  # type: ignore[misc]
+        cycle = self.cycle
+        if cycle is not None and not cycle.response_complete:
+            # A request still waiting in the batcher's queue leaves it: nobody is left to
+            # answer, and its rows must not take the model's time from those still waiting.
+            client_left = cycle.scope.pop(ON_DISCONNECT, None)
+            if client_left is not None:
+                client_left()
 
     def _unsupported_upgrade_warning(self) -> None:
         """Silent: restpredict has no WebSocket routes and runs uvicorn with ``ws="none"``.
