@@ -25,11 +25,34 @@ from rich.markup import escape
 from rich.table import Table
 
 from restpredict._version import __version__
+from restpredict.cli.flags import Flags, with_flags
+from restpredict.cli.help import SettingsCommand
+from restpredict.cli.options import (
+    BATCH_PANEL,
+    CACHE_FLAGS,
+    CLIENT_FLAGS,
+    CLIENT_PANEL,
+    CODE_PATHS,
+    DOCKER_FLAGS,
+    IO_PANEL,
+    KUBERNETES_FLAGS,
+    MODEL_PANEL,
+    SERVE_FLAGS,
+    SHA256,
+    SOURCE_FLAGS,
+    TRUSTED_TYPES,
+    UNKNOWN_COLUMNS,
+    CheckOpt,
+    ConfigOpt,
+    ModelArg,
+    UrlOpt,
+)
 from restpredict.errors import ConfigError, ExitCode, InputError, RestPredictError
 
 # The library (scikit-learn, pandas, pydantic, the app) is imported inside the commands, not
 # here: `serve` imports it with garbage collection paused (_collection_paused), and `version`
-# or `--help` need none of it. httpx and Rich's progress bar are imported only where used.
+# needs none of it (a command's --help reads only the settings models, for its defaults).
+# httpx and Rich's progress bar are imported only where used.
 if TYPE_CHECKING:
     from restpredict.cli.client import Client
     from restpredict.cli.render import OutputFormat
@@ -49,85 +72,6 @@ app = typer.Typer(
 )
 stderr = Console(stderr=True, highlight=False)
 F = TypeVar("F", bound=Callable[..., Any])
-
-# Options shared by every command that loads a model, declared once.
-ModelArg = Annotated[
-    str | None,
-    typer.Argument(
-        help="Model source: a .joblib/.pkl/.pickle/.skops file, an MLflow model folder, a "
-        ".tar.gz/.zip, models:/NAME/VERSION, models:/NAME@ALIAS, runs:/RUN_ID/PATH, s3://, "
-        "gs://, az://, https://. Omit to use the demo.",
-        show_default=False,
-    ),
-]
-CacheDirOpt = Annotated[
-    Path | None,
-    typer.Option(
-        "--cache-dir",
-        help="Where remote model sources are cached (RESTPREDICT_CACHE_DIR). "
-        "[default: the user cache folder]",
-        show_default=False,
-    ),
-]
-OfflineOpt = Annotated[
-    bool | None,
-    typer.Option(
-        "--offline/--online",
-        help="Use only the cache for a remote source; fetch nothing.",
-        show_default=False,
-    ),
-]
-ConfigOpt = Annotated[
-    Path | None,
-    typer.Option(
-        "--config",
-        "-c",
-        envvar="RESTPREDICT_CONFIG",
-        help="restpredict.yaml to read settings from.",
-    ),
-]
-Sha256Opt = Annotated[
-    str | None, typer.Option("--sha256", help="Refuse the model unless its SHA-256 matches.")
-]
-ClientKeyFileOpt = Annotated[
-    Path | None,
-    typer.Option(
-        "--api-key-file",
-        help="With --url: a file holding the server's API key (or RESTPREDICT_API_KEY; never a "
-        "value on the command line).",
-    ),
-]
-CaCertOpt = Annotated[
-    Path | None,
-    typer.Option("--ca-cert", help="With an https:// --url: the PEM CA the server must chain to."),
-]
-ClientCertOpt = Annotated[
-    Path | None,
-    typer.Option("--client-cert", help="With --url: a PEM client certificate (mutual TLS)."),
-]
-ClientKeyOpt = Annotated[
-    Path | None, typer.Option("--client-key", help="The PEM private key of --client-cert.")
-]
-AllowMismatchOpt = Annotated[
-    bool | None,
-    typer.Option(
-        "--allow-version-mismatch/--no-allow-version-mismatch",
-        help="Serve a model pickled with another scikit-learn version.",
-        show_default=False,
-    ),
-]
-TrustedTypeOpt = Annotated[
-    list[str] | None,
-    typer.Option("--trusted-type", help="A type a .skops file may load (repeatable)."),
-]
-CodePathOpt = Annotated[
-    list[Path] | None,
-    typer.Option(
-        "--code-path",
-        help="Your module (.py file or package directory) the model's pickle imports; "
-        "repeatable. It runs with this process's rights.",
-    ),
-]
 
 
 def _errors_to_exit_codes(command: F) -> F:
@@ -156,7 +100,7 @@ def _settings(config: Path | None, **flags: Any) -> Settings:
     # lazy: start-up time (see the note on imports above)
     from restpredict.settings import load_settings
 
-    return load_settings(config, environ=os.environ, **_flags(flags))
+    return load_settings(config, environ=os.environ, **flags)
 
 
 def _deploy_settings(config: Path | None, **flags: Any) -> DeploySettings:
@@ -164,168 +108,23 @@ def _deploy_settings(config: Path | None, **flags: Any) -> DeploySettings:
     # lazy: start-up time (see the note on imports above)
     from restpredict.ship.deploy_settings import load_deploy_settings
 
-    return load_deploy_settings(config, environ=os.environ, **_flags(flags))
+    return load_deploy_settings(config, environ=os.environ, **flags)
 
 
-def _flags(flags: dict[str, Any]) -> dict[str, Any]:
-    for key in ("trusted_types", "code_paths"):
-        if isinstance(flags.get(key), list):
-            flags[key] = tuple(flags[key]) or None
-    return flags
+def _given(section: Flags) -> Flags | None:
+    """A ``docker:``/``kubernetes:`` section of the flags given, or None when none is."""
+    return {k: v for k, v in section.items() if v is not None} or None
 
 
-@app.command()
+@app.command(cls=SettingsCommand)
 @_errors_to_exit_codes
+@with_flags(flags=SERVE_FLAGS)
 def serve(
     model: ModelArg = None,
     config: ConfigOpt = None,
-    host: Annotated[
-        str | None, typer.Option(help="Interface to bind. [default: 127.0.0.1]")
-    ] = None,
-    port: Annotated[int | None, typer.Option("--port", "-p", help="[default: 8000]")] = None,
-    workers: Annotated[
-        int | None, typer.Option("--workers", "-w", help="Worker processes. [default: 1]")
-    ] = None,
-    sha256: Sha256Opt = None,
-    allow_version_mismatch: AllowMismatchOpt = None,
-    allow_schema_change: Annotated[
-        bool | None,
-        typer.Option(
-            "--allow-schema-change/--no-allow-schema-change",
-            help="Let reloads change the model's inputs or outputs (refused by default).",
-            show_default=False,
-        ),
-    ] = None,
-    trusted_type: TrustedTypeOpt = None,
-    code_path: CodePathOpt = None,
-    cache_dir: CacheDirOpt = None,
-    offline: OfflineOpt = None,
-    model_name: Annotated[str | None, typer.Option(help="Name shown in metadata.")] = None,
-    max_body_bytes: Annotated[
-        int | None, typer.Option(help="Largest request body. [default: 4 MiB]")
-    ] = None,
-    max_rows: Annotated[
-        int | None, typer.Option(help="Most rows per request. [default: 10000]")
-    ] = None,
-    unknown_columns: Annotated[
-        str | None, typer.Option(help="reject|ignore named columns the model lacks.")
-    ] = None,
-    log_level: Annotated[str | None, typer.Option(help="[default: info]")] = None,
-    log_format: Annotated[
-        str | None, typer.Option(help="json|text|auto (text on a terminal). [default: auto]")
-    ] = None,
-    access_log: Annotated[
-        bool | None,
-        typer.Option(
-            "--access-log/--no-access-log",
-            help="Log each request. [default: on]",
-            show_default=False,
-        ),
-    ] = None,
-    tls_cert: Annotated[
-        Path | None, typer.Option(help="PEM certificate to serve HTTPS with (needs --tls-key).")
-    ] = None,
-    tls_key: Annotated[Path | None, typer.Option(help="PEM private key of --tls-cert.")] = None,
-    tls_client_ca: Annotated[
-        Path | None,
-        typer.Option(help="Require client certificates signed by this PEM CA (mutual TLS)."),
-    ] = None,
-    # Hardening: access, limits, timeouts, lifecycle (README "Limits and timeouts").
-    api_key_file: Annotated[
-        Path | None,
-        typer.Option(help="File holding the API key clients must send as a bearer token."),
-    ] = None,
-    open_path: Annotated[
-        list[str] | None,
-        typer.Option(help="A path served without the API key (repeat). [default: health]"),
-    ] = None,
-    cors_origin: Annotated[
-        list[str] | None,
-        typer.Option(help="A browser origin CORS allows (repeat). [default: none]"),
-    ] = None,
-    max_concurrency: Annotated[
-        int | None,
-        typer.Option(help="Hard cap on requests in flight per worker (503). [default: 1024]"),
-    ] = None,
-    queue_delay_target_ms: Annotated[
-        float | None,
-        typer.Option(help="Waits for the model over this mean overload (503). [default: 100]"),
-    ] = None,
-    queue_delay_interval_ms: Annotated[
-        float | None,
-        typer.Option(help="How long waits must stay over the target. [default: 1000]"),
-    ] = None,
-    header_timeout: Annotated[
-        float | None, typer.Option(help="Seconds to send request headers (408). [default: 10]")
-    ] = None,
-    body_timeout: Annotated[
-        float | None, typer.Option(help="Seconds to send the request body (408). [default: 30]")
-    ] = None,
-    max_header_bytes: Annotated[
-        int | None, typer.Option(help="Largest request head, in bytes (431). [default: 65536]")
-    ] = None,
-    max_header_count: Annotated[
-        int | None, typer.Option(help="Most header fields in a request (431). [default: 100]")
-    ] = None,
-    http_parser: Annotated[
-        str | None,
-        typer.Option("--http", help="HTTP parser: auto|httptools|h11. [default: auto]"),
-    ] = None,
-    send_timeout: Annotated[
-        float | None,
-        typer.Option(help="Seconds a client may read nothing before it is dropped. [default: 60]"),
-    ] = None,
-    write_buffer_budget: Annotated[
-        int | None,
-        typer.Option(help="Unread answer bytes over all clients. [default: 256 MiB]"),
-    ] = None,
-    keep_alive_timeout: Annotated[
-        int | None, typer.Option(help="Seconds an idle connection stays open. [default: 5]")
-    ] = None,
-    prediction_timeout: Annotated[
-        float | None, typer.Option(help="Seconds a prediction may take (504). [default: 30]")
-    ] = None,
-    drain_seconds: Annotated[
-        float | None,
-        typer.Option(help="On SIGTERM, serve this long with readiness 503 first. [default: 0]"),
-    ] = None,
-    shutdown_timeout: Annotated[
-        int | None,
-        typer.Option(help="Then, seconds in-flight requests get to finish. [default: 30]"),
-    ] = None,
-    # Batching and the compiled backend (README "Throughput").
-    batching: Annotated[
-        bool | None,
-        typer.Option(
-            "--batching/--no-batching",
-            help="Stack concurrent requests into one predict call. [default: on]",
-            show_default=False,
-        ),
-    ] = None,
-    max_batch_size: Annotated[
-        int | None,
-        typer.Option(help="Most requests per predict call; 1 turns batching off. [default: 32]"),
-    ] = None,
-    max_batch_wait_ms: Annotated[
-        float | None,
-        typer.Option(help="Most a batch waits for arriving requests, in ms. [default: 2.0]"),
-    ] = None,
-    backend: Annotated[
-        str | None,
-        typer.Option(
-            help="auto|sklearn|onnx: auto serves on the model's exact fast path where it "
-            "verifies, else scikit-learn; onnx: ONNX Runtime if verified (extra [onnx]). "
-            "[default: auto]"
-        ),
-    ] = None,
-    check: Annotated[
-        bool,
-        typer.Option(
-            "--check",
-            help="Load, verify and warm up the model exactly as serving would, then exit "
-            "without listening (dockerize's build runs this).",
-        ),
-    ] = False,
+    check: CheckOpt = False,
+    *,
+    flags: Flags,
 ) -> None:
     """Serve MODEL on POST /predict (the built-in iris demo when no MODEL is given)."""
     with _collection_paused():
@@ -336,51 +135,7 @@ def serve(
         from restpredict.server.exposure import exposure_warning
         from restpredict.server.run import run
 
-        settings = _settings(
-            config,
-            model=model,
-            host=host,
-            port=port,
-            workers=workers,
-            sha256=sha256,
-            allow_version_mismatch=allow_version_mismatch,
-            allow_schema_change=allow_schema_change,
-            trusted_types=trusted_type,
-            code_paths=code_path,
-            cache_dir=cache_dir,
-            offline=offline,
-            model_name=model_name,
-            max_body_bytes=max_body_bytes,
-            max_rows=max_rows,
-            unknown_columns=unknown_columns,
-            log_level=log_level,
-            log_format=log_format,
-            access_log=access_log,
-            api_key_file=api_key_file,
-            tls_cert=tls_cert,
-            tls_key=tls_key,
-            tls_client_ca=tls_client_ca,
-            open_paths=tuple(open_path) if open_path else None,
-            cors_origins=tuple(cors_origin) if cors_origin else None,
-            max_concurrency=max_concurrency,
-            queue_delay_target_ms=queue_delay_target_ms,
-            queue_delay_interval_ms=queue_delay_interval_ms,
-            header_timeout=header_timeout,
-            max_header_bytes=max_header_bytes,
-            max_header_count=max_header_count,
-            http_parser=http_parser,
-            send_timeout=send_timeout,
-            write_buffer_budget=write_buffer_budget,
-            body_timeout=body_timeout,
-            keep_alive_timeout=keep_alive_timeout,
-            prediction_timeout=prediction_timeout,
-            drain_seconds=drain_seconds,
-            shutdown_timeout=shutdown_timeout,
-            batching=batching,
-            max_batch_size=max_batch_size,
-            max_batch_wait_ms=max_batch_wait_ms,
-            backend=backend,
-        )
+        settings = _settings(config, model=model, **flags)
         text = resolve_format(settings.log_format, sys.stderr) == "text"
         warning = exposure_warning(settings)
         if warning is not None and text:
@@ -406,19 +161,28 @@ def serve(
     run(settings, loaded)
 
 
-@app.command()
+@app.command(cls=SettingsCommand)
 @_errors_to_exit_codes
+@with_flags(source=(*SOURCE_FLAGS, UNKNOWN_COLUMNS), remote=CLIENT_FLAGS)
 def predict(
     model: Annotated[
         str | None,
-        typer.Option("--model", "-m", help="Predict locally with this model source (see serve)."),
+        typer.Option(
+            "--model",
+            "-m",
+            help="Predict locally with this model source (see serve).",
+            rich_help_panel=MODEL_PANEL,
+        ),
     ] = None,
-    url: Annotated[
-        str | None, typer.Option("--url", "-u", help="Predict with a running server.")
-    ] = None,
+    url: UrlOpt = None,
     features: Annotated[
         str | None,
-        typer.Option("--features", "-f", help="One row: 5.1,3.5,1.4,0.2 or a JSON array."),
+        typer.Option(
+            "--features",
+            "-f",
+            help="One row: 5.1,3.5,1.4,0.2 or a JSON array.",
+            rich_help_panel=IO_PANEL,
+        ),
     ] = None,
     input_path: Annotated[
         str | None,
@@ -427,69 +191,102 @@ def predict(
             "-i",
             help="Rows from a file, directory or glob: .parquet, .arrow/.feather, .csv, .json, "
             ".jsonl; - for stdin.",
+            rich_help_panel=IO_PANEL,
         ),
     ] = None,
     input_format: Annotated[
         str | None,
-        typer.Option("--format", help="parquet|arrow|csv|json|jsonl (default: from suffix)."),
+        typer.Option(
+            "--format",
+            help="parquet|arrow|csv|json|jsonl; from the suffix unless given.",
+            rich_help_panel=IO_PANEL,
+        ),
     ] = None,
     output: Annotated[
         str | None,
         typer.Option(
-            "--output", "-o", help="Where to write: a file (format from suffix), or - for stdout."
+            "--output",
+            "-o",
+            help="Where to write: a file (format from suffix), or - for stdout.",
+            rich_help_panel=IO_PANEL,
         ),
     ] = None,
     output_format: Annotated[
         str | None,
         typer.Option(
             help="table|json|csv on stdout; parquet|arrow|csv|jsonl for --output files "
-            "(default: from the suffix; on stdout, table on a TTY, else json)."
+            "(from the suffix unless given; on stdout, table on a TTY, else json).",
+            rich_help_panel=IO_PANEL,
         ),
     ] = None,
-    proba: Annotated[bool, typer.Option("--proba", help="Include class probabilities.")] = False,
+    proba: Annotated[
+        bool,
+        typer.Option("--proba", help="Include class probabilities.", rich_help_panel=IO_PANEL),
+    ] = False,
     chunk_size: Annotated[
         int | None,
-        typer.Option(min=1, help="Rows per request [default: 1000] or batch [default: 65536]."),
+        typer.Option(
+            min=1,
+            help="Rows per request (1000 unless given) or per batch (65536 unless given).",
+            rich_help_panel=IO_PANEL,
+        ),
     ] = None,
     keep_columns: Annotated[
         str | None,
-        typer.Option(help="Input columns to carry into the output, comma-separated: id,customer."),
+        typer.Option(
+            help="Input columns to carry into the output, comma-separated: id,customer.",
+            rich_help_panel=BATCH_PANEL,
+        ),
     ] = None,
     keep_all: Annotated[
-        bool, typer.Option("--keep-all", help="Carry every input column into the output.")
+        bool,
+        typer.Option(
+            "--keep-all",
+            help="Carry every input column into the output.",
+            rich_help_panel=BATCH_PANEL,
+        ),
     ] = False,
     on_error: Annotated[
-        str, typer.Option(help="A bad row fails the run (fail) or goes to --errors-to (skip).")
+        str,
+        typer.Option(
+            help="A bad row fails the run (fail) or goes to --errors-to (skip).",
+            rich_help_panel=BATCH_PANEL,
+        ),
     ] = "fail",
     errors_to: Annotated[
         Path | None,
-        typer.Option(help="With --on-error skip: bad rows' numbers and reasons (.jsonl, .csv)."),
+        typer.Option(
+            help="With --on-error skip: bad rows' numbers and reasons (.jsonl, .csv).",
+            rich_help_panel=BATCH_PANEL,
+        ),
     ] = None,
     jobs: Annotated[
-        int, typer.Option(min=1, help="Processes predicting, for models using one core.")
+        int,
+        typer.Option(
+            min=1,
+            help="Processes predicting, for models using one core.",
+            rich_help_panel=BATCH_PANEL,
+        ),
     ] = 1,
-    unknown_columns: Annotated[
-        str | None,
-        typer.Option(help="reject|ignore input columns the model lacks. [default: reject]"),
-    ] = None,
     engine: Annotated[
-        str, typer.Option(help="local, or spark (Parquet in and out; extra [spark]).")
+        str,
+        typer.Option(
+            help="local, or spark (Parquet in and out; the spark extra).",
+            rich_help_panel=BATCH_PANEL,
+        ),
     ] = "local",
-    master: Annotated[str, typer.Option(help="Spark master URL for --engine spark.")] = (
-        "local[*]"
-    ),
-    timeout: Annotated[float, typer.Option(help="Seconds per HTTP request.")] = 30.0,
-    api_key_file: ClientKeyFileOpt = None,
-    ca_cert: CaCertOpt = None,
-    client_cert: ClientCertOpt = None,
-    client_key: ClientKeyOpt = None,
+    master: Annotated[
+        str,
+        typer.Option(help="Spark master URL for --engine spark.", rich_help_panel=BATCH_PANEL),
+    ] = "local[*]",
+    timeout: Annotated[
+        float,
+        typer.Option(help="Seconds per HTTP request.", rich_help_panel=CLIENT_PANEL),
+    ] = 30.0,
     config: ConfigOpt = None,
-    sha256: Sha256Opt = None,
-    allow_version_mismatch: AllowMismatchOpt = None,
-    trusted_type: TrustedTypeOpt = None,
-    code_path: CodePathOpt = None,
-    cache_dir: CacheDirOpt = None,
-    offline: OfflineOpt = None,
+    *,
+    source: Flags,
+    remote: Flags,
 ) -> None:
     """Predict rows with a model source (--model) or a running server (--url).
 
@@ -501,18 +298,7 @@ def predict(
     if model is not None and url is not None:
         raise InputError("give --model or --url, not both")
     output, output_format = _legacy_output(output, output_format)
-    settings = _settings(
-        config,
-        model=model,
-        sha256=sha256,
-        allow_version_mismatch=allow_version_mismatch,
-        trusted_types=trusted_type,
-        code_paths=code_path,
-        cache_dir=cache_dir,
-        offline=offline,
-        unknown_columns=unknown_columns,
-        api_key_file=api_key_file,
-    )
+    settings = _settings(config, model=model, api_key_file=remote["api_key_file"], **source)
     batch = _BatchFlags(
         keep_columns=_names(keep_columns),
         keep_all=keep_all,
@@ -533,7 +319,7 @@ def predict(
             settings, input_path, input_format, output, output_format, proba, chunk_size, batch
         )
         return
-    tls = _client_tls(ca_cert, client_cert, client_key)
+    tls = _client_tls(remote)
     _predict_to_stdout(
         settings,
         url,
@@ -594,23 +380,17 @@ def _predict_to_stdout(
         Console().print(writer.table)
 
 
-@app.command()
+@app.command(cls=SettingsCommand)
 @_errors_to_exit_codes
+@with_flags(source=SOURCE_FLAGS, remote=CLIENT_FLAGS)
 def info(
     model: ModelArg = None,
-    url: Annotated[str | None, typer.Option("--url", "-u", help="Ask a running server.")] = None,
+    url: UrlOpt = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print the metadata as JSON.")] = False,
-    api_key_file: ClientKeyFileOpt = None,
-    ca_cert: CaCertOpt = None,
-    client_cert: ClientCertOpt = None,
-    client_key: ClientKeyOpt = None,
     config: ConfigOpt = None,
-    sha256: Sha256Opt = None,
-    allow_version_mismatch: AllowMismatchOpt = None,
-    trusted_type: TrustedTypeOpt = None,
-    code_path: CodePathOpt = None,
-    cache_dir: CacheDirOpt = None,
-    offline: OfflineOpt = None,
+    *,
+    source: Flags,
+    remote: Flags,
 ) -> None:
     """Show a model's input schema, classes and versions."""
     # lazy: start-up time (see the note on imports above)
@@ -620,21 +400,12 @@ def info(
         # lazy: start-up time (see the note on imports above)
         from restpredict.cli.client import Client
 
-        keyed = _settings(config, api_key_file=api_key_file)
-        tls = _client_tls(ca_cert, client_cert, client_key)
+        keyed = _settings(config, api_key_file=remote["api_key_file"])
+        tls = _client_tls(remote)
         with Client(url, api_key=_key(keyed), **tls) as client:
             meta = client.metadata()
     else:
-        settings = _settings(
-            config,
-            model=model,
-            sha256=sha256,
-            allow_version_mismatch=allow_version_mismatch,
-            trusted_types=trusted_type,
-            code_paths=code_path,
-            cache_dir=cache_dir,
-            offline=offline,
-        )
+        settings = _settings(config, model=model, **source)
         # lazy: start-up time (see the note on imports above)
         from restpredict.model.dependencies import find_dependencies
         from restpredict.model.prepare import prepare_model
@@ -655,10 +426,9 @@ def info(
         Console().print(metadata_table(meta))
 
 
-def _client_tls(
-    ca_cert: Path | None, client_cert: Path | None, client_key: Path | None
-) -> dict[str, Any]:
+def _client_tls(remote: Flags) -> dict[str, Any]:
     """The TLS files a remote client presents and trusts."""
+    ca_cert, client_cert, client_key = (remote[k] for k in ("ca_cert", "client_cert", "client_key"))
     if (client_cert is None) != (client_key is None):
         raise InputError("give --client-cert and --client-key together")
     pair = (client_cert, client_key) if client_cert is not None and client_key else None
@@ -679,40 +449,37 @@ def _note_unpinned_pickle(settings: Settings) -> None:
         stderr.print(f"[bold yellow]note:[/] {escape(note)}", soft_wrap=True)
 
 
-@app.command()
+@app.command(cls=SettingsCommand)
 @_errors_to_exit_codes
+@with_flags(source=(TRUSTED_TYPES, CODE_PATHS, *CACHE_FLAGS))
 def init(
     model: Annotated[
-        str, typer.Argument(help="The model source to describe (see serve).", show_default=False)
+        str,
+        typer.Argument(
+            help="The model source to describe (see serve).",
+            show_default=False,
+        ),
     ],
     output: Annotated[
         Path, typer.Option("--output", "-o", help="Where to write the config.")
     ] = Path("restpredict.yaml"),
     force: Annotated[bool, typer.Option("--force", help="Overwrite an existing file.")] = False,
-    trusted_type: TrustedTypeOpt = None,
-    code_path: CodePathOpt = None,
-    cache_dir: CacheDirOpt = None,
-    offline: OfflineOpt = None,
+    *,
+    source: Flags,
 ) -> None:
     """Write a commented starter restpredict.yaml for MODEL (for serve and dockerize)."""
     # lazy: start-up time (see the note on imports above)
     from restpredict.ship.starter import write_starter_config
 
-    settings = _settings(
-        None,
-        model=model,
-        trusted_types=trusted_type,
-        code_paths=code_path,
-        cache_dir=cache_dir,
-        offline=offline,
-    )
+    settings = _settings(None, model=model, **source)
     path = write_starter_config(settings, output, force=force)
     Console().print(f"Wrote [bold]{escape(str(path))}[/]. Next:")
     Console().print(f"  restpredict dockerize --config {escape(str(path))} --output build/")
 
 
-@app.command()
+@app.command(cls=SettingsCommand)
 @_errors_to_exit_codes
+@with_flags(source=(SHA256, CODE_PATHS, *CACHE_FLAGS), docker=DOCKER_FLAGS, k8s=KUBERNETES_FLAGS)
 def dockerize(
     model: ModelArg = None,
     config: ConfigOpt = None,
@@ -722,39 +489,22 @@ def dockerize(
     force: Annotated[
         bool, typer.Option("--force", help="Overwrite the files in a non-empty --output.")
     ] = False,
-    sha256: Sha256Opt = None,
-    image: Annotated[str | None, typer.Option(help="Image name (docker.image).")] = None,
-    tag: Annotated[str | None, typer.Option(help="Image tag (docker.tag).")] = None,
-    base_image: Annotated[str | None, typer.Option(help="Base image (docker.base_image).")] = None,
-    port: Annotated[
-        int | None, typer.Option("--port", "-p", help="Container port (docker.port).")
-    ] = None,
-    workers: Annotated[
-        int | None, typer.Option("--workers", "-w", help="Workers (docker.workers).")
-    ] = None,
-    namespace: Annotated[
-        str | None, typer.Option(help="Kubernetes namespace (kubernetes.namespace).")
-    ] = None,
-    code_path: CodePathOpt = None,
-    cache_dir: CacheDirOpt = None,
-    offline: OfflineOpt = None,
+    *,
+    source: Flags,
+    docker: Flags,
+    k8s: Flags,
 ) -> None:
     """Write a container build context and Kubernetes manifests for MODEL."""
     # lazy: start-up time (see the note on imports above)
     from restpredict.ship.dockerize import write_build_context
 
-    docker = {"image": image, "tag": tag, "base_image": base_image, "port": port}
-    docker["workers"] = workers
     settings = _deploy_settings(
         config,
         require_model=True,
         model=model,
-        sha256=sha256,
-        code_paths=code_path,
-        cache_dir=cache_dir,
-        offline=offline,
-        docker={k: v for k, v in docker.items() if v is not None} or None,
-        kubernetes={"namespace": namespace} if namespace is not None else None,
+        docker=_given(docker),
+        kubernetes=_given(k8s),
+        **source,
     )
     written = write_build_context(settings, output, force=force)
     console = Console()
