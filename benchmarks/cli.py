@@ -106,6 +106,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     arguments = list(sys.argv[1:] if argv is None else argv)
     if arguments[:1] in (["chart"], ["report"]):
         return redraw(arguments[0], arguments[1:])
+    if arguments[:1] == ["overload"]:
+        from benchmarks.overload import main as overload_main  # a cell of its own
+
+        return overload_main(arguments[1:])
     if arguments[:1] == ["batch"]:
         from benchmarks.batch import main as batch_main  # pyarrow only for this cell
 

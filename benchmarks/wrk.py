@@ -11,6 +11,7 @@ import shutil
 import subprocess
 from importlib.resources import as_file, files
 from pathlib import Path
+from typing import Any
 
 from benchmarks.errors import BenchmarkError
 from benchmarks.types import LoadResult
@@ -32,6 +33,13 @@ def run(url: str, body_path: Path, connections: int, duration_s: int, core: int)
 
     wrk takes whole seconds only, hence the ``int``.
     """
+    return to_load_result(run_raw(url, body_path, connections, duration_s, core))
+
+
+def run_raw(
+    url: str, body_path: Path, connections: int, duration_s: int, core: int
+) -> dict[str, Any]:
+    """``run``, as every field ``wrk_report.lua`` prints (503s and their Retry-After too)."""
     with as_file(files("benchmarks") / "wrk_report.lua") as script:
         argv = [
             "taskset", "-c", str(core), "wrk",
@@ -49,12 +57,17 @@ def run(url: str, body_path: Path, connections: int, duration_s: int, core: int)
     return parse(finished.stdout, finished.stderr, finished.returncode)
 
 
-def parse(stdout: str, stderr: str, returncode: int) -> LoadResult:
-    """The ``LoadResult`` in wrk's output; raises with wrk's own words when there is none."""
+def parse(stdout: str, stderr: str, returncode: int) -> dict[str, Any]:
+    """The fields of wrk's report line; raises with wrk's own words when there is none."""
     lines = [line for line in stdout.splitlines() if line.startswith(_MARKER)]
     if returncode != 0 or not lines:
         raise BenchmarkError(f"wrk failed (exit {returncode}): {stderr.strip() or stdout.strip()}")
-    raw = json.loads(lines[-1][len(_MARKER) :])
+    raw: dict[str, Any] = json.loads(lines[-1][len(_MARKER) :])
+    return raw
+
+
+def to_load_result(raw: dict[str, Any]) -> LoadResult:
+    """The fields every cell keeps."""
     return LoadResult(
         requests=raw["requests"],
         duration_s=raw["duration_us"] / 1e6,

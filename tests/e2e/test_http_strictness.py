@@ -17,9 +17,13 @@ from .servers import address, exchange, head_and_body, status_of
 ROW = b'{"features": [5.1, 3.5, 1.4, 0.2]}'
 
 
-@pytest.fixture(scope="module")
-def url() -> Iterator[str]:
-    with running_server("--api-key-file", str(_key_file())) as server_url:
+pytestmark = pytest.mark.adversarial
+
+
+@pytest.fixture(scope="module", params=["httptools", "h11"])
+def url(request: pytest.FixtureRequest) -> Iterator[str]:
+    """A keyed server on each HTTP parser: both must be as strict."""
+    with running_server("--api-key-file", str(_key_file()), "--http", request.param) as server_url:
         yield server_url
 
 

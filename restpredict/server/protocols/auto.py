@@ -21,14 +21,19 @@ def header_deadline_protocol(
 ) -> Any:
     """The protocol factory for ``uvicorn.Config(http=...)``; picklable for spawned workers.
 
-    The header limits (431) and RFC 9112 framing checks are the httptools protocol's, the
-    default; h11 enforces its own size limit (``h11_max_incomplete_event_size``).
+    Both parsers enforce the header limits (431) and the RFC 9112 framing checks; the send
+    timeout and the write budget are the httptools protocol's (the default) only.
     """
     if parser == "h11" or httptools_impl.HttpToolsProtocol is None:
         # Lazy for start-up time: h11 costs ~30 ms to import, and is rarely used.
         from restpredict.server.protocols.h11_impl import H11HeaderDeadline
 
-        return functools.partial(H11HeaderDeadline, header_timeout=header_timeout)
+        return functools.partial(
+            H11HeaderDeadline,
+            header_timeout=header_timeout,
+            max_header_bytes=max_header_bytes,
+            max_header_count=max_header_count,
+        )
     return functools.partial(
         httptools_impl.HttpToolsHeaderDeadline,
         header_timeout=header_timeout,
