@@ -62,7 +62,11 @@ class _InProcess:
 
     def map(self, works: Iterator[Work]) -> Iterator[tuple[Work, Scored]]:
         for work in works:
-            yield work, _score(self._model, work.checked.rows, work.row_numbers, self._proba)
+            checked = work.checked
+            yield (
+                work,
+                _score(self._model, checked.rows, work.row_numbers, self._proba, checked.finite),
+            )
 
 
 class _Pool:
@@ -74,9 +78,9 @@ class _Pool:
     def map(self, works: Iterator[Work]) -> Iterator[tuple[Work, Scored]]:
         pending: deque[tuple[Work, Future[Scored]]] = deque()
         for work in works:
-            rows, numbers = work.checked.rows, work.row_numbers
+            rows, numbers, finite = work.checked.rows, work.row_numbers, work.checked.finite
             pending.append(
-                (work, self._pool.submit(_predict_in_worker, rows, numbers, self._proba))
+                (work, self._pool.submit(_predict_in_worker, rows, numbers, self._proba, finite))
             )
             if len(pending) >= self._window:
                 done, future = pending.popleft()
@@ -93,12 +97,14 @@ def _start_worker(model: LoadedModel) -> None:
     threadpool_limits(1)
 
 
-def _predict_in_worker(rows: np.ndarray, numbers: np.ndarray, proba: bool) -> Scored:
+def _predict_in_worker(rows: np.ndarray, numbers: np.ndarray, proba: bool, finite: bool) -> Scored:
     assert _worker_model is not None, "worker started without a model"
-    return _score(_worker_model, rows, numbers, proba)
+    return _score(_worker_model, rows, numbers, proba, finite)
 
 
-def _score(model: LoadedModel, rows: np.ndarray, numbers: np.ndarray, proba: bool) -> Scored:
+def _score(
+    model: LoadedModel, rows: np.ndarray, numbers: np.ndarray, proba: bool, finite: bool
+) -> Scored:
     if len(rows) == 0:  # every row of the piece was refused by validation
         return Scored(Prediction(labels=np.empty(0, dtype=object)))
-    return predict_rows(model, rows, numbers, proba=proba)
+    return predict_rows(model, rows, numbers, proba=proba, finite=finite)

@@ -9,10 +9,12 @@ calls per level for each bad row instead of one call per row.
 
 from __future__ import annotations
 
+import contextlib
 from dataclasses import dataclass, field
 
 import numpy as np
 import pyarrow as pa
+import sklearn
 
 from restpredict.batch.readers import Piece
 from restpredict.batch.validate import Checked, Reject
@@ -48,11 +50,22 @@ class Scored:
 
 
 def predict_rows(
-    model: LoadedModel, rows: np.ndarray, row_numbers: np.ndarray, *, proba: bool
+    model: LoadedModel,
+    rows: np.ndarray,
+    row_numbers: np.ndarray,
+    *,
+    proba: bool,
+    finite: bool = False,
 ) -> Scored:
-    """Labels (and probabilities with ``proba``) for ``rows``, numbered for error messages."""
+    """Labels (and probabilities with ``proba``) for ``rows``, numbered for error messages.
+
+    ``finite`` says validation saw every value finite, so scikit-learn need not scan the
+    matrix again (``assume_finite``): a second full pass over each batch otherwise.
+    """
+    skip_scan = sklearn.config_context(assume_finite=True) if finite else contextlib.nullcontext()
     try:
-        return Scored(model.predict(rows, proba=proba))
+        with skip_scan:
+            return Scored(model.predict(rows, proba=proba))
     except InputError as exc:
         if exc.code == "proba_unavailable":
             raise
@@ -64,8 +77,8 @@ def predict_rows(
             return Scored(empty, np.zeros(1, dtype=bool), [Reject(int(row_numbers[0]), reason)])
     half = len(rows) // 2
     parts = [
-        predict_rows(model, rows[:half], row_numbers[:half], proba=proba),
-        predict_rows(model, rows[half:], row_numbers[half:], proba=proba),
+        predict_rows(model, rows[:half], row_numbers[:half], proba=proba, finite=finite),
+        predict_rows(model, rows[half:], row_numbers[half:], proba=proba, finite=finite),
     ]
     return _joined(parts)
 

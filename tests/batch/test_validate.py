@@ -129,6 +129,30 @@ def test_a_valid_batch_becomes_the_matrix_the_server_builds(frame_model: LoadedM
     )
 
 
+@pytest.mark.parametrize(
+    "arrow_type",
+    [
+        pytest.param(pa.float64(), id="float64"),
+        pytest.param(pa.float32(), id="float32"),
+        pytest.param(pa.int32(), id="int32"),
+        pytest.param(pa.int64(), id="int64-checked-column-by-column"),
+    ],
+)
+def test_a_clean_numeric_batch_is_the_servers_matrix_and_known_finite(
+    iris: LoadedModel, arrow_type: pa.DataType
+) -> None:
+    values = np.arange(40, dtype=np.float64).reshape(10, 4) * 1.5 // 1
+    batch = pa.RecordBatch.from_arrays(
+        [pa.array(values[:, j]).cast(arrow_type) for j in range(4)], names=list(IRIS)
+    )
+    checked = check_batch(batch, Layout(IRIS), iris.schema)
+    server = rows_to_query(values.tolist(), iris.schema, max_rows=10).rows
+    assert checked.rows.dtype == np.float64 and checked.rows.flags.c_contiguous
+    np.testing.assert_array_equal(checked.rows, server)
+    assert checked.finite == (arrow_type != pa.int64())
+    assert checked.valid is None and not checked.rejects
+
+
 def test_bad_rows_are_numbered_and_the_others_kept(iris: LoadedModel) -> None:
     values = np.ones((6, 4))
     values[1, 2] = np.nan
