@@ -18,7 +18,7 @@ class BatchJob:
     """The input, the output and the rules of one run (the flags of ``predict --output``)."""
 
     input: str
-    output: Path | IO[bytes]
+    output: Path | str | IO[bytes]  # a str is an object-store URL (``s3://bucket/out.parquet``)
     output_format: Format
     input_format: str | None = None
     keep_columns: tuple[str, ...] = ()

@@ -21,15 +21,17 @@ import threading
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, TypeVar
 
 import pyarrow as pa
 import pyarrow.csv as pa_csv
 import pyarrow.dataset as ds
+import pyarrow.fs as pa_fs
 import pyarrow.ipc as pa_ipc
 import pyarrow.parquet as pq
 
 from restpredict.batch.formats import Format, format_of, input_format_of
+from restpredict.batch.stores import RemoteFile, find_remote_files, is_remote
 from restpredict.codecs.payload import Row
 from restpredict.codecs.rows import chunks
 from restpredict.errors import InputError
@@ -37,6 +39,8 @@ from restpredict.model.schema import ModelSchema
 
 __all__ = ["Piece", "Source", "find_files", "open_source", "read_ahead"]
 
+InputFile = Path | RemoteFile  # a local file, or one in an object store (``s3://...``)
+T = TypeVar("T")
 _PARQUET_BUFFER_BYTES = 1 << 20
 _CSV_BLOCK_BYTES = 8 << 20
 
@@ -56,7 +60,7 @@ class Piece:
 class Source:
     """An input table: its files, format, columns (None for JSON rows) and row count if cheap."""
 
-    files: tuple[Path, ...]
+    files: tuple[InputFile, ...]
     format: Format
     schema: pa.Schema | None
     total_rows: int | None
@@ -86,7 +90,7 @@ class Source:
                 first += batch.num_rows
 
 
-def read_ahead(pieces: Iterator[Piece], depth: int = 2) -> Iterator[Piece]:
+def read_ahead(pieces: Iterator[T], depth: int = 2) -> Iterator[T]:
     """The same pieces, read by a background thread up to ``depth`` pieces ahead.
 
     Decoding Parquet releases the GIL, so on two cores the next batch is read while this one is
@@ -180,14 +184,24 @@ def _is_number(text: str) -> bool:
     return True
 
 
-def find_files(location: str) -> list[Path]:
-    """The files a path, directory or glob names, in a stable order."""
+def find_files(location: str) -> list[InputFile]:
+    """The files a path, directory or glob (local, or an fsspec URL) names, in a stable order."""
+    if is_remote(location):
+        remote = find_remote_files(location)
+        if len(remote) == 1:
+            return list(remote)
+        tables: list[InputFile] = [
+            f for f in remote if format_of(f.path, None, allowed=_ALL) is not None
+        ]
+        if not tables:
+            raise InputError(f"{location}: no Parquet, Arrow, CSV or JSON file there")
+        return tables
     if glob.has_magic(location):
         found = [Path(p) for p in sorted(glob.glob(location, recursive=True))]
         files = [p for p in found if p.is_file() and not _hidden(p.name)]
         if not files:
             raise InputError(f"{location}: no file matches")
-        return files
+        return list(files)
     path = Path(location)
     if path.is_dir():
         files = sorted(
@@ -196,7 +210,9 @@ def find_files(location: str) -> list[Path]:
             for name in names
             if not _hidden(name) and not any(_hidden(d) for d in Path(root).relative_to(path).parts)
         )
-        known = [f for f in files if format_of(str(f), None, allowed=_ALL) is not None]
+        known: list[InputFile] = [
+            f for f in files if format_of(str(f), None, allowed=_ALL) is not None
+        ]
         if not known:
             raise InputError(f"{location}: no Parquet, Arrow, CSV or JSON file in this directory")
         return known
@@ -212,9 +228,14 @@ def _hidden(name: str) -> bool:
     return name.startswith((".", "_"))
 
 
-def _dataset(files: Sequence[Path], fmt: Format) -> ds.Dataset:
+def _dataset(files: Sequence[InputFile], fmt: Format) -> ds.Dataset:
+    kind = "parquet" if fmt == "parquet" else "ipc"
     try:
-        return ds.dataset([str(f) for f in files], format="parquet" if fmt == "parquet" else "ipc")
+        if isinstance(files[0], RemoteFile):
+            handler = pa_fs.PyFileSystem(pa_fs.FSSpecHandler(files[0].fs))
+            paths = [f.path for f in files if isinstance(f, RemoteFile)]
+            return ds.dataset(paths, format=kind, filesystem=handler)
+        return ds.dataset([str(f) for f in files], format=kind)
     except (pa.ArrowInvalid, OSError) as exc:
         raise InputError(f"cannot read the input as {fmt}: {_first_line(exc)}") from None
 
@@ -222,9 +243,12 @@ def _dataset(files: Sequence[Path], fmt: Format) -> ds.Dataset:
 def _parquet_batches(source: Source, columns: Sequence[str] | None) -> Iterator[pa.RecordBatch]:
     for path in source.files:
         try:
-            with pq.ParquetFile(
-                path, pre_buffer=False, buffer_size=_PARQUET_BUFFER_BYTES
-            ) as parquet:
+            with (
+                _binary(path) as stream,
+                pq.ParquetFile(
+                    stream, pre_buffer=False, buffer_size=_PARQUET_BUFFER_BYTES
+                ) as parquet,
+            ):
                 _check_columns(path, parquet.schema_arrow, columns)
                 yield from parquet.iter_batches(
                     batch_size=source.batch_size,
@@ -239,7 +263,7 @@ def _ipc_batches(source: Source, columns: Sequence[str] | None) -> Iterator[pa.R
     size = source.batch_size
     for path in source.files:
         try:
-            with pa.OSFile(str(path)) as stream:
+            with _binary(path) as stream:
                 reader = pa_ipc.open_file(stream)
                 _check_columns(path, reader.schema, columns)
                 for index in range(reader.num_record_batches):
@@ -252,14 +276,19 @@ def _ipc_batches(source: Source, columns: Sequence[str] | None) -> Iterator[pa.R
             raise InputError(f"{path}: cannot read it as Arrow IPC ({_first_line(exc)})") from None
 
 
-def _check_columns(path: Path, schema: pa.Schema, columns: Sequence[str] | None) -> None:
+def _binary(path: InputFile) -> Any:
+    """The file opened for reading: Arrow's own file for local disk, fsspec's for a store."""
+    return path.open("rb") if isinstance(path, RemoteFile) else pa.OSFile(str(path))
+
+
+def _check_columns(path: InputFile, schema: pa.Schema, columns: Sequence[str] | None) -> None:
     """Every file of a table must hold the columns the first one did."""
     missing = [c for c in columns or () if c not in schema.names]
     if missing:
         raise InputError(f"{path}: has no column {', '.join(map(repr, missing))}")
 
 
-def _csv_header(path: Path) -> list[str]:
+def _csv_header(path: InputFile) -> list[str]:
     try:
         with path.open(encoding="utf-8", newline="") as stream:
             first = next(csv.reader(stream), None)
@@ -277,7 +306,7 @@ def _csv_batches(source: Source, columns: Sequence[str] | None) -> Iterator[pa.R
         if source.csv_header and _csv_header(path) != names:
             raise InputError(f"{path}: its header differs from {source.files[0]}'s")
         reader = pa_csv.open_csv(
-            path,
+            path.open("rb") if isinstance(path, RemoteFile) else path,
             read_options=pa_csv.ReadOptions(
                 column_names=names,
                 skip_rows=1 if source.csv_header else 0,

@@ -9,8 +9,9 @@ fails leaves no file under the output's name.
 from __future__ import annotations
 
 import contextlib
+import tempfile
 from collections.abc import Iterator, Sequence
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 from typing import IO, Any, Protocol
 
 import msgspec
@@ -22,6 +23,7 @@ import pyarrow.parquet as pq
 
 from restpredict.batch.formats import Format
 from restpredict.batch.staging import staged
+from restpredict.batch.stores import upload
 from restpredict.errors import InputError
 from restpredict.model.loading import Prediction
 
@@ -86,9 +88,18 @@ def _typed(labels: np.ndarray, kind: pa.DataType) -> pa.Array:
 
 
 @contextlib.contextmanager
-def open_writer(target: Path | IO[bytes], fmt: Format, schema: pa.Schema) -> Iterator[BatchWriter]:
-    """A writer for ``target`` (a path, staged; or a binary stream such as stdout)."""
-    if isinstance(target, Path):
+def open_writer(
+    target: Path | str | IO[bytes], fmt: Format, schema: pa.Schema
+) -> Iterator[BatchWriter]:
+    """A writer for ``target``: a path (staged), an object-store URL (written to a local
+    temporary file, uploaded once complete), or a binary stream such as stdout."""
+    if isinstance(target, str):
+        with tempfile.TemporaryDirectory(prefix="restpredict-output-") as scratch:
+            local = Path(scratch) / PurePosixPath(target).name
+            with open_writer(local, fmt, schema) as writer:
+                yield writer
+            upload(local, target)
+    elif isinstance(target, Path):
         with staged(target) as partial:
             writer = _writer(partial, fmt, schema)
             try:

@@ -728,7 +728,7 @@ def _score_table(
         raise InputError(f"not writing binary {fmt} to a terminal; redirect it or name a file")
     job = BatchJob(
         input=input_path,
-        output=sys.stdout.buffer if output == "-" else Path(output),
+        output=sys.stdout.buffer if output == "-" else _destination(output),
         output_format=fmt,
         input_format=input_format,
         keep_columns=flags.keep_columns,
@@ -744,6 +744,13 @@ def _score_table(
     with BatchProgress(stderr) as progress:
         summary = score_table(loaded, job, progress)
     stderr.print(summary.line(), soft_wrap=True, highlight=False)
+
+
+def _destination(output: str) -> Path | str:
+    """A local path, or an object-store URL kept as text (``Path`` would fold its ``//``)."""
+    from restpredict.batch.stores import is_remote
+
+    return output if is_remote(output) else Path(output)
 
 
 def _score_with_spark(
