@@ -32,6 +32,7 @@ class Flag:
 
     key: str
     hint: Any
+    default: Any = None
 
 
 def setting(path: str, kind: Any, *decls: str, text: str, panel: str, **kwargs: Any) -> Flag:
@@ -43,10 +44,12 @@ def setting(path: str, kind: Any, *decls: str, text: str, panel: str, **kwargs: 
     return Flag(key, Annotated[kind | None, info])
 
 
-def option(key: str, kind: Any, *decls: str, text: str, panel: str, **kwargs: Any) -> Flag:
-    """An option that is no setting (the TLS files a client presents, say); default None."""
+def option(
+    key: str, kind: Any, *decls: str, text: str, panel: str, default: Any = None, **kwargs: Any
+) -> Flag:
+    """An option that is no setting (the TLS files a client presents, say)."""
     info = typer.Option(*decls, help=text, rich_help_panel=panel, **kwargs)
-    return Flag(key, Annotated[kind | None, info])
+    return Flag(key, Annotated[kind if default is not None else kind | None, info], default)
 
 
 def with_flags(**groups: tuple[Flag, ...]) -> Callable[[Callable[..., R]], Callable[..., R]]:
@@ -57,7 +60,7 @@ def with_flags(**groups: tuple[Flag, ...]) -> Callable[[Callable[..., R]], Calla
         kept = [p for p in own.parameters.values() if p.name not in groups]
         added = [
             inspect.Parameter(
-                f.key, inspect.Parameter.KEYWORD_ONLY, default=None, annotation=f.hint
+                f.key, inspect.Parameter.KEYWORD_ONLY, default=f.default, annotation=f.hint
             )
             for flags in groups.values()
             for f in flags

@@ -28,18 +28,18 @@ from restpredict._version import __version__
 from restpredict.cli.flags import Flags, with_flags
 from restpredict.cli.help import SettingsCommand
 from restpredict.cli.options import (
-    BATCH_PANEL,
+    BATCH_FLAGS,
     CACHE_FLAGS,
     CLIENT_FLAGS,
-    CLIENT_PANEL,
     CODE_PATHS,
     DOCKER_FLAGS,
-    IO_PANEL,
+    IO_FLAGS,
     KUBERNETES_FLAGS,
     MODEL_PANEL,
     SERVE_FLAGS,
     SHA256,
     SOURCE_FLAGS,
+    TIMEOUT,
     TRUSTED_TYPES,
     UNKNOWN_COLUMNS,
     CheckOpt,
@@ -163,7 +163,12 @@ def serve(
 
 @app.command(cls=SettingsCommand)
 @_errors_to_exit_codes
-@with_flags(source=(*SOURCE_FLAGS, UNKNOWN_COLUMNS), remote=CLIENT_FLAGS)
+@with_flags(
+    source=(*SOURCE_FLAGS, UNKNOWN_COLUMNS),
+    remote=(*CLIENT_FLAGS, TIMEOUT),
+    rows=IO_FLAGS,
+    batch=BATCH_FLAGS,
+)
 def predict(
     model: Annotated[
         str | None,
@@ -175,140 +180,28 @@ def predict(
         ),
     ] = None,
     url: UrlOpt = None,
-    features: Annotated[
-        str | None,
-        typer.Option(
-            "--features",
-            "-f",
-            help="One row: 5.1,3.5,1.4,0.2 or a JSON array.",
-            rich_help_panel=IO_PANEL,
-        ),
-    ] = None,
-    input_path: Annotated[
-        str | None,
-        typer.Option(
-            "--input",
-            "-i",
-            help="Rows from a file, directory or glob: .parquet, .arrow/.feather, .csv, .json, "
-            ".jsonl; - for stdin.",
-            rich_help_panel=IO_PANEL,
-        ),
-    ] = None,
-    input_format: Annotated[
-        str | None,
-        typer.Option(
-            "--format",
-            help="parquet|arrow|csv|json|jsonl; from the suffix unless given.",
-            rich_help_panel=IO_PANEL,
-        ),
-    ] = None,
-    output: Annotated[
-        str | None,
-        typer.Option(
-            "--output",
-            "-o",
-            help="Where to write: a file (format from suffix), or - for stdout.",
-            rich_help_panel=IO_PANEL,
-        ),
-    ] = None,
-    output_format: Annotated[
-        str | None,
-        typer.Option(
-            help="table|json|csv on stdout; parquet|arrow|csv|jsonl for --output files "
-            "(from the suffix unless given; on stdout, table on a TTY, else json).",
-            rich_help_panel=IO_PANEL,
-        ),
-    ] = None,
-    proba: Annotated[
-        bool,
-        typer.Option("--proba", help="Include class probabilities.", rich_help_panel=IO_PANEL),
-    ] = False,
-    chunk_size: Annotated[
-        int | None,
-        typer.Option(
-            min=1,
-            help="Rows per request (1000 unless given) or per batch (65536 unless given).",
-            rich_help_panel=IO_PANEL,
-        ),
-    ] = None,
-    keep_columns: Annotated[
-        str | None,
-        typer.Option(
-            help="Input columns to carry into the output, comma-separated: id,customer.",
-            rich_help_panel=BATCH_PANEL,
-        ),
-    ] = None,
-    keep_all: Annotated[
-        bool,
-        typer.Option(
-            "--keep-all",
-            help="Carry every input column into the output.",
-            rich_help_panel=BATCH_PANEL,
-        ),
-    ] = False,
-    on_error: Annotated[
-        str,
-        typer.Option(
-            help="A bad row fails the run (fail) or goes to --errors-to (skip).",
-            rich_help_panel=BATCH_PANEL,
-        ),
-    ] = "fail",
-    errors_to: Annotated[
-        Path | None,
-        typer.Option(
-            help="With --on-error skip: bad rows' numbers and reasons (.jsonl, .csv).",
-            rich_help_panel=BATCH_PANEL,
-        ),
-    ] = None,
-    jobs: Annotated[
-        int,
-        typer.Option(
-            min=1,
-            help="Processes predicting, for models using one core.",
-            rich_help_panel=BATCH_PANEL,
-        ),
-    ] = 1,
-    engine: Annotated[
-        str,
-        typer.Option(
-            help="local, or spark (Parquet in and out; the spark extra).",
-            rich_help_panel=BATCH_PANEL,
-        ),
-    ] = "local",
-    master: Annotated[
-        str,
-        typer.Option(help="Spark master URL for --engine spark.", rich_help_panel=BATCH_PANEL),
-    ] = "local[*]",
-    timeout: Annotated[
-        float,
-        typer.Option(help="Seconds per HTTP request.", rich_help_panel=CLIENT_PANEL),
-    ] = 30.0,
     config: ConfigOpt = None,
     *,
     source: Flags,
     remote: Flags,
+    rows: Flags,
+    batch: Flags,
 ) -> None:
     """Predict rows with a model source (--model) or a running server (--url).
 
     With --output FILE (or a Parquet/Arrow input) the input is scored as a table, a batch at a
     time, into a typed file written only when complete; see the batch scoring docs.
     """
+    features, input_path, input_format = rows["features"], rows["input_path"], rows["input_format"]
+    proba, chunk_size = rows["proba"], rows["chunk_size"]
     if (features is None) == (input_path is None):
         raise InputError("give exactly one of --features or --input")
     if model is not None and url is not None:
         raise InputError("give --model or --url, not both")
-    output, output_format = _legacy_output(output, output_format)
+    output, output_format = _legacy_output(rows["output"], rows["output_format"])
     settings = _settings(config, model=model, api_key_file=remote["api_key_file"], **source)
-    batch = _BatchFlags(
-        keep_columns=_names(keep_columns),
-        keep_all=keep_all,
-        on_error=on_error,
-        errors_to=errors_to,
-        jobs=jobs,
-        engine=engine,
-        master=master,
-    )
-    if _is_batch(input_path, input_format, output, output_format, batch):
+    scoring = _BatchFlags(**{**batch, "keep_columns": _names(batch["keep_columns"])})
+    if _is_batch(input_path, input_format, output, output_format, scoring):
         if features is not None or url is not None:
             raise InputError(
                 "--output files, Parquet/Arrow input and the batch options score --input "
@@ -316,7 +209,7 @@ def predict(
             )
         assert input_path is not None
         _score_table(
-            settings, input_path, input_format, output, output_format, proba, chunk_size, batch
+            settings, input_path, input_format, output, output_format, proba, chunk_size, scoring
         )
         return
     tls = _client_tls(remote)
@@ -329,7 +222,7 @@ def predict(
         output_format,
         proba,
         chunk_size,
-        timeout,
+        remote["timeout"],
         tls,
     )
 

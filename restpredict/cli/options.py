@@ -15,18 +15,18 @@ import typer
 from restpredict.cli.flags import option, setting
 
 __all__ = [
-    "BATCH_PANEL",
+    "BATCH_FLAGS",
     "CACHE_FLAGS",
     "CLIENT_FLAGS",
-    "CLIENT_PANEL",
     "CODE_PATHS",
     "DOCKER_FLAGS",
-    "IO_PANEL",
+    "IO_FLAGS",
     "KUBERNETES_FLAGS",
     "MODEL_PANEL",
     "SERVE_FLAGS",
     "SHA256",
     "SOURCE_FLAGS",
+    "TIMEOUT",
     "TRUSTED_TYPES",
     "UNKNOWN_COLUMNS",
     "CheckOpt",
@@ -358,6 +358,63 @@ CLIENT_FLAGS = (
     ),
 )
 
+TIMEOUT = option(
+    "timeout", float, text="Seconds per HTTP request.", panel=CLIENT_PANEL, default=30.0
+)
+
+# --- predict: the rows in, the predictions out ---
+IO_FLAGS = (
+    option(
+        "features",
+        str,
+        "--features",
+        "-f",
+        text="One row: 5.1,3.5,1.4,0.2 or a JSON array.",
+        panel=IO_PANEL,
+    ),
+    option(
+        "input_path",
+        str,
+        "--input",
+        "-i",
+        text="Rows from a file, directory or glob: .parquet, .arrow/.feather, .csv, .json, "
+        ".jsonl; - for stdin.",
+        panel=IO_PANEL,
+    ),
+    option(
+        "input_format",
+        str,
+        "--format",
+        text="parquet|arrow|csv|json|jsonl; from the suffix unless given.",
+        panel=IO_PANEL,
+    ),
+    option(
+        "output",
+        str,
+        "--output",
+        "-o",
+        text="Where to write: a file (format from suffix), or - for stdout.",
+        panel=IO_PANEL,
+    ),
+    option(
+        "output_format",
+        str,
+        text="table|json|csv on stdout; parquet|arrow|csv|jsonl for --output files "
+        "(from the suffix unless given; on stdout, table on a TTY, else json).",
+        panel=IO_PANEL,
+    ),
+    option(
+        "proba", bool, "--proba", text="Include class probabilities.", panel=IO_PANEL, default=False
+    ),
+    option(
+        "chunk_size",
+        int,
+        text="Rows per request (1000 unless given) or per batch (65536 unless given).",
+        panel=IO_PANEL,
+        min=1,
+    ),
+)
+
 # --- dockerize: the docker: and kubernetes: sections of restpredict.yaml ---
 DOCKER_FLAGS = (
     setting(
@@ -397,5 +454,58 @@ KUBERNETES_FLAGS = (
         str,
         text="Kubernetes namespace (kubernetes.namespace).",
         panel=DEPLOY_PANEL,
+    ),
+)
+
+# --- predict: scoring a table into a file ---
+BATCH_FLAGS = (
+    option(
+        "keep_columns",
+        str,
+        text="Input columns to carry into the output, comma-separated: id,customer.",
+        panel=BATCH_PANEL,
+    ),
+    option(
+        "keep_all",
+        bool,
+        "--keep-all",
+        text="Carry every input column into the output.",
+        panel=BATCH_PANEL,
+        default=False,
+    ),
+    option(
+        "on_error",
+        str,
+        text="A bad row fails the run (fail) or goes to --errors-to (skip).",
+        panel=BATCH_PANEL,
+        default="fail",
+    ),
+    option(
+        "errors_to",
+        Path,
+        text="With --on-error skip: bad rows' numbers and reasons (.jsonl, .csv).",
+        panel=BATCH_PANEL,
+    ),
+    option(
+        "jobs",
+        int,
+        text="Processes predicting, for models using one core.",
+        panel=BATCH_PANEL,
+        default=1,
+        min=1,
+    ),
+    option(
+        "engine",
+        str,
+        text="local, or spark (Parquet in and out; the spark extra).",
+        panel=BATCH_PANEL,
+        default="local",
+    ),
+    option(
+        "master",
+        str,
+        text="Spark master URL for --engine spark.",
+        panel=BATCH_PANEL,
+        default="local[*]",
     ),
 )
