@@ -23,7 +23,7 @@ from restpredict.model.prepare import prepare_model
 from restpredict.model.schema import schema_changes
 from restpredict.settings import Settings
 
-__all__ = ["Reloader"]
+__all__ = ["Reloader", "prepare_replacement"]
 
 logger = logging.getLogger("uvicorn.error")
 
@@ -71,36 +71,50 @@ class Reloader:
         self, wanted: Settings, old: LoadedModel | None, allow_schema_change: bool
     ) -> LoadedModel | str:
         """The new model, ready to serve, or why it is refused."""
-        try:
-            new = await _in_own_thread(prepare_model, wanted)
-        except RestPredictError as exc:
-            return exc.detail
-        if old is None or allow_schema_change:
-            return new
-        changes = schema_changes(old.schema, new.schema)
-        if changes:
-            return (
-                f"the new model's schema differs from the serving one's ({'; '.join(changes)}); "
-                "its clients would break: allow it with allow_schema_change"
-            )
+        return await _in_own_thread(prepare_replacement, wanted, old, allow_schema_change)
+
+
+def prepare_replacement(
+    wanted: Settings, old: LoadedModel | None, allow_schema_change: bool
+) -> LoadedModel | str:
+    """The model ``wanted`` names, ready to replace ``old``, or why it is refused.
+
+    The one check every reload goes through: in place (one worker) and in the supervisor of
+    several, which prepares the new model before it forks workers to serve it.
+    """
+    try:
+        new = prepare_model(wanted)
+    except RestPredictError as exc:
+        return exc.detail
+    if old is None or allow_schema_change:
         return new
+    changes = schema_changes(old.schema, new.schema)
+    if changes:
+        return (
+            f"the new model's schema differs from the serving one's ({'; '.join(changes)}); "
+            "its clients would break: allow it with allow_schema_change"
+        )
+    return new
 
 
 async def _in_own_thread(
-    function: Callable[[Settings], LoadedModel], settings: Settings
-) -> LoadedModel:
-    """``function(settings)`` in a thread of its own, joined before this returns.
+    function: Callable[[Settings, LoadedModel | None, bool], LoadedModel | str],
+    settings: Settings,
+    old: LoadedModel | None,
+    allow_schema_change: bool,
+) -> LoadedModel | str:
+    """``function(...)`` in a thread of its own, joined before this returns.
 
     Not a pool's thread: anyio's idle worker keeps its last result (a refused model) until its
     next job, and an executor's worker drops its work item only after the loop has been woken,
     so a refused model could outlive the collection meant for it.
     """
     loop = asyncio.get_running_loop()
-    future: asyncio.Future[LoadedModel] = loop.create_future()
+    future: asyncio.Future[LoadedModel | str] = loop.create_future()
 
     def work() -> None:
         try:
-            model = function(settings)
+            model = function(settings, old, allow_schema_change)
         except BaseException as exc:  # raised again in the awaiting task
             loop.call_soon_threadsafe(_settle, future, None, exc)
         else:
@@ -115,7 +129,9 @@ async def _in_own_thread(
 
 
 def _settle(
-    future: asyncio.Future[LoadedModel], model: LoadedModel | None, error: BaseException | None
+    future: asyncio.Future[LoadedModel | str],
+    model: LoadedModel | str | None,
+    error: BaseException | None,
 ) -> None:
     if future.done():
         return

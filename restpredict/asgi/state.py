@@ -4,6 +4,7 @@ about itself, and the headers that follow from it."""
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 
 from starlette.datastructures import State
 from starlette.requests import Request
@@ -23,8 +24,13 @@ class ServingState:
     """Flags the server flips (on SIGTERM) and the app reads (readiness, headers)."""
 
     draining: bool = False
-    # Set in workers of a multi-process server: the process to signal for a rolling reload.
+    # Set in workers of a multi-process server: the process to signal for a rolling reload,
+    # and the directory where it reports on its workers (``asgi.fleet``).
     supervisor_pid: int | None = None
+    fleet_dir: Path | None = None
+    # A worker retired by a rolling reload: its answers close their connections, but it is
+    # still ready (the server as a whole is).
+    retiring: bool = False
 
 
 class ServingHeaders:
@@ -44,7 +50,8 @@ class ServingHeaders:
         model = scope.get("state", {}).get("model")
         if model is not None:
             extra.append((_MODEL_HEADER, model.sha256.encode("ascii")))
-        if self.state.draining and not _has_connection_header(message):
+        state = self.state
+        if (state.draining or state.retiring) and not _has_connection_header(message):
             extra.append((b"connection", b"close"))
         return extra
 

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+import os
 from typing import Any
 
 import numpy as np
@@ -46,12 +47,14 @@ class CompiledEstimator:
 
     restpredict_backend = "onnx"
 
-    def __init__(self, original: Any, session: Any, dtype: Float) -> None:
+    def __init__(self, original: Any, onnx_bytes: bytes, dtype: Float) -> None:
         self.original = original
-        self.session = session
+        self.onnx_bytes = onnx_bytes
+        self.session = _session(onnx_bytes)
         self.dtype = dtype
-        self._input = session.get_inputs()[0].name
-        self._outputs = [output.name for output in session.get_outputs()]
+        self._input = self.session.get_inputs()[0].name
+        self._outputs = [output.name for output in self.session.get_outputs()]
+        self._pid = os.getpid()
 
     def predict(self, X: Any) -> np.ndarray:
         """Labels (classifiers) or values (regressors), as scikit-learn's ``predict`` returns."""
@@ -70,6 +73,10 @@ class CompiledEstimator:
             # with any is predicted by the original estimator.
             method = "predict" if output == self._outputs[0] else "predict_proba"
             return np.asarray(getattr(self.original, method)(X))
+        if self._pid != os.getpid():
+            # A worker forked from the supervisor: an ONNX Runtime session is not fork-safe
+            # (its allocator and thread state belong to the parent), so each worker opens its own.
+            self.session, self._pid = _session(self.onnx_bytes), os.getpid()
         return np.asarray(self.session.run([output], {self._input: rows})[0])
 
     def __getattr__(self, name: str) -> Any:
@@ -157,7 +164,6 @@ def _unsupported(model: LoadedModel) -> str | None:
 
 
 def _convert(estimator: Any, rows: np.ndarray, dtype: Float) -> CompiledEstimator:
-    import onnxruntime as ort
     from skl2onnx import to_onnx
 
     options = {"zipmap": False} if is_classifier(estimator) else None
@@ -169,14 +175,17 @@ def _convert(estimator: Any, rows: np.ndarray, dtype: Float) -> CompiledEstimato
     )
     if dtype == np.float32:
         _floor_thresholds(onnx_model, tree_structures(estimator))
+    return CompiledEstimator(estimator, onnx_model.SerializeToString(), dtype)
+
+
+def _session(onnx_bytes: bytes) -> Any:
+    import onnxruntime as ort
+
     session_options = ort.SessionOptions()
     # One thread: a worker process is meant to use one core; --workers scales across cores.
     session_options.intra_op_num_threads = 1
     session_options.inter_op_num_threads = 1
-    session = ort.InferenceSession(
-        onnx_model.SerializeToString(), session_options, providers=["CPUExecutionProvider"]
-    )
-    return CompiledEstimator(estimator, session, dtype)
+    return ort.InferenceSession(onnx_bytes, session_options, providers=["CPUExecutionProvider"])
 
 
 def _floor_thresholds(onnx_model: Any, trees: list[Any]) -> None:

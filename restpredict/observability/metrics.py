@@ -29,7 +29,14 @@ from restpredict.errors import StartupError
 if TYPE_CHECKING:
     from restpredict.model.loading import LoadedModel
 
-__all__ = ["LATENCY_BUCKETS", "ROW_BUCKETS", "Metrics", "Stage", "forget_worker"]
+__all__ = [
+    "LATENCY_BUCKETS",
+    "ROW_BUCKETS",
+    "Metrics",
+    "Stage",
+    "forget_worker",
+    "reread_multiprocess_mode",
+]
 
 Stage = Literal["decode", "predict"]
 
@@ -147,6 +154,15 @@ def _merged_registry(directory: Path) -> CollectorRegistry:
     registry = CollectorRegistry()
     MultiProcessCollector(registry, path=str(directory))  # type: ignore[no-untyped-call]
     return registry
+
+
+def reread_multiprocess_mode() -> None:
+    """Have prometheus_client decide its mode again, from ``PROMETHEUS_MULTIPROC_DIR`` as it is now.
+
+    The library decides when it is imported; forked workers inherit the supervisor's import,
+    made before ``server.run`` set the variable.
+    """
+    values.ValueClass = values.get_value_class()  # type: ignore[no-untyped-call]
 
 
 def forget_worker(directory: Path, pid: int) -> None:

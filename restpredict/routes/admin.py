@@ -1,23 +1,33 @@
 """``POST /admin/reload``: hot reload over HTTP, on a server with an API key (never open).
 
-One worker reloads in place (``asgi.reloader.Reloader``); with several, the supervisor is asked
-to replace its workers one by one (SIGHUP), each of which loads and verifies the model itself.
+One worker reloads in place (``asgi.reloader.Reloader``). With several, the request is handed to
+the supervisor (``asgi.fleet``, then SIGHUP), which prepares and checks the new model exactly as
+one worker would and then rolls its workers onto it; this answers once the supervisor has
+accepted (202, the roll under way) or refused (409) it.
 """
 
 from __future__ import annotations
 
+import asyncio
 import os
 import signal
+import time
+import uuid
+from pathlib import Path
 
 import msgspec
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
+from restpredict.asgi.fleet import ReloadOutcome, ReloadRequest, fleet_status, write_reload_request
 from restpredict.errors import InputError, MalformedBodyError, ReloadError
 from restpredict.settings import Settings
 
 __all__ = ["admin_routes", "reload"]
+
+#: How long a worker waits for the supervisor to prepare and verify a new model.
+SUPERVISOR_WAIT = 600.0
 
 
 def admin_routes(settings: Settings) -> list[Route]:
@@ -33,20 +43,32 @@ class _ReloadRequest(msgspec.Struct, forbid_unknown_fields=True):
 async def reload(request: Request) -> Response:
     """Reload the configured model file; ``{"sha256": ...}`` pins the new file's hash."""
     wanted = _parse(await request.body())
-    supervisor = request.app.state.serving.supervisor_pid
+    serving = request.app.state.serving
     pin = None if isinstance(wanted.sha256, msgspec.UnsetType) else wanted.sha256
-    if supervisor is not None:
-        if pin is not None:
-            raise ReloadError(
-                "with several workers a reload re-reads the configured file and pin; "
-                "change the pin in the configuration and send SIGHUP instead"
-            )
-        os.kill(supervisor, signal.SIGHUP)  # uvicorn's supervisor replaces workers one by one
-        return JSONResponse({"status": "restarting workers"}, status_code=202)
+    if serving.supervisor_pid is not None and serving.fleet_dir is not None:
+        handed = ReloadRequest(uuid.uuid4().hex, pin, wanted.allow_schema_change)
+        outcome = await _ask_supervisor(serving.supervisor_pid, serving.fleet_dir, handed)
+        if not outcome.accepted:
+            raise ReloadError(outcome.detail, serving_sha256=outcome.sha256)
+        body = {"status": "rolling", "sha256": outcome.sha256, "model": outcome.model}
+        return JSONResponse(body, status_code=202)
     model = await request.app.state.reloader.reload(
         pin, allow_schema_change=wanted.allow_schema_change
     )
     return JSONResponse({"status": "reloaded", "sha256": model.sha256, "model": model.name})
+
+
+async def _ask_supervisor(pid: int, directory: Path, request: ReloadRequest) -> ReloadOutcome:
+    """Hand ``request`` to the supervisor and wait for its verdict (it writes it by id)."""
+    write_reload_request(directory, request)
+    os.kill(pid, signal.SIGHUP)
+    deadline = time.monotonic() + SUPERVISOR_WAIT
+    while time.monotonic() < deadline:
+        await asyncio.sleep(0.05)
+        status = fleet_status(directory)
+        if status is not None and status.reload is not None and status.reload.id == request.id:
+            return status.reload
+    raise ReloadError(f"the supervisor did not answer the reload request in {SUPERVISOR_WAIT:g} s")
 
 
 def _parse(body: bytes) -> _ReloadRequest:

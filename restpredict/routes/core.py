@@ -14,6 +14,7 @@ from starlette.types import Receive, Scope, Send
 from restpredict._version import __version__
 from restpredict.asgi.batching import Batcher
 from restpredict.asgi.body import body_headers, check_json_content_type, receive_body
+from restpredict.asgi.fleet import degraded_headers, fleet_status
 from restpredict.asgi.query import predict_with
 from restpredict.asgi.responses import JSONResponse, send_json
 from restpredict.asgi.state import current_model, model_for
@@ -63,17 +64,33 @@ async def live(request: Request) -> Response:
 
 
 async def ready(request: Request) -> Response:
-    """The model is loaded, a warm-up prediction succeeded, and no shutdown has begun."""
+    """The model is loaded, a warm-up prediction succeeded, and no shutdown has begun.
+
+    With several workers, the answer also counts them; fewer serving than wanted (a replacement
+    that cannot start) is still ready, since the server answers, with ``X-Degraded`` set.
+    """
     current_model(request)
-    if request.app.state.serving.draining:
+    serving = request.app.state.serving
+    if serving.draining:
         raise NotReadyError("the server is shutting down")
-    return JSONResponse({"status": "ready", "model": request.app.state.model.name})
+    body: dict[str, object] = {"status": "ready", "model": request.app.state.model.name}
+    fleet = fleet_status(serving.fleet_dir)
+    if fleet is not None:
+        body["workers"] = {"serving": fleet.serving, "wanted": fleet.wanted}
+        body["degraded"] = fleet.degraded
+        if fleet.degraded and fleet.problem:
+            body["problem"] = fleet.problem
+    return JSONResponse(body, headers=degraded_headers(fleet))
 
 
 async def metadata(request: Request) -> Response:
-    """What is being served: file, hash, schema, versions."""
+    """What is being served: file, hash, schema, versions; and a rolling reload under way."""
     model = current_model(request)
-    return JSONResponse({**model.metadata(), "restpredict_version": __version__})
+    body = {**model.metadata(), "restpredict_version": __version__}
+    fleet = fleet_status(request.app.state.serving.fleet_dir)
+    if fleet is not None and fleet.rollout is not None:
+        body["rollout"] = fleet.rollout
+    return JSONResponse(body)
 
 
 async def metrics_endpoint(request: Request) -> Response:

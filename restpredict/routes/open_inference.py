@@ -21,6 +21,7 @@ from starlette.routing import Route
 
 from restpredict._version import __version__
 from restpredict.asgi.body import read_body
+from restpredict.asgi.fleet import degraded_headers, fleet_status
 from restpredict.asgi.query import run_query
 from restpredict.asgi.responses import JSONResponse
 from restpredict.asgi.state import current_model
@@ -94,9 +95,11 @@ async def server_live(request: Request) -> Response:
 
 @endpoint(_render)
 async def server_ready(request: Request) -> Response:
-    """``GET /v2/health/ready``: 200 once the model is loaded and warmed up, 503 before."""
+    """``GET /v2/health/ready``: 200 once the model is loaded and warmed up, 503 before;
+    ``X-Degraded`` while fewer workers serve than wanted."""
     current_model(request)
-    return JSONResponse({"ready": True})
+    fleet = fleet_status(request.app.state.serving.fleet_dir)
+    return JSONResponse({"ready": True}, headers=degraded_headers(fleet))
 
 
 @endpoint(_render)

@@ -12,7 +12,10 @@
   connections the kernel had already queued are accepted and answered for
   ``ACCEPT_LINGER`` seconds (``sockets.refuse_new_connections``); closing at once
   would reset them. A worker retired by a rolling reload (SIGUSR1) skips this: the
-  socket is shared and the other workers keep serving it.
+  socket is shared and the other workers keep serving it. Such a worker stops accepting at
+  once and answers its open connections with ``Connection: close`` for ``RETIRE_GRACE``
+  seconds (at least; ``drain_seconds`` if longer), so keep-alive clients leave it between
+  requests instead of having a connection closed under a request they just sent.
 - SIGHUP (one worker) reloads the model in place (``asgi.reloader.Reloader``).
 - A signal arriving before the app is built only stops the server.
 
@@ -45,12 +48,13 @@ from restpredict.model.loading import LoadedModel
 from restpredict.server.sockets import refuse_new_connections
 from restpredict.settings import Settings
 
-__all__ = ["ACCEPT_LINGER", "RETIRE", "AppFactory", "GracefulServer"]
+__all__ = ["ACCEPT_LINGER", "RETIRE", "RETIRE_GRACE", "AppFactory", "GracefulServer"]
 
 logger = logging.getLogger("uvicorn.error")
 
 ACCEPT_LINGER = 0.25  # seconds to accept already-queued connections before closing
 RETIRE = signal.SIGUSR1  # supervisor to worker: drain and stop, the socket stays served
+RETIRE_GRACE = 1.0  # seconds a retired worker answers with Connection: close before it stops
 
 
 @dataclass
@@ -61,11 +65,13 @@ class AppFactory:
     model: LoadedModel | None = None
     supervisor_pid: int | None = None
     metrics_dir: Path | None = None
+    fleet_dir: Path | None = None  # where the supervisor of several workers reports to them
     built: Starlette | None = field(default=None, init=False, repr=False)
 
     def __call__(self) -> Starlette:
         app = create_app(self.settings, self.model, metrics_dir=self.metrics_dir)
         app.state.serving.supervisor_pid = self.supervisor_pid
+        app.state.serving.fleet_dir = self.fleet_dir
         self.built = app
         return app
 
@@ -124,8 +130,21 @@ class GracefulServer(uvicorn.Server):
             app.state.serving.draining = True
 
     def _on_retire(self, sig: int, frame: FrameType | None) -> None:
+        if self._retiring:
+            return
         self._retiring = True
-        self._drain()
+        app = self.app
+        if app is not None:
+            app.state.serving.retiring = True  # Connection: close, but still ready
+        if self._loop is not None:
+            self._loop.call_soon_threadsafe(self._stop_accepting)
+        if self._stop_at is None:
+            self._stop_at = time.monotonic() + max(self.drain_seconds, RETIRE_GRACE)
+
+    def _stop_accepting(self) -> None:
+        """New connections go to the other workers: the listening socket is theirs too."""
+        for server in self.servers:
+            server.close()
 
     async def shutdown(self, sockets: list[socket] | None = None) -> None:
         if sockets and not self._retiring and not self.force_exit:

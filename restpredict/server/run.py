@@ -1,14 +1,18 @@
 """Run the app under uvicorn: bind first, then serve with one or several workers.
 
 The model is loaded and warmed up *before* the socket is bound, so a server that
-cannot serve never takes the port and the caller gets a StartupError instead.
+cannot serve never takes the port and the caller gets a StartupError instead. With several
+workers it is loaded there too, once: the supervisor forks its workers from this process
+(``supervisor.py``), so they share the model's memory and serve exactly the model verified
+here. ``prepare_model`` (settings in, what the app serves out) is the one function that does
+it, for one worker or several.
 Signals, draining and supervised workers are ``lifecycle.py``'s; the header read
 deadline is ``protocols/``'s.
 
 Logging is set up by uvicorn from ``observability.logs.logging_config`` in this process and in
 every worker. With several workers, ``run`` is also the one place that sets
-``PROMETHEUS_MULTIPROC_DIR``: prometheus_client reads it when a worker imports it,
-so it must be in the environment before the workers are spawned.
+``PROMETHEUS_MULTIPROC_DIR``; prometheus_client decides its mode when imported, so it is
+told to decide again before any worker is forked.
 """
 
 from __future__ import annotations
@@ -30,6 +34,7 @@ from restpredict.errors import StartupError
 from restpredict.model.loading import LoadedModel
 from restpredict.model.prepare import prepare_model
 from restpredict.observability.logs import logging_config
+from restpredict.observability.metrics import reread_multiprocess_mode
 from restpredict.server.lifecycle import AppFactory, GracefulServer
 from restpredict.server.protocols.auto import header_deadline_protocol
 from restpredict.server.supervisor import Supervisor
@@ -41,17 +46,33 @@ MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
 
 
 def run(settings: Settings, model: LoadedModel | None = None) -> None:
-    """Serve until SIGINT/SIGTERM. Several workers each load the model themselves."""
+    """Serve until SIGINT/SIGTERM; StartupError if several workers can no longer serve."""
     if model is None:
         model = prepare_model(settings)
     sock = bind(settings.host, settings.port)
     if settings.workers == 1:
         GracefulServer(_config(settings, AppFactory(settings, model))).run(sockets=[sock])
         return
-    del model  # each spawned worker loads its own copy; the supervisor needs none
-    with _multiprocess_metrics() as metrics_dir:
-        factory = AppFactory(settings, supervisor_pid=os.getpid(), metrics_dir=metrics_dir)
-        Supervisor(_config(settings, factory), sockets=[sock], metrics_dir=metrics_dir).run()
+    with _multiprocess_metrics() as metrics_dir, _private_dir("fleet") as fleet_dir:
+        factory = AppFactory(
+            settings,
+            model,
+            supervisor_pid=os.getpid(),
+            metrics_dir=metrics_dir,
+            fleet_dir=fleet_dir,
+        )
+        del model  # the factory holds it: a reload replaces it there
+        supervisor = Supervisor(
+            _config(settings, factory),
+            sockets=[sock],
+            factory=factory,
+            settings=settings,
+            fleet_dir=fleet_dir,
+            metrics_dir=metrics_dir,
+        )
+        supervisor.run()
+    if supervisor.exit_code:
+        raise StartupError("no worker can serve (see the log above)")
 
 
 def bind(host: str, port: int) -> socket.socket:
@@ -71,16 +92,27 @@ def bind(host: str, port: int) -> socket.socket:
 @contextlib.contextmanager
 def _multiprocess_metrics() -> Iterator[Path]:
     """A private, empty directory for the workers' metric files, removed when serving ends."""
-    directory = Path(tempfile.mkdtemp(prefix="restpredict-metrics-"))
     previous = os.environ.get(MULTIPROC_ENV)
-    os.environ[MULTIPROC_ENV] = str(directory)  # inherited by the spawned workers
+    with _private_dir("metrics") as directory:
+        os.environ[MULTIPROC_ENV] = str(directory)  # inherited by the forked workers
+        reread_multiprocess_mode()
+        try:
+            yield directory
+        finally:
+            if previous is None:
+                os.environ.pop(MULTIPROC_ENV, None)
+            else:
+                os.environ[MULTIPROC_ENV] = previous
+            reread_multiprocess_mode()
+
+
+@contextlib.contextmanager
+def _private_dir(purpose: str) -> Iterator[Path]:
+    """A new directory only this user can read, removed when serving ends."""
+    directory = Path(tempfile.mkdtemp(prefix=f"restpredict-{purpose}-"))
     try:
         yield directory
     finally:
-        if previous is None:
-            os.environ.pop(MULTIPROC_ENV, None)
-        else:
-            os.environ[MULTIPROC_ENV] = previous
         shutil.rmtree(directory, ignore_errors=True)
 
 
@@ -103,7 +135,6 @@ def _config(settings: Settings, factory: AppFactory) -> uvicorn.Config:
         access_log=False,  # restpredict writes its own (observability.py)
         timeout_keep_alive=settings.keep_alive_timeout,
         timeout_graceful_shutdown=settings.shutdown_timeout,
-        timeout_worker_healthcheck=60,  # spawned workers import scikit-learn first
         server_header=False,
         **_tls(settings),
     )

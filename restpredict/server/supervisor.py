@@ -1,146 +1,355 @@
-"""``Supervisor`` is uvicorn 0.54's ``Multiprocess`` running ``GracefulServer`` workers:
-it already replaces dead workers and, on SIGHUP, starts each new worker (which loads,
-verifies and warms the model in its lifespan) before it retires an old one; a worker
-that cannot load the new model is discarded and the old workers keep serving.
+"""``Supervisor``: several forked workers serving the one model the supervisor verified.
+
+The supervisor (the process ``restpredict serve --workers N`` started) loads, verifies and
+warms the model once, freezes it out of the garbage collector and forks each worker from
+itself (``workers.Worker``): workers share the model's memory and never read the model file,
+so a file changed on disk reaches no worker until a reload is asked for and accepted.
+
+- A worker that dies is replaced at once. A replacement that cannot start is retried with
+  exponential backoff (``BACKOFF_FIRST`` doubling up to ``BACKOFF_MAX`` seconds) while the
+  others serve; the workers report the degraded state (``asgi.fleet``). When no worker is
+  left and ``GIVE_UP`` starts in a row have failed (or, at start-up, when none could start),
+  the supervisor stops with ``STARTUP_FAILURE`` (exit status 3), never 0.
+- SIGHUP (or ``POST /admin/reload``, which hands its request over in ``asgi.fleet``) prepares
+  the new model here first, refused exactly as a one-worker reload refuses it (load error,
+  SHA-256 pin, schema change); then it rolls: each worker in turn is replaced by one forked
+  from the new model, which starts in a fraction of a second, and the old one is retired
+  (``lifecycle.RETIRE``: stop accepting, answer with ``Connection: close``, leave).
+- SIGTERM is passed on to every worker at once; SIGTTIN/SIGTTOU add or remove a worker.
+
+uvicorn's ``Multiprocess`` still provides the signal queue and ``handle_*`` dispatch.
 """
 
 from __future__ import annotations
 
 import contextlib
+import gc
 import logging
 import os
 import signal
-from collections.abc import Iterator
+import time
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from socket import socket
 from types import FrameType
 
 import uvicorn
 from uvicorn.config import STARTUP_FAILURE
-from uvicorn.supervisors.multiprocess import Multiprocess, Process
+from uvicorn.supervisors.multiprocess import Multiprocess
 
+from restpredict.asgi.fleet import (
+    FleetStatus,
+    ReloadOutcome,
+    Rollout,
+    read_reload_request,
+    write_fleet,
+)
+from restpredict.asgi.reloader import prepare_replacement
+from restpredict.model.loading import LoadedModel
 from restpredict.observability.metrics import forget_worker
-from restpredict.server.lifecycle import RETIRE, GracefulServer
+from restpredict.server.lifecycle import RETIRE_GRACE, AppFactory
+from restpredict.server.workers import Worker
+from restpredict.settings import Settings
 
-__all__ = ["Supervisor"]
+__all__ = ["BACKOFF_FIRST", "BACKOFF_MAX", "GIVE_UP", "START_TIMEOUT", "Supervisor"]
 
 logger = logging.getLogger("uvicorn.error")
 
+BACKOFF_FIRST = 0.5  # seconds before the first retry of a worker that could not start
+BACKOFF_MAX = 30.0
+GIVE_UP = 5  # failed starts in a row, with no worker left serving, before the server stops
+START_TIMEOUT = 30.0  # a forked worker starts in well under a second; this is for a stuck one
+_HEALTH_TIMEOUT = 10.0  # a worker that does not answer a ping this long is hung: replaced
+_CRASH_WINDOW = 10.0  # a worker that dies this soon after starting counts as a failed start
 
-class _Worker(Process):
-    """One worker process of the Supervisor; its server is a GracefulServer."""
 
-    @property
-    def server(self) -> uvicorn.Server:
-        if self._server is None:
-            self._server = GracefulServer(config=self.config, reload_on_hup=False)
-        return self._server
+@dataclass
+class _Slot:
+    """One of the N workers asked for: the process serving it, if any, and its start record."""
+
+    worker: Worker | None = None
+    failures: int = 0  # failed starts in a row
+    next_try: float = 0.0
 
 
 class Supervisor(Multiprocess):
-    """uvicorn's Multiprocess with GracefulServer workers (the methods below differ from
-    uvicorn 0.54's only in the worker class); SIGTERM is passed on to workers at once,
-    and prometheus_client is told about each worker that goes away."""
+    """Forks, watches, replaces and rolls the workers of a multi-worker server."""
 
     def __init__(
-        self, config: uvicorn.Config, sockets: list[socket], metrics_dir: Path | None = None
+        self,
+        config: uvicorn.Config,
+        sockets: list[socket],
+        *,
+        factory: AppFactory,
+        settings: Settings,
+        fleet_dir: Path,
+        metrics_dir: Path | None = None,
+        prepare: Callable[[Settings, LoadedModel | None, bool], LoadedModel | str] = (
+            prepare_replacement
+        ),
     ) -> None:
         super().__init__(config, sockets)
+        if factory.model is None:
+            raise ValueError("the supervisor forks workers from a prepared model")
+        self.factory = factory
+        self.settings = settings
+        self.fleet_dir = fleet_dir
         self.metrics_dir = metrics_dir
+        self.prepare = prepare
+        self.exit_code = 0
+        self.slots = [_Slot() for _ in range(self.processes_num)]
+        self.retiring: list[Worker] = []
+        self._pin = settings.sha256
+        self._rollout: Rollout | None = None
+        self._reload: ReloadOutcome | None = None
+        self._problem: str | None = None
         self._stopping = False  # set by the SIGTERM handler, before the loop sees the signal
         signal.signal(signal.SIGTERM, self._on_term)
 
-    def handle_signals(self) -> None:
-        """SIGHUP replaces every worker, SIGTTOU retires one."""
-        with self._forgetting_replaced():
-            super().handle_signals()
+    @property
+    def model(self) -> LoadedModel:
+        model = self.factory.model
+        assert model is not None
+        return model
 
-    @contextlib.contextmanager
-    def _forgetting_replaced(self) -> Iterator[None]:
-        before = {process.pid for process in self.processes}
-        yield
-        if self.metrics_dir is None:
+    # -- the loop -------------------------------------------------------------------------
+
+    def run(self) -> None:
+        """Serve until stopped; ``exit_code`` then says whether it was a failure."""
+        logger.info("Started parent process [%s]", os.getpid())
+        _freeze()
+        self.init_processes()
+        while not self.should_exit.wait(0.5):
+            self.handle_signals()
+            self.keep_subprocess_alive()
+        self.terminate_all()
+        self.join_all()
+        logger.info("Stopping parent process [%s]", os.getpid())
+
+    def init_processes(self) -> None:
+        """Fork every worker, then wait for each; stop at once if none could start."""
+        started = [self._fork() for _ in self.slots]
+        for slot, worker in zip(self.slots, started, strict=True):
+            self._settle(slot, worker, worker.wait_until_ready(START_TIMEOUT, self._exiting))
+        if not self._exiting() and not self._serving():
+            self._give_up("no worker could start")
+        self._publish()
+
+    def keep_subprocess_alive(self) -> None:
+        """Replace dead or hung workers, roll stale ones, reap retired ones; report."""
+        for slot in self.slots:
+            if self._exiting():
+                return
+            self._tend(slot)
+        self._reap_retired()
+        failing = all(slot.failures >= GIVE_UP for slot in self.slots)
+        if failing and not self._exiting() and not self._serving():
+            self._give_up(f"no worker left and {GIVE_UP} starts in a row failed")
+        if self._rollout is not None and all(self._current(slot) for slot in self.slots):
+            logger.info("rolling reload done: every worker serves sha256 %s", self.model.sha256)
+            self._rollout = None
+        self._publish()
+
+    def _tend(self, slot: _Slot) -> None:
+        worker = slot.worker
+        if worker is not None and not worker.is_alive(_HEALTH_TIMEOUT):
+            self._bury(slot, worker)
+            worker = None
+        if time.monotonic() < slot.next_try:
             return
-        for pid in before - {process.pid for process in self.processes}:
-            if pid is not None:
-                forget_worker(self.metrics_dir, pid)
+        if worker is None:
+            self._start(slot)
+        elif worker.sha256 != self.model.sha256:
+            self._roll(slot, worker)
+
+    def _bury(self, slot: _Slot, worker: Worker) -> None:
+        worker.kill()
+        worker.join()
+        self._forget(worker)
+        slot.worker = None
+        if self._exiting():
+            return
+        young = worker.ready_at is not None and time.monotonic() - worker.ready_at < _CRASH_WINDOW
+        if young:
+            self._failed(slot, f"worker [{worker.pid}] died within {_CRASH_WINDOW:g} s of starting")
+        else:
+            logger.warning(
+                "worker [%s] died (exit code %s); starting a replacement",
+                worker.pid,
+                worker.exitcode,
+            )
+
+    def _start(self, slot: _Slot) -> None:
+        worker = self._fork()
+        self._settle(slot, worker, worker.wait_until_ready(START_TIMEOUT, self._exiting))
+
+    def _roll(self, slot: _Slot, old: Worker) -> None:
+        """Replace ``old`` by a worker of the current model; ``old`` serves until that is up."""
+        new = self._fork()
+        if self._settle(slot, new, new.wait_until_ready(START_TIMEOUT, self._exiting)):
+            old.retire()
+            self.retiring.append(old)
+            if self._rollout is not None:
+                self._rollout.replaced += 1
+        else:
+            slot.worker = old  # keeps serving the previous model until a retry succeeds
+
+    def _settle(self, slot: _Slot, worker: Worker, ready: bool) -> bool:
+        """Record how a start went: the slot's worker on success, a retry time on failure."""
+        if ready:
+            slot.worker, slot.failures, slot.next_try = worker, 0, 0.0
+            if all(s.worker is not None for s in self.slots):
+                self._problem = None
+            return True
+        worker.kill()
+        worker.join()
+        self._forget(worker)
+        if not self._exiting():
+            self._failed(slot, f"worker [{worker.pid}] did not start (exit code {worker.exitcode})")
+        return False
+
+    def _failed(self, slot: _Slot, what: str) -> None:
+        slot.failures += 1
+        delay = min(BACKOFF_FIRST * 2 ** (slot.failures - 1), BACKOFF_MAX)
+        slot.next_try = time.monotonic() + delay
+        serving = self._serving()
+        self._problem = f"{what}; retrying in {delay:g} s ({slot.failures} failed in a row)"
+        logger.error("%s; %d of %d workers serve", self._problem, serving, len(self.slots))
+
+    def _give_up(self, why: str) -> None:
+        logger.error("%s: stopping (exit status %d)", why, STARTUP_FAILURE)
+        self.exit_code = STARTUP_FAILURE
+        self.should_exit.set()
+
+    def _reap_retired(self) -> None:
+        limit = max(self.settings.drain_seconds, RETIRE_GRACE) + self.settings.shutdown_timeout
+        for worker in list(self.retiring):
+            if worker.process.is_alive():
+                assert worker.retired_at is not None
+                if time.monotonic() - worker.retired_at < limit + 5:
+                    continue
+                logger.warning("retired worker [%s] is still running: killed", worker.pid)
+                worker.kill()
+            worker.join()
+            self._forget(worker)
+            self.retiring.remove(worker)
+
+    # -- reloads --------------------------------------------------------------------------
+
+    def handle_hup(self) -> None:
+        """Prepare the configured (or requested) model here, then roll the workers onto it."""
+        request = read_reload_request(self.fleet_dir)
+        request_id = request.id if request is not None else uuid.uuid4().hex
+        pin = (request.sha256 if request is not None else None) or self._pin
+        allowed = request is not None and request.allow_schema_change
+        allowed = allowed or self.settings.allow_schema_change
+        logger.info("SIGHUP: preparing the model for a rolling reload")
+        old = self.model
+        wanted = self.settings.model_copy(update={"sha256": pin})
+        new = self.prepare(wanted, old, allowed)
+        if isinstance(new, str):
+            _collect()  # the refused model and the frames its failure held
+            logger.error("reload refused, still serving sha256 %s: %s", old.sha256, new)
+            detail = f"{new}; still serving sha256 {old.sha256}"
+            self._reload = ReloadOutcome(request_id, False, detail, old.sha256, old.name)
+            self._publish()
+            return
+        self.factory.model, self._pin = new, pin
+        del old
+        _collect()
+        logger.info("rolling reload: sha256 %s to every worker", new.sha256)
+        previous = {s.worker.sha256 for s in self.slots if s.worker is not None} - {new.sha256}
+        if previous:
+            self._rollout = Rollout(previous.pop(), new.sha256, 0, len(self.slots))
+        self._reload = ReloadOutcome(request_id, True, "rolling", new.sha256, new.name)
+        for slot in self.slots:
+            slot.next_try = 0.0  # roll now, even a slot waiting out a backoff
+        self.keep_subprocess_alive()
+
+    # -- SIGTERM, SIGTTIN, SIGTTOU, stopping ---------------------------------------------------
 
     def _on_term(self, sig: int, frame: FrameType | None) -> None:
         self._stopping = True
         self.signal_queue.append(sig)
-        for process in self.processes:  # readiness turns 503 now, not at the next 0.5 s tick
-            if process.pid is not None and process.exitcode is None:
-                with contextlib.suppress(ProcessLookupError):
-                    os.kill(process.pid, signal.SIGTERM)
+        for worker in self._workers():  # readiness turns 503 now, not at the next 0.5 s tick
+            worker.signal(signal.SIGTERM)
 
     def _exiting(self) -> bool:
         """Stopping, or about to: a worker that dies now is not replaced."""
         return self._stopping or self.should_exit.is_set() or signal.SIGINT in self.signal_queue
 
-    def _spawn(self) -> Process:
-        process = _Worker(self.config, self.sockets)
-        process.start()
-        # The worker has its own copy now. Closing ours lets a health-check ping see the
-        # worker die (EOF) at once, instead of waiting out the whole timeout (60 s) for a
-        # pong that cannot come: that wait also held up a SIGTERM that arrived meanwhile.
-        process.child_conn.close()
-        return process
-
-    def init_processes(self) -> None:
-        self.processes.extend(self._spawn() for _ in range(self.processes_num))
-
     def handle_ttin(self) -> None:
-        logger.info("Received SIGTTIN, increasing the number of processes.")
+        logger.info("Received SIGTTIN, adding a worker.")
         self.processes_num += 1
-        self.processes.append(self._spawn())
+        self.slots.append(_Slot())
 
-    def restart_all(self) -> None:
-        for idx, old in enumerate(self.processes):
-            if self.should_exit.is_set():
-                return
-            new = self._spawn()
-            if not new.wait_until_ready(self.config.timeout_worker_healthcheck, self.should_exit):
-                new.kill()
-                new.join()
-                if not self.should_exit.is_set():
-                    logger.error(
-                        "reload refused: new worker [%s] did not become ready (see its log "
-                        "above); worker [%s] and the others keep serving",
-                        new.pid,
-                        old.pid,
-                    )
-                return
-            self._retire(old)
-            old.join()
-            self.processes[idx] = new
+    def handle_ttou(self) -> None:
+        if len(self.slots) <= 1:
+            logger.info("Received SIGTTOU; one worker left, which stays.")
+            return
+        logger.info("Received SIGTTOU, retiring a worker.")
+        self.processes_num -= 1
+        worker = self.slots.pop().worker
+        if worker is not None:
+            worker.retire()
+            self.retiring.append(worker)
 
-    @staticmethod
-    def _retire(process: Process) -> None:
-        """Like Process.terminate, but with RETIRE: the worker drains and leaves the socket be."""
-        if process.pid is not None and process.exitcode is None:
-            with contextlib.suppress(ProcessLookupError):
-                os.kill(process.pid, RETIRE)
-        process.parent_conn.close()
-        process.child_conn.close()
+    def terminate_all(self) -> None:
+        for worker in self._workers():
+            worker.signal(signal.SIGTERM)
 
-    def keep_subprocess_alive(self) -> None:
-        """Dead or hung workers are replaced here."""
-        with self._forgetting_replaced():
-            self._replace_dead()
+    def join_all(self) -> None:
+        for worker in self._workers():
+            worker.join()
+            self._forget(worker)
 
-    def _replace_dead(self) -> None:
-        for idx, process in enumerate(self.processes):
-            if self._exiting():
-                return
-            if process.is_alive(timeout=self.config.timeout_worker_healthcheck):
-                continue
-            process.kill()
-            process.join()
-            if process.exitcode == STARTUP_FAILURE:
-                logger.error("Child process [%s] failed to start, stopping.", process.pid)
-                self.should_exit.set()
-                return
-            if self._exiting():
-                return  # it died of the SIGTERM the loop has not handled yet
-            logger.info("Child process [%s] died; starting a replacement", process.pid)
-            self.processes[idx] = self._spawn()
+    # -- helpers --------------------------------------------------------------------------
+
+    def _fork(self) -> Worker:
+        worker = Worker(self.config, self.sockets, self.model.sha256)
+        worker.start()
+        return worker
+
+    def _workers(self) -> list[Worker]:
+        return [s.worker for s in self.slots if s.worker is not None] + self.retiring
+
+    def _serving(self) -> int:
+        return sum(1 for slot in self.slots if slot.worker is not None)
+
+    def _current(self, slot: _Slot) -> bool:
+        return slot.worker is not None and slot.worker.sha256 == self.model.sha256
+
+    def _forget(self, worker: Worker) -> None:
+        if self.metrics_dir is not None and worker.pid is not None:
+            forget_worker(self.metrics_dir, worker.pid)
+
+    def _publish(self) -> None:
+        status = FleetStatus(
+            wanted=len(self.slots),
+            serving=self._serving(),
+            sha256=self.model.sha256,
+            rollout=self._rollout,
+            reload=self._reload,
+            problem=self._problem if self._serving() < len(self.slots) else None,
+        )
+        with contextlib.suppress(OSError):
+            write_fleet(self.fleet_dir, status)
+
+
+def _freeze() -> None:
+    """Move everything alive now out of the collector's reach before forking.
+
+    A collection writes to every object it examines (``gc_refs``), which would copy the
+    model's pages into every worker; frozen objects are never examined.
+    """
+    gc.collect()
+    gc.freeze()
+
+
+def _collect() -> None:
+    """Free what a reload let go of (frozen objects are never collected), then freeze again."""
+    gc.unfreeze()
+    gc.collect()
+    gc.freeze()

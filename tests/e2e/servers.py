@@ -52,3 +52,8 @@ def head_and_body(answer: bytes) -> tuple[dict[bytes, bytes], bytes]:
         name, _, value = line.partition(b":")
         headers[name.strip().lower()] = value.strip()
     return headers, body
+
+
+def workers_of(pid: int) -> set[int]:
+    """The worker processes of a multi-worker server: the supervisor's children (forked)."""
+    return {int(child) for child in Path(f"/proc/{pid}/task/{pid}/children").read_text().split()}

@@ -1,0 +1,132 @@
+"""What the supervisor of several workers tells them: a small JSON file it rewrites atomically.
+
+The supervisor (``server.supervisor``) is the only writer; any worker reads the file when a
+client asks (readiness, ``/metadata``, ``POST /admin/reload``). A file rather than shared
+memory: it survives nothing the workers do, needs no lock (``os.replace`` is atomic) and an
+operator can ``cat`` it. Reading it costs a few microseconds, only on those routes.
+
+- ``wanted`` / ``serving``: workers asked for and workers up. Fewer serving than wanted is the
+  *degraded* state: readiness still answers 200 (the server answers; a 503 would pull the whole
+  instance out of its load balancer) but says so in the ``X-Degraded`` header and body.
+- ``rollout``: set while a rolling reload replaces workers, so ``/metadata`` states which
+  SHA-256 is rolling in instead of alternating silently between two.
+- ``reload``: the outcome of the last reload the supervisor was asked for, by request id.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+from pathlib import Path
+
+import msgspec
+
+__all__ = [
+    "DEGRADED_HEADER",
+    "FleetStatus",
+    "ReloadOutcome",
+    "ReloadRequest",
+    "Rollout",
+    "degraded_headers",
+    "fleet_status",
+    "read_fleet",
+    "read_reload_request",
+    "write_fleet",
+    "write_reload_request",
+]
+
+DEGRADED_HEADER = "X-Degraded"
+_STATUS = "fleet.json"
+_REQUEST = "reload-request.json"
+
+
+class Rollout(msgspec.Struct):
+    """A rolling reload under way: workers still on ``from_sha256`` are being replaced."""
+
+    from_sha256: str
+    to_sha256: str
+    replaced: int
+    workers: int
+
+
+class ReloadOutcome(msgspec.Struct):
+    """How the supervisor answered one reload request."""
+
+    id: str
+    accepted: bool
+    detail: str
+    sha256: str  # the model serving (or rolling in) afterwards
+    model: str
+
+
+class FleetStatus(msgspec.Struct):
+    """The supervisor's view of its workers, as the workers report it to clients."""
+
+    wanted: int
+    serving: int
+    sha256: str
+    rollout: Rollout | None = None
+    reload: ReloadOutcome | None = None
+    problem: str | None = None  # why fewer workers serve than wanted
+
+    @property
+    def degraded(self) -> bool:
+        return self.serving < self.wanted
+
+
+class ReloadRequest(msgspec.Struct, forbid_unknown_fields=True):
+    """A worker's ``POST /admin/reload``, handed to the supervisor with a SIGHUP."""
+
+    id: str
+    sha256: str | None = None
+    allow_schema_change: bool = False
+
+
+def write_fleet(directory: Path, status: FleetStatus) -> None:
+    _write(directory / _STATUS, msgspec.json.encode(status))
+
+
+def read_fleet(directory: Path) -> FleetStatus | None:
+    """The last status written, or None before the first (or if it cannot be read)."""
+    try:
+        return msgspec.json.decode((directory / _STATUS).read_bytes(), type=FleetStatus)
+    except (OSError, msgspec.DecodeError):
+        return None
+
+
+def fleet_status(directory: Path | None) -> FleetStatus | None:
+    """The status in ``directory`` (a worker's ``ServingState.fleet_dir``); None for one worker."""
+    return None if directory is None else read_fleet(directory)
+
+
+def degraded_headers(status: FleetStatus | None) -> dict[str, str]:
+    """``X-Degraded: 1/2 workers serving`` on a readiness answer while workers are missing."""
+    if status is None or not status.degraded:
+        return {}
+    return {DEGRADED_HEADER: f"{status.serving}/{status.wanted} workers serving"}
+
+
+def write_reload_request(directory: Path, request: ReloadRequest) -> None:
+    _write(directory / _REQUEST, msgspec.json.encode(request))
+
+
+def read_reload_request(directory: Path) -> ReloadRequest | None:
+    """The pending request, taken (removed) so that a later plain SIGHUP does not reuse it."""
+    path = directory / _REQUEST
+    try:
+        data = path.read_bytes()
+    except OSError:
+        return None
+    with contextlib.suppress(OSError):
+        path.unlink()
+    try:
+        return msgspec.json.decode(data, type=ReloadRequest)
+    except msgspec.DecodeError:
+        return None
+
+
+def _write(path: Path, data: bytes) -> None:
+    """Write-then-rename: a reader sees the old file or the new one, never half of one."""
+    partial = path.with_name(f".{path.name}.{os.getpid()}")
+    partial.write_bytes(data)
+    os.replace(partial, path)

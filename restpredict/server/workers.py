@@ -1,0 +1,130 @@
+"""One worker process of a multi-worker server: forked from the supervisor, which holds the model.
+
+A fork, not a spawn: the worker starts with the supervisor's verified model already in
+memory (shared copy-on-write, ``gc.freeze()`` having kept reference-count writes of the
+collector off those pages), so it never reads the model file and starts in well under a
+second. What must not cross the fork does not exist in the supervisor: it runs no event loop
+and no thread, and each worker builds its own app, batcher thread and metrics in its own
+process (``AppFactory``). The listening socket is inherited on purpose.
+
+The supervisor health-checks a worker over a pipe, as uvicorn's ``Multiprocess`` does: a
+thread in the worker answers each ping with whether its server has started.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import multiprocessing
+import os
+import signal
+import sys
+import threading
+import time
+from collections.abc import Callable
+from socket import socket
+
+import uvicorn
+from uvicorn.config import STARTUP_FAILURE
+from uvicorn.supervisors.multiprocess import SIGNALS
+
+from restpredict.server.lifecycle import RETIRE, GracefulServer
+
+__all__ = ["Worker"]
+
+logger = logging.getLogger("uvicorn.error")
+
+_FORK = multiprocessing.get_context("fork")
+
+
+class Worker:
+    """A forked server process serving the model whose SHA-256 it was forked with."""
+
+    def __init__(self, config: uvicorn.Config, sockets: list[socket], sha256: str) -> None:
+        self.config = config
+        self.sha256 = sha256
+        self.ready_at: float | None = None  # set by the supervisor once it answered ready
+        self.retired_at: float | None = None
+        self._parent_conn, self._child_conn = _FORK.Pipe()
+        self.process = _FORK.Process(target=self._serve, args=(sockets,), daemon=False)
+
+    @property
+    def pid(self) -> int | None:
+        return self.process.pid
+
+    @property
+    def exitcode(self) -> int | None:
+        return self.process.exitcode
+
+    def start(self) -> None:
+        self.process.start()
+        self._child_conn.close()  # EOF on our end as soon as the worker dies
+
+    def is_alive(self, timeout: float) -> bool:
+        """Running, and answering a health check within ``timeout`` (a hung worker does not)."""
+        return self.process.is_alive() and self._ping(timeout) is not None
+
+    def wait_until_ready(self, timeout: float, stop: Callable[[], bool]) -> bool:
+        """True once the worker's server has started; False if it died, hung or ``stop()``."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline and not stop():
+            if not self.process.is_alive():
+                return False
+            if self._ping(min(1.0, max(deadline - time.monotonic(), 0.01))):
+                self.ready_at = time.monotonic()
+                return True
+            time.sleep(0.02)
+        return False
+
+    def signal(self, sig: int) -> None:
+        if self.process.pid is not None and self.process.exitcode is None:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(self.process.pid, sig)
+
+    def retire(self) -> None:
+        """Ask the worker to stop taking connections, close its keep-alive ones and leave."""
+        self.retired_at = time.monotonic()
+        self.signal(RETIRE)
+        self._parent_conn.close()
+
+    def kill(self) -> None:
+        self.process.kill()
+        self._parent_conn.close()
+
+    def join(self, timeout: float | None = None) -> None:
+        self.process.join(timeout)
+
+    def _ping(self, timeout: float) -> bool | None:
+        """The worker's "server started" flag, or None if it does not answer in time."""
+        try:
+            self._parent_conn.send(b"ping")
+            if self._parent_conn.poll(timeout):
+                started: bool = self._parent_conn.recv()
+                return started
+        except (OSError, EOFError, ValueError):
+            return None
+        return None
+
+    # -- in the worker process ------------------------------------------------------------
+
+    def _serve(self, sockets: list[socket]) -> None:
+        for sig in SIGNALS:  # the supervisor's handlers were inherited: the server sets its own
+            signal.signal(sig, signal.SIG_DFL)
+        self._parent_conn.close()
+        server = GracefulServer(config=self.config, reload_on_hup=False)
+        threading.Thread(target=self._pong, args=(server,), daemon=True).start()
+        try:
+            server.run(sockets=sockets)
+        except KeyboardInterrupt:
+            pass
+        except Exception as exc:  # e.g. a TLS key that can no longer be read
+            logger.error("worker [%s] could not start: %s", os.getpid(), exc)
+            sys.exit(STARTUP_FAILURE)
+        if not server.started:
+            sys.exit(STARTUP_FAILURE)
+
+    def _pong(self, server: uvicorn.Server) -> None:
+        with contextlib.suppress(OSError, EOFError):
+            while True:
+                self._child_conn.recv()
+                self._child_conn.send(server.started)

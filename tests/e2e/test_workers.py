@@ -1,0 +1,163 @@
+"""Several workers, one source of truth: the model the supervisor verified, whatever the disk says.
+
+Real ``restpredict serve --workers N`` processes: workers are killed, model files and TLS keys
+are changed under them, and what clients see is checked answer by answer.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import shutil
+import signal
+import ssl
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+
+from tests.support.models import sha256
+from tests.support.servers import ServerProcess, free_port
+
+from .certificates import Authority
+from .servers import workers_of
+
+QUIET = ("--log-level", "warning")
+
+
+def wait_for_workers(pid: int, count: int, *, other_than: set[int] = frozenset()) -> set[int]:
+    """The supervisor's workers once ``count`` of them are up (none of ``other_than``)."""
+    deadline = time.monotonic() + 60
+    while len(found := workers_of(pid) - other_than) < count:
+        assert time.monotonic() < deadline, f"workers of {pid}: {workers_of(pid)}"
+        time.sleep(0.05)
+    return found
+
+
+def served_hashes(url: str, n: int = 30, **options: object) -> set[str]:
+    """SHA-256s ``/metadata`` names over ``n`` fresh connections (spread over the workers)."""
+    found = set()
+    for _ in range(n):
+        response = httpx.get(f"{url}/metadata", **options)  # type: ignore[arg-type]
+        assert response.status_code == 200, response.text
+        found.add(response.json()["sha256"])
+    return found
+
+
+@pytest.mark.parametrize("change", ["truncated", "another-model"])
+def test_a_replaced_worker_serves_the_verified_model_not_the_file_on_disk(
+    serve: Callable[..., ServerProcess],
+    tmp_path: Path,
+    iris_path: Path,
+    iris_int_path: Path,
+    change: str,
+) -> None:
+    model = tmp_path / "model.joblib"
+    shutil.copyfile(iris_path, model)
+    server = serve(str(model), "--workers", "2", *QUIET)
+    pid = server.process.pid
+    before = wait_for_workers(pid, 2)
+    if change == "truncated":
+        model.write_bytes(iris_path.read_bytes()[:100])
+    else:
+        shutil.copyfile(iris_int_path, model)
+    victim = min(before)
+    os.kill(victim, signal.SIGKILL)
+    wait_for_workers(pid, 2, other_than={victim})
+    assert served_hashes(server.url) == {sha256(iris_path)}
+    predicted = httpx.post(f"{server.url}/predict", json={"features": [5.1, 3.5, 1.4, 0.2]})
+    assert predicted.status_code == 200 and predicted.json()["predictions"] == ["setosa"]
+    ready = httpx.get(f"{server.url}/health/ready")
+    assert ready.status_code == 200 and ready.json()["workers"] == {"serving": 2, "wanted": 2}
+    assert server.process.poll() is None
+
+
+@contextlib.contextmanager
+def https_workers(cert: Path, key: Path, ca: Path) -> Iterator[tuple[subprocess.Popen[str], str]]:
+    """``serve --workers 2`` over TLS; stopped (SIGTERM, then SIGKILL) at the end."""
+    port = free_port()
+    command = [sys.executable, "-m", "restpredict", "serve", "--workers", "2", *QUIET]
+    tls = ["--tls-cert", str(cert), "--tls-key", str(key), "--port", str(port)]
+    process = subprocess.Popen(
+        [*command, *tls], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
+    )
+    url = f"https://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 60
+        while not _ready(url, ca):
+            assert process.poll() is None and time.monotonic() < deadline, "no HTTPS server"
+            time.sleep(0.1)
+        yield process, url
+    finally:
+        if process.poll() is None:
+            process.send_signal(signal.SIGTERM)
+            try:
+                process.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait()
+        if process.stdout is not None:
+            process.stdout.close()
+
+
+def _ready(url: str, ca: Path) -> bool:
+    with contextlib.suppress(httpx.TransportError):
+        return httpx.get(f"{url}/health/ready", verify=_context(ca)).status_code == 200
+    return False
+
+
+def _context(ca: Path) -> ssl.SSLContext:
+    return ssl.create_default_context(cafile=str(ca))
+
+
+def test_a_replacement_that_cannot_start_is_retried_while_the_others_serve(
+    tmp_path: Path,
+) -> None:
+    """The TLS key the workers read at start goes missing: a killed worker's replacement cannot
+    start. The healthy worker keeps serving, readiness says the server is degraded, and the
+    replacement comes up once the key is back; with no worker left, the server exits 3."""
+    ca = Authority(tmp_path, "test-ca")
+    cert, key = ca.issue("server", server=True)
+    kept = tmp_path / "kept.key"
+    with https_workers(cert, key, ca.pem) as (process, url):
+        verify = _context(ca.pem)
+
+        def get(path: str) -> httpx.Response:
+            return httpx.get(f"{url}{path}", verify=verify)
+
+        first = wait_for_workers(process.pid, 2)
+        shutil.move(key, kept)
+        victim = min(first)
+        os.kill(victim, signal.SIGKILL)
+        deadline = time.monotonic() + 30
+        while "did not start" not in (ready := get("/health/ready")).json().get("problem", ""):
+            assert time.monotonic() < deadline, ready.text
+            time.sleep(0.1)
+        assert ready.status_code == 200, ready.text
+        assert ready.headers["x-degraded"] == "1/2 workers serving"
+        assert ready.json()["degraded"] is True
+        v2 = get("/v2/health/ready")
+        assert v2.status_code == 200 and v2.headers["x-degraded"] == "1/2 workers serving"
+        for _ in range(20):  # the healthy worker answers every request meanwhile
+            body = {"features": [5.1, 3.5, 1.4, 0.2]}
+            answer = httpx.post(f"{url}/predict", json=body, verify=verify)
+            assert answer.status_code == 200
+        assert process.poll() is None
+        shutil.move(kept, key)  # the retry (with backoff) now succeeds
+        deadline = time.monotonic() + 30
+        while "x-degraded" in (ready := httpx.get(f"{url}/health/ready", verify=verify)).headers:
+            assert time.monotonic() < deadline, ready.text
+            time.sleep(0.2)
+        assert ready.json()["workers"] == {"serving": 2, "wanted": 2}
+        shutil.move(key, kept)
+        for pid in workers_of(process.pid):
+            os.kill(pid, signal.SIGKILL)
+        code = process.wait(timeout=60)  # five failed starts, backoff 0.5 + 1 + 2 + 4 s
+        assert process.stdout is not None
+        log = process.stdout.read()
+        assert code == 3, log
+        assert "starts in a row failed" in log
