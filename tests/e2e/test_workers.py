@@ -161,3 +161,35 @@ def test_a_replacement_that_cannot_start_is_retried_while_the_others_serve(
         log = process.stdout.read()
         assert code == 3, log
         assert "starts in a row failed" in log
+
+
+def test_admin_reload_with_workers_is_checked_by_the_supervisor_then_rolled(
+    serve: Callable[..., ServerProcess], tmp_path: Path, iris_path: Path, iris_int_path: Path
+) -> None:
+    """Refused (409, every worker untouched) as one worker would refuse it; then, allowed and
+    pinned, accepted (202) and rolled out to every worker."""
+    model = tmp_path / "model.joblib"
+    shutil.copyfile(iris_path, model)
+    key = tmp_path / "key"
+    key.write_text("workers-test-key")
+    server = serve(str(model), "--workers", "2", "--api-key-file", str(key), *QUIET)
+    auth = {"Authorization": "Bearer workers-test-key"}
+    shutil.copyfile(iris_int_path, model)  # string labels -> integer labels: a schema change
+    with httpx.Client(base_url=server.url, headers=auth, timeout=60) as client:
+        refused = client.post("/admin/reload")
+        assert refused.status_code == 409, refused.text
+        assert "allow_schema_change" in refused.json()["detail"]
+        assert refused.json()["serving_sha256"] == sha256(iris_path)
+        wrong_pin = client.post("/admin/reload", json={"sha256": "0" * 64})
+        assert wrong_pin.status_code == 409 and "SHA-256" in wrong_pin.json()["detail"]
+        assert served_hashes(server.url, headers=auth) == {sha256(iris_path)}
+        wanted = {"sha256": sha256(iris_int_path), "allow_schema_change": True}
+        accepted = client.post("/admin/reload", json=wanted)
+        assert accepted.status_code == 202, accepted.text
+        assert accepted.json()["sha256"] == sha256(iris_int_path)
+        deadline = time.monotonic() + 60
+        while served_hashes(server.url, 10, headers=auth) != {sha256(iris_int_path)}:
+            assert time.monotonic() < deadline
+            time.sleep(0.1)
+        predicted = client.post("/predict", json={"features": [5.1, 3.5, 1.4, 0.2]})
+        assert predicted.json()["predictions"] == [0]
