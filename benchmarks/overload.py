@@ -77,7 +77,7 @@ def main(argv: Sequence[str]) -> int:
         print(f"error: {error}", file=sys.stderr)
         return 2
     document["started_at"] = started.isoformat(timespec="seconds")
-    document["command"] = "python -m benchmarks overload " + shlex.join(argv)
+    document["command"] = f"python -m benchmarks overload {shlex.join(argv)}".strip()
     report = render(document)
     print(report)
     stamp = started.strftime(STAMP_FORMAT)

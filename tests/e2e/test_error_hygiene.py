@@ -7,11 +7,14 @@ from pathlib import Path
 
 import httpx
 import joblib
+import pytest
 
 from tests.support.servers import ServerProcess
 
 from .hostile_models import SECRET, Picky
 from .servers import PYTHONPATH
+
+pytestmark = pytest.mark.adversarial
 
 
 def test_only_scikit_learns_validation_messages_reach_the_client(

@@ -10,11 +10,14 @@ from pathlib import Path
 
 import httpx
 import joblib
+import pytest
 
 from tests.support.servers import ServerProcess
 
 from .hostile_models import Steady
 from .servers import PYTHONPATH
+
+pytestmark = pytest.mark.adversarial
 
 
 def _clients(

@@ -16,6 +16,8 @@ from tests.support.servers import ServerProcess
 from .hostile_models import SLOW_VALUE, SlowOnOne
 from .servers import PYTHONPATH
 
+pytestmark = pytest.mark.adversarial
+
 
 @pytest.fixture
 def slow_model(tmp_path: Path) -> Path:

@@ -10,11 +10,14 @@ from pathlib import Path
 
 import httpx
 import joblib
+import pytest
 
 from tests.support.servers import ServerProcess
 
 from .hostile_models import ManyClasses
 from .servers import PYTHONPATH, address
+
+pytestmark = pytest.mark.adversarial
 
 ROWS = 2000
 CLIENTS = 33

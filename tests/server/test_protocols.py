@@ -23,6 +23,8 @@ from restpredict.settings import Settings
 from tests.middleware.test_limits import _exchange
 from tests.support.inprocess import GateModel, running, wrap
 
+pytestmark = pytest.mark.adversarial
+
 HEAD = b"POST /predict HTTP/1.1\r\nHost: t\r\nContent-Type: application/json\r\n"
 
 
