@@ -1,9 +1,12 @@
 """Score Spark DataFrames with a restpredict model: a pandas UDF, and whole Parquet tables.
 
-``predict_udf(spark, "model.joblib")`` loads and checks the model on the driver, ships the
-file's bytes to the executors once (a broadcast variable), and returns an iterator-of-batches
-pandas UDF (Arrow transfer): each Python worker unpickles the model once, after checking the
-bytes against the driver's SHA-256 and its own scikit-learn version, as ``serve`` does. Rows
+``predict_udf(spark, SOURCE)`` resolves the model source on the driver (a local file, an
+MLflow model folder, ``s3://``/``gs://``/``az://``/``https://`` or ``models:/``/``runs:/``, as
+``serve`` takes), loads and checks it there, ships the model file's bytes and its code paths
+(``--code-path``, an MLflow folder's ``code/``) to the executors once (broadcast variables), and
+returns an iterator-of-batches pandas UDF (Arrow transfer): each Python worker unpickles the
+model once, after checking the bytes against the driver's SHA-256 and its own scikit-learn
+version, as ``serve`` does. Executors need no access to the model store nor its credentials. Rows
 are validated by the same rules as ``/predict`` and batch scoring (``restpredict.batch``), so
 the answers equal the local ones; a bad row fails the task with its row number and reason.
 
@@ -17,13 +20,16 @@ pyspark is an optional dependency (``restpredict[spark]``) and needs a Java 17+ 
 
 from __future__ import annotations
 
+import atexit
 import contextlib
 import hashlib
+import io
 import os
 import shutil
 import tempfile
 import time
 import warnings
+import zipfile
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -39,6 +45,9 @@ from restpredict.batch.validate import Layout, check_batch, plan_layout
 from restpredict.batch.writers import PREDICTION, label_type
 from restpredict.errors import ConfigError, InputError
 from restpredict.model.loading import LoadedModel, load_model
+from restpredict.model.prepare import load_source
+from restpredict.settings import Settings
+from restpredict.sources import resolve
 
 if TYPE_CHECKING:
     from pyspark.sql import Column, DataFrame, SparkSession
@@ -60,6 +69,8 @@ class _Shipped:
     sha256: str
     allow_version_mismatch: bool
     trusted_types: tuple[str, ...]
+    code: Any = None  # a Broadcast[bytes] of a zip of the code paths, or None
+    code_paths: tuple[str, ...] = ()  # where each code path lands in the unpacked zip
 
 
 # One loaded model per Python worker process and file digest: Spark reuses workers across
@@ -88,23 +99,45 @@ def predict_udf(
     sha256: str | None = None,
     allow_version_mismatch: bool = False,
     trusted_types: Sequence[str] = (),
+    code_paths: Sequence[Path] = (),
+    cache_dir: Path | None = None,
+    offline: bool = False,
 ) -> ModelUDF:
-    """A pandas UDF that scores rows with the model file ``source`` on the executors."""
-    path = Path(source)
-    model = load_model(
-        path,
-        sha256=sha256,
-        allow_version_mismatch=allow_version_mismatch,
-        trusted_types=tuple(trusted_types),
+    """A pandas UDF that scores rows with the model ``source`` names, on the executors."""
+    settings = Settings.model_validate(
+        {
+            "model": str(source),
+            "sha256": sha256,
+            "allow_version_mismatch": allow_version_mismatch,
+            "trusted_types": tuple(trusted_types),
+            "code_paths": tuple(code_paths),
+            "cache_dir": cache_dir,
+            "offline": offline,
+        }
+    )
+    # Resolved (fetched into the cache) once for what executors need, then loaded with every
+    # check ``serve`` makes; the second resolution finds the cached copy.
+    resolved = resolve(settings.model or "", cache_dir=cache_dir, offline=offline)
+    model = load_source(
+        settings.model or "", settings, allow_version_mismatch=allow_version_mismatch
     )
     if proba and not model.schema.has_proba:
         raise InputError(f"{model.schema.estimator} has no predict_proba; leave out proba")
+    trusted, code = tuple(trusted_types), tuple(code_paths)
+    if resolved.mlflow is not None:
+        trusted = (*trusted, *(t for t in resolved.mlflow.trusted_types if t not in trusted))
+        if resolved.mlflow.code_dir is not None:
+            code = (*code, resolved.mlflow.code_dir)
+    bundle, layout = _code_bundle(code)
+    context = spark.sparkContext
     shipped = _Shipped(
-        data=spark.sparkContext.broadcast(path.read_bytes()),
-        suffix=path.suffix,
+        data=context.broadcast(Path(model.source).read_bytes()),
+        suffix=Path(model.source).suffix,
         sha256=model.sha256,
         allow_version_mismatch=allow_version_mismatch,
-        trusted_types=tuple(trusted_types),
+        trusted_types=trusted,
+        code=context.broadcast(bundle) if bundle is not None else None,
+        code_paths=layout,
     )
     return_type = _return_type(model, proba)
     with _pandas_3_tolerated():
@@ -164,6 +197,7 @@ def _worker_model(shipped: _Shipped) -> LoadedModel:
     if model is not None:
         return model
     data: bytes = shipped.data.value
+    code = _unpacked_code(shipped)
     with tempfile.TemporaryDirectory(prefix="restpredict-") as directory:
         path = Path(directory) / f"model{shipped.suffix}"
         path.write_bytes(data)
@@ -172,9 +206,43 @@ def _worker_model(shipped: _Shipped) -> LoadedModel:
             sha256=shipped.sha256,
             allow_version_mismatch=shipped.allow_version_mismatch,
             trusted_types=shipped.trusted_types,
+            code_paths=code,
         )
     _LOADED[shipped.sha256] = model
     return model
+
+
+def _code_bundle(paths: Sequence[Path]) -> tuple[bytes | None, tuple[str, ...]]:
+    """The code paths as one zip (each under its own numbered folder), and where each lands.
+
+    A file or a package keeps its name (it is imported by it); a plain folder's modules sit
+    directly in its numbered folder, which becomes the ``sys.path`` entry.
+    """
+    if not paths:
+        return None, ()
+    buffer = io.BytesIO()
+    layout = []
+    with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as bundle:
+        for i, path in enumerate(paths):
+            keeps_name = path.is_file() or (path / "__init__.py").is_file()
+            root = f"{i}/{path.name}" if keeps_name else str(i)
+            layout.append(root)
+            files = [path] if path.is_file() else sorted(p for p in path.rglob("*") if p.is_file())
+            for file in files:
+                inside = file.relative_to(path).as_posix() if path.is_dir() else ""
+                bundle.write(file, f"{root}/{inside}".rstrip("/"))
+    return buffer.getvalue(), tuple(layout)
+
+
+def _unpacked_code(shipped: _Shipped) -> tuple[Path, ...]:
+    """The shipped code paths, unpacked into a folder that lives as long as this worker."""
+    if shipped.code is None:
+        return ()
+    folder = Path(tempfile.mkdtemp(prefix="restpredict-code-"))
+    atexit.register(shutil.rmtree, folder, True)
+    with zipfile.ZipFile(io.BytesIO(shipped.code.value)) as bundle:
+        bundle.extractall(folder)
+    return tuple(folder / root for root in shipped.code_paths)
 
 
 def _as_batch(columns: tuple[Any, ...], model: LoadedModel) -> tuple[pa.RecordBatch, Layout]:
@@ -260,6 +328,9 @@ def score_parquet(
     sha256: str | None = None,
     allow_version_mismatch: bool = False,
     trusted_types: Sequence[str] = (),
+    code_paths: Sequence[Path] = (),
+    cache_dir: Path | None = None,
+    offline: bool = False,
 ) -> Summary:
     """Parquet in, Parquet (a directory of part files) out, scored on ``spark``."""
     from pyspark.sql import functions as F
@@ -272,6 +343,9 @@ def score_parquet(
         sha256=sha256,
         allow_version_mismatch=allow_version_mismatch,
         trusted_types=trusted_types,
+        code_paths=code_paths,
+        cache_dir=cache_dir,
+        offline=offline,
     )
     frame = _read(spark, input_path)
     layout = plan_layout(

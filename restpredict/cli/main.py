@@ -655,18 +655,15 @@ def _score_with_spark(
         raise ConfigError(
             "--engine spark needs pyspark: pip install 'restpredict[spark]'"
         ) from None
-    if settings.model is None or not Path(settings.model).is_file():
-        raise InputError(
-            "--engine spark needs --model naming a local model file (executors load its bytes); "
-            "remote sources and MLflow folders are not supported there yet"
-        )
+    if settings.model is None:
+        raise InputError("--engine spark needs --model (the built-in demo is not shipped)")
     if flags.on_error != "fail" or flags.jobs > 1:
         raise InputError("--engine spark takes neither --on-error skip nor --jobs")
     session = spark.spark_session(flags.master)
     try:
         summary = spark.score_parquet(
             session,
-            Path(settings.model),
+            settings.model,
             input_path,
             output,
             keep=flags.keep_columns,
@@ -676,6 +673,9 @@ def _score_with_spark(
             sha256=settings.sha256,
             allow_version_mismatch=settings.allow_version_mismatch,
             trusted_types=settings.trusted_types,
+            code_paths=settings.code_paths,
+            cache_dir=settings.cache_dir,
+            offline=settings.offline,
         )
     finally:
         session.stop()

@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 import shutil
 import sys
+import warnings
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -142,3 +143,63 @@ def test_executors_check_the_sha256_pin(
         df.select(udf("a", "b", "c", "d")).collect()
     with pytest.raises(IntegrityError):
         predict_udf(spark, iris_path, sha256="0" * 64)
+
+
+def test_a_model_in_s3_is_fetched_once_on_the_driver(
+    spark: SparkSession, aws: str, bucket: str, tmp_path: Path, iris: LoadedModel
+) -> None:
+    df, values = iris_frame(spark, 2000)
+    udf = predict_udf(spark, f"s3://{bucket}/iris.joblib", cache_dir=tmp_path / "cache")
+    rows = df.select("id", udf("a", "b", "c", "d").alias("p")).collect()
+    scored = sorted((row["id"], row["p"]) for row in rows)
+    expected = iris.estimator.predict(values[[i for i, _ in scored]]).tolist()
+    assert [p for _, p in scored] == expected
+    assert udf.model.sha256 == iris.sha256
+
+
+def test_an_mlflow_folder_with_its_code_is_shipped_to_the_executors(
+    spark: SparkSession, tmp_path: Path
+) -> None:
+    """The pickle names ``spark_features.Ratios``, importable only from the folder's code/:
+    Spark's Python workers can load it only if the code travelled with the model."""
+    import mlflow.sklearn
+    from sklearn.datasets import load_iris
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.pipeline import make_pipeline
+
+    from tests.model.test_code_paths import FEATURES
+
+    code = tmp_path / "code"
+    code.mkdir()
+    (code / "spark_features.py").write_text(FEATURES)
+    sys.path.insert(0, str(code))
+    try:
+        import spark_features  # type: ignore[import-not-found]
+
+        data = load_iris()
+        model = make_pipeline(spark_features.Ratios(), LogisticRegression(max_iter=1000))
+        model.fit(data.data, data.target_names[data.target])
+        folder = tmp_path / "mlflow-model"
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # MLflow's notes about pickles and signatures
+            mlflow.sklearn.save_model(
+                model,
+                str(folder),
+                serialization_format="cloudpickle",
+                code_paths=[str(code / "spark_features.py")],
+                pip_requirements=["scikit-learn"],
+            )
+        values = np.random.default_rng(8).uniform(0, 7, size=(1500, 4))
+        expected = model.predict(values).tolist()
+    finally:
+        sys.path.remove(str(code))
+        sys.modules.pop("spark_features", None)
+    try:
+        udf = predict_udf(spark, folder, cache_dir=tmp_path / "cache")
+        local = pd.DataFrame(values, columns=["a", "b", "c", "d"]).assign(id=np.arange(1500))
+        df = spark.createDataFrame(local).repartition(2)
+        rows = df.select("id", udf("a", "b", "c", "d").alias("p")).collect()
+    finally:
+        sys.modules.pop("spark_features", None)
+        sys.path[:] = [p for p in sys.path if not p.startswith(str(folder))]
+    assert [p for _, p in sorted((r["id"], r["p"]) for r in rows)] == expected
