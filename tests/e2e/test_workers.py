@@ -48,6 +48,7 @@ def served_hashes(url: str, n: int = 30, **options: object) -> set[str]:
     return found
 
 
+@pytest.mark.adversarial
 @pytest.mark.parametrize("change", ["truncated", "another-model"])
 def test_a_replaced_worker_serves_the_verified_model_not_the_file_on_disk(
     serve: Callable[..., ServerProcess],
@@ -114,6 +115,7 @@ def _context(ca: Path) -> ssl.SSLContext:
     return ssl.create_default_context(cafile=str(ca))
 
 
+@pytest.mark.adversarial
 def test_a_replacement_that_cannot_start_is_retried_while_the_others_serve(
     tmp_path: Path,
 ) -> None:
