@@ -114,6 +114,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         from benchmarks.batch import main as batch_main  # pyarrow only for this cell
 
         return batch_main(arguments[1:])
+    if arguments[:1] == ["workers"]:
+        from benchmarks.workers import main as workers_main  # a cell of its own
+
+        return workers_main(arguments[1:])
     args = build_parser().parse_args(arguments)
     signal.signal(signal.SIGTERM, _exit_on_sigterm)  # so `finally` stops the servers
     started = datetime.now(timezone.utc)

@@ -256,7 +256,16 @@ class Supervisor(Multiprocess):
             self._reload = ReloadOutcome(request_id, False, detail, old.sha256, old.name)
             self._publish()
             return
-        self.factory.model, self._pin = new, pin
+        self._pin = pin
+        if new.sha256 == old.sha256:
+            # The same file: the workers' shared copy stays, rather than a second one in here.
+            logger.info("reload: sha256 %s unchanged, the workers keep serving it", old.sha256)
+            del new
+            _collect()
+            self._reload = ReloadOutcome(request_id, True, "unchanged", old.sha256, old.name)
+            self._publish()
+            return
+        self.factory.model = new
         del old
         _collect()
         logger.info("rolling reload: sha256 %s to every worker", new.sha256)

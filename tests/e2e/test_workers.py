@@ -7,6 +7,7 @@ are changed under them, and what clients see is checked answer by answer.
 from __future__ import annotations
 
 import contextlib
+import copy
 import os
 import shutil
 import signal
@@ -18,8 +19,12 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import httpx
+import joblib
+import numpy as np
 import pytest
+from sklearn.ensemble import RandomForestClassifier
 
+from benchmarks.workers import pss_tree
 from tests.support.models import sha256
 from tests.support.servers import ServerProcess, free_port
 
@@ -78,10 +83,12 @@ def test_a_replaced_worker_serves_the_verified_model_not_the_file_on_disk(
 
 
 @contextlib.contextmanager
-def https_workers(cert: Path, key: Path, ca: Path) -> Iterator[tuple[subprocess.Popen[str], str]]:
-    """``serve --workers 2`` over TLS; stopped (SIGTERM, then SIGKILL) at the end."""
+def https_workers(
+    cert: Path, key: Path, ca: Path, *args: str
+) -> Iterator[tuple[subprocess.Popen[str], str]]:
+    """``serve ARGS --workers 2`` over TLS; stopped (SIGTERM, then SIGKILL) at the end."""
     port = free_port()
-    command = [sys.executable, "-m", "restpredict", "serve", "--workers", "2", *QUIET]
+    command = [sys.executable, "-m", "restpredict", "serve", *args, "--workers", "2", *QUIET]
     tls = ["--tls-cert", str(cert), "--tls-key", str(key), "--port", str(port)]
     process = subprocess.Popen(
         [*command, *tls], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
@@ -195,3 +202,63 @@ def test_admin_reload_with_workers_is_checked_by_the_supervisor_then_rolled(
             time.sleep(0.1)
         predicted = client.post("/predict", json={"features": [5.1, 3.5, 1.4, 0.2]})
         assert predicted.json()["predictions"] == [0]
+
+
+def test_metadata_states_a_roll_that_waits_for_a_worker(
+    tmp_path: Path, iris_path: Path, iris_int_path: Path
+) -> None:
+    """A roll whose new workers cannot start yet (the TLS key is missing) leaves the old workers
+    serving the old model, and ``/metadata`` says which model is rolling in; once the key is
+    back the roll completes."""
+    ca = Authority(tmp_path, "test-ca")
+    cert, key = ca.issue("server", server=True)
+    model = tmp_path / "model.joblib"
+    shutil.copyfile(iris_path, model)
+    old, new = sha256(iris_path), sha256(iris_int_path)
+    with https_workers(cert, key, ca.pem, str(model), "--allow-schema-change") as (process, url):
+        verify = _context(ca.pem)
+        shutil.move(key, tmp_path / "kept.key")
+        shutil.copyfile(iris_int_path, model)
+        process.send_signal(signal.SIGHUP)
+        deadline = time.monotonic() + 30
+        while "rollout" not in (status := httpx.get(f"{url}/metadata", verify=verify).json()):
+            assert time.monotonic() < deadline, status
+            time.sleep(0.1)
+        assert status["rollout"] == {
+            "from_sha256": old,
+            "to_sha256": new,
+            "replaced": 0,
+            "workers": 2,
+        }
+        assert served_hashes(url, 10, verify=verify) == {old}  # the old workers keep serving
+        shutil.move(tmp_path / "kept.key", key)
+        deadline = time.monotonic() + 60
+        while "rollout" in (status := httpx.get(f"{url}/metadata", verify=verify).json()):
+            assert time.monotonic() < deadline, status
+            time.sleep(0.1)
+        assert served_hashes(url, 10, verify=verify) == {new}
+
+
+def test_workers_share_the_model_memory(
+    serve: Callable[..., ServerProcess], tmp_path: Path
+) -> None:
+    """Forked from the supervisor that loaded it, 3 workers share one copy of a ~30 MB forest:
+    their proportional set sizes (a page shared by k processes counts 1/k) add up to far less
+    than their resident sizes (which count each shared page in full). Each worker loading its
+    own copy, as spawned workers did, makes the two nearly equal."""
+    rng = np.random.default_rng(0)
+    X, y = rng.normal(size=(20_000, 10)), rng.integers(0, 2, size=20_000)
+    forest = RandomForestClassifier(n_estimators=4, random_state=0).fit(X, y)
+    forest.estimators_ = [copy.deepcopy(forest.estimators_[i % 4]) for i in range(60)]
+    forest.set_params(n_estimators=60)
+    path = tmp_path / "forest.joblib"
+    joblib.dump(forest, path)
+    assert path.stat().st_size > 20 * 2**20
+    server = serve(str(path), "--workers", "3", *QUIET)
+    wait_for_workers(server.process.pid, 3)
+    for _ in range(30):  # fresh connections: every worker predicts, touching the whole forest
+        answer = httpx.post(f"{server.url}/predict", json={"features": X[:20].tolist()})
+        assert answer.status_code == 200
+    memory = pss_tree(server.process.pid)
+    assert memory["processes"] == 4, memory
+    assert memory["pss_mib"] < 0.6 * memory["rss_mib"], memory

@@ -1,0 +1,26 @@
+"""The workers cell's memory reading and report, on this test process and a recorded run."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+from benchmarks.workers import pss_tree, render
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def test_pss_is_read_for_this_process() -> None:
+    memory = pss_tree(os.getpid())
+    assert memory["processes"] >= 1
+    assert 0 < memory["pss_mib"] <= memory["rss_mib"]
+
+
+def test_a_recorded_run_renders_its_ratio_and_roll() -> None:
+    runs = sorted((REPO / "benchmarks" / "results").glob("*-workers.json"))
+    assert runs, "no recorded workers run"
+    document = json.loads(runs[-1].read_text())
+    report = render(document)
+    assert f"**{document['pss_ratio']:.2f}x**" in report
+    assert f"{document['roll']['failed']} of {document['roll']['requests']}" in report
