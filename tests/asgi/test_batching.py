@@ -16,10 +16,12 @@ from typing import Any, TypeVar
 
 import numpy as np
 import pytest
+from starlette.requests import ClientDisconnect
 
 from restpredict.asgi.batching import (
     EXPECT_WINDOW_S,
     FOLLOW_FACTOR,
+    ON_DISCONNECT,
     Batcher,
     CallCost,
     batch_key,
@@ -210,6 +212,30 @@ def test_leaving_answers_the_running_query_and_fails_queued_ones_with_503() -> N
     assert labels(running) == [1999]
     assert isinstance(queued, NotReadyError)
     assert calls(model) == []
+
+
+def test_a_queued_query_whose_client_left_never_reaches_the_model() -> None:
+    model = echo_model()
+
+    async def main() -> tuple[list[Any], bool]:
+        async with Batcher(max_batch_size=8, max_wait_s=1.0, max_rows=100) as batcher:
+            blocker = await start_blocker(batcher, echo_model(delay=0.3))
+            scopes: list[dict[str, Any]] = [{}, {}]
+            left, stays = (
+                asyncio.ensure_future(batcher.predict(scope, model, query(i)))
+                for i, scope in enumerate(scopes)
+            )
+            await asyncio.sleep(0.01)
+            scopes[0].pop(ON_DISCONNECT)()  # what the server calls when the client leaves
+            results = await asyncio.gather(blocker, left, stays, return_exceptions=True)
+            return results, ON_DISCONNECT in scopes[1]
+
+    (running, left, stays), hook_kept = asyncio.run(main())
+    assert labels(running) == [1999]
+    assert isinstance(left, ClientDisconnect)
+    assert labels(stays) == [1001]
+    assert calls(model) == [("predict", 1)]  # the one row that stayed
+    assert not hook_kept  # an answered request leaves no hook behind
 
 
 @pytest.mark.parametrize(
