@@ -22,19 +22,23 @@ from starlette.types import ASGIApp
 
 from restpredict.asgi.admission import QueueDelay
 from restpredict.asgi.batching import make_batcher
+from restpredict.asgi.registry import ModelRegistry
 from restpredict.asgi.reloader import Reloader
 from restpredict.asgi.responses import exception_handlers, problem_response
 from restpredict.asgi.state import ServingHeaders, ServingState
 from restpredict.middleware.access import AccessMiddleware, instrument
 from restpredict.middleware.batching import batching_middleware
 from restpredict.middleware.direct import DirectRoute
+from restpredict.middleware.leases import lease_middleware
 from restpredict.middleware.stack import protective_middleware
 from restpredict.model.loading import LoadedModel
-from restpredict.model.prepare import prepare_model
+from restpredict.model.prepare import Prepared, prepare_model, prepare_models
 from restpredict.openapi.docs import routes as docs_routes
 from restpredict.routes import kserve_v1, mlflow, open_inference
 from restpredict.routes.admin import admin_routes
-from restpredict.routes.core import PredictEndpoint, core_routes
+from restpredict.routes.core import PredictEndpoint, core_routes, model_routes
+from restpredict.routes.repository import repository_enabled
+from restpredict.routes.repository import routes as repository_routes
 from restpredict.settings import Settings
 
 __all__ = ["YOUNG_COLLECTION_THRESHOLD", "create_app"]
@@ -45,23 +49,43 @@ YOUNG_COLLECTION_THRESHOLD = 10_000
 
 
 def create_app(
-    settings: Settings, model: LoadedModel | None = None, *, metrics_dir: Path | None = None
+    settings: Settings,
+    model: LoadedModel | None = None,
+    *,
+    models: list[Prepared] | None = None,
+    metrics_dir: Path | None = None,
 ) -> Starlette:
     """Build the app around ``model``, a prepared one (``model.prepare.prepare_model``), or
-    prepare the configured model in the lifespan when none is given (each worker of several).
+    ``models`` when several are configured (``prepare_models``); or prepare what is configured
+    in the lifespan when none is given (each worker of several).
 
     ``metrics_dir`` is the multiprocess metrics directory ``server.run`` made for its workers.
     """
     batcher = make_batcher(settings)
+    repository = repository_enabled(settings)
+    registry = ModelRegistry(
+        default_name=settings.default_model, leasing=repository and settings.workers == 1
+    )
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
-        loaded = model or await run_in_threadpool(prepare_model, settings)
+        if settings.several_models:
+            prepared = models
+            if prepared is None:
+                prepared = await run_in_threadpool(prepare_models, settings)
+            for item, loaded in prepared:
+                registry.put(loaded, default=item.default)
+                app.state.metrics.observe_model(loaded)
+                if batcher is not None and item.settings.max_batch_size < settings.max_batch_size:
+                    batcher.model_batch_sizes[item.name] = item.settings.max_batch_size
+        else:
+            one = model if model is not None else await run_in_threadpool(prepare_model, settings)
+            registry.put(one)
+            app.state.metrics.observe_model(one)
         async with contextlib.AsyncExitStack() as stack:
             if batcher is not None:
                 app.state.batcher = await stack.enter_async_context(batcher)
-            app.state.model = loaded
-            app.state.metrics.observe_model(loaded)
+            app.state.model = registry.default
             stack.enter_context(_serving_collection())
             app.state.ready = True
             yield
@@ -79,10 +103,13 @@ def create_app(
         middleware=[
             *protective_middleware(settings, problem_response, admission),
             *batching_middleware(batcher),
+            *lease_middleware(registry),
             Middleware(DirectRoute, method="POST", path="/predict", endpoint=predict),
         ],
         routes=[
             *core_routes(predict),
+            *(model_routes(predict) if settings.several_models else []),
+            *(repository_routes if repository else []),
             *kserve_v1.routes,
             *open_inference.routes,
             *mlflow.routes,
@@ -101,6 +128,7 @@ def create_app(
     app.state.settings = settings
     app.state.batcher = None
     app.state.model = None
+    app.state.registry = registry
     app.state.ready = False
     app.state.serving = serving
     app.state.reloader = Reloader(app.state, settings)

@@ -33,6 +33,7 @@ the CLI maps them to one red line and an exit code in one place (``cli/main.py``
     ├── RequestTimeoutError ........ headers or body arrived too slowly      (408)
     ├── OverloadedError ............ too many requests in flight             (503)
     ├── ReloadError ................ a hot reload was refused; old model kept (409)
+    ├── RepositoryError ............ a repository load/unload is refused      (409)
     ├── PredictionError ............ the model failed or returned NaN/inf    (500, exit 6)
     │   └── PredictionTimeoutError . the model took longer than allowed      (504)
     └── ClientError ................ talking to a remote server failed       (exit 5)
@@ -65,6 +66,7 @@ __all__ = [
     "PredictionTimeoutError",
     "ReloadError",
     "RemoteError",
+    "RepositoryError",
     "RequestTimeoutError",
     "RestPredictError",
     "ServerUnreachableError",
@@ -312,6 +314,14 @@ class ReloadError(RestPredictError):
     status = 409
     code = "reload_failed"
     title = "Reload refused"
+
+
+class RepositoryError(RestPredictError):
+    """A model repository load or unload cannot be done here (or failed); nothing changed."""
+
+    status = 409
+    code = "repository_refused"
+    title = "Repository request refused"
 
 
 class PredictionError(RestPredictError):

@@ -31,6 +31,7 @@ if TYPE_CHECKING:  # imported when a config file is read: most servers are start
 __all__ = [
     "DEPLOY_SECTIONS",
     "ENV_PREFIX",
+    "ModelEntry",
     "Settings",
     "is_uri",
     "load_settings",
@@ -39,6 +40,7 @@ __all__ = [
 
 ENV_PREFIX = "RESTPREDICT_"
 _SHA256 = re.compile(r"^[0-9a-f]{64}$")
+_SEGMENT = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9._-]{0,127}$")
 _URI = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]+:")  # two letters at least: C:\\ is a path
 _LIST_KEYS = ("trusted_types", "open_paths", "limit_exempt_paths", "cors_origins", "code_paths")
 _SECRET_KEYS = ("api_key",)
@@ -47,6 +49,51 @@ _PROBE_PATHS = ("/health/live", "/health/ready", "/v2/health/live", "/v2/health/
 #: ``deploy_settings.DeploySettings``. ``Settings`` leaves them alone: ``serve`` neither checks
 #: them nor imports their models (~35 ms of its launch).
 DEPLOY_SECTIONS = ("docker", "kubernetes")
+
+
+class ModelEntry(BaseModel):
+    """One model of several served by one server (``models:``), with its own options."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    source: str = Field(description="Model source, as for ``model``.")
+    name: str | None = Field(
+        None, description="Name in every route (/models/NAME/predict); default: the file's stem."
+    )
+    version: str | None = Field(
+        None, description="Version of NAME; several entries may share a name with other versions."
+    )
+    default: bool = Field(
+        False, description="The version an unversioned request gets (default: the highest)."
+    )
+    sha256: str | None = Field(None, description="Expected SHA-256 of this model's file.")
+    code_paths: tuple[Path, ...] = Field((), description="Modules this model's pickle imports.")
+    backend: Literal["auto", "sklearn", "onnx"] | None = Field(
+        None, description="This model's backend; default: the server's ``backend``."
+    )
+    max_batch_size: int | None = Field(
+        None, ge=1, le=4096, description="Most requests in one of this model's predict calls."
+    )
+
+    @field_validator("source", mode="before")
+    @classmethod
+    def _source_text(cls, value: Any) -> Any:
+        return str(value) if isinstance(value, Path) else value
+
+    @field_validator("name", "version")
+    @classmethod
+    def _path_segment(cls, value: str | None) -> str | None:
+        """Names and versions are URL path segments: no slashes, colons or control characters."""
+        if value is not None and not _SEGMENT.match(value):
+            raise ValueError(
+                f"{value!r}: use letters, digits, '.', '_' and '-' (it is a URL path segment)"
+            )
+        return value
+
+    @field_validator("sha256")
+    @classmethod
+    def _check_sha256(cls, value: str | None) -> str | None:
+        return _valid_sha256(value)
 
 
 class Settings(BaseModel):
@@ -82,6 +129,22 @@ class Settings(BaseModel):
         (),
         description="Your own modules the model's pickle imports (.py files or directories), "
         "importable before it is unpickled; they run with the server's rights.",
+    )
+    # Several models in one server (model/catalog.py, docs/models.md).
+    models: tuple[ModelEntry, ...] = Field(
+        (), description="Several models to serve, each with a name, source and options."
+    )
+    model_dir: Path | None = Field(
+        None,
+        description="Serve every model file and MLflow model folder in this folder; "
+        "turns the repository API on (load/unload read only from here or models:).",
+    )
+    default_model: str | None = Field(
+        None, description="With several models, the one /predict, /metadata and /invocations use."
+    )
+    repository_api: bool = Field(
+        False,
+        description="The V2 model repository API (index, load, unload; API key when one is set).",
     )
     host: str = Field("127.0.0.1", description="Interface to bind; loopback unless asked.")
     port: int = Field(8000, ge=1, le=65535, description="TCP port to listen on.")
@@ -281,12 +344,21 @@ class Settings(BaseModel):
     @field_validator("sha256")
     @classmethod
     def _check_sha256(cls, value: str | None) -> str | None:
-        if value is None:
-            return None
-        value = value.strip().lower()
-        if not _SHA256.match(value):
-            raise ValueError("must be 64 hexadecimal characters")
-        return value
+        return _valid_sha256(value)
+
+    @model_validator(mode="after")
+    def _one_kind_of_source(self) -> Settings:
+        """``model`` serves one model; ``models``/``model_dir`` several: not both at once."""
+        if self.model is not None and (self.models or self.model_dir is not None):
+            raise ValueError("give model (one model) or models/model_dir (several), not both")
+        if self.model_dir is not None and not self.model_dir.is_dir():
+            raise ValueError(f"model_dir: no such folder: {self.model_dir}")
+        return self
+
+    @property
+    def several_models(self) -> bool:
+        """True when ``models`` or ``model_dir`` configure the set served (even of one)."""
+        return bool(self.models) or self.model_dir is not None
 
     @field_validator("model", mode="before")
     @classmethod
@@ -308,6 +380,15 @@ class Settings(BaseModel):
     access_log: bool = Field(
         True, description="One log line per request (never bodies, queries or other headers)."
     )
+
+
+def _valid_sha256(value: str | None) -> str | None:
+    if value is None:
+        return None
+    value = value.strip().lower()
+    if not _SHA256.match(value):
+        raise ValueError("must be 64 hexadecimal characters")
+    return value
 
 
 def load_settings(
@@ -343,7 +424,8 @@ def validate_layers(
     layers: list[tuple[str, dict[str, Any], yaml.Node | None]] = []
     if config is not None:
         data, node = _read_yaml(config)
-        for key in ("model", "api_key_file", "cache_dir", "tls_cert", "tls_key", "tls_client_ca"):
+        keys = ("model", "model_dir", "api_key_file", "cache_dir", "tls_cert", "tls_key")
+        for key in (*keys, "tls_client_ca"):
             value = data.get(key)  # relative to the config file
             if value is not None and not (key == "model" and is_uri(str(value))):
                 data[key] = str((config.parent / str(value)).expanduser())
@@ -351,6 +433,8 @@ def validate_layers(
             data["code_paths"] = [
                 str((config.parent / str(p)).expanduser()) for p in data["code_paths"]
             ]
+        if isinstance(data.get("models"), list):
+            data["models"] = [_relative_entry(config.parent, e) for e in data["models"]]
         layers.append((str(config), data, node))
     layers.append(("environment", _from_environ(environ or {}), None))
     layers.append(("command line", {k: v for k, v in overrides.items() if v is not None}, None))
@@ -366,6 +450,19 @@ def validate_layers(
     if require_model:
         _require_model_file(settings, layers)
     return settings
+
+
+def _relative_entry(folder: Path, entry: Any) -> Any:
+    """A ``models:`` entry's local source and code paths, relative to the config file."""
+    if not isinstance(entry, dict):
+        return entry
+    entry = dict(entry)
+    source = entry.get("source")
+    if isinstance(source, str) and not is_uri(source):
+        entry["source"] = str((folder / source).expanduser())
+    if isinstance(entry.get("code_paths"), list):
+        entry["code_paths"] = [str((folder / str(p)).expanduser()) for p in entry["code_paths"]]
+    return entry
 
 
 def _merge(base: dict[str, Any], layer: Mapping[str, Any]) -> dict[str, Any]:

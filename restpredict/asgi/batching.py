@@ -190,6 +190,8 @@ class Batcher:
         self.on_batch: Callable[[int], None] | None = None
         #: Called with each query's wait, from queued to its call starting (admission).
         self.on_wait: Callable[[float], None] | None = None
+        #: A model's own ``max_batch_size`` (``models:``), by model name, below the server's.
+        self.model_batch_sizes: dict[str, int] = {}
 
     async def __aenter__(self) -> Batcher:
         self.arriving = 0
@@ -248,7 +250,7 @@ class Batcher:
         """The measured cost of ``model``'s calls (kept for the few latest models only)."""
         cost = self._costs.get(id(model))
         if cost is None:
-            if len(self._costs) >= 4:  # hot reloads replace the model: forget old ones
+            if len(self._costs) >= 256:  # hot reloads replace models: forget old ones
                 self._costs.clear()
             cost = self._costs[id(model)] = CallCost()
         return cost
@@ -403,7 +405,8 @@ class Batcher:
         first = self._queue[0]
         since = max(first.queued_at, self._freed_at)
         while True:
-            batch, full = self._matching(first.key)
+            limit = self.model_batch_sizes.get(first.model.name, self.max_batch_size)
+            batch, full = self._matching(first.key, min(limit, self.max_batch_size))
             # Later while answered connections keep coming back; never past the longest wait.
             deadline = min(max(since, self._returned_at) + self.wait_s, since + self.longest_wait_s)
             remaining = deadline - time.monotonic()
@@ -414,7 +417,7 @@ class Batcher:
         self._queue = [w for w in self._queue if id(w) not in taken and not w.future.done()]
         return [waiting for waiting in batch if not waiting.future.done()]
 
-    def _matching(self, key: BatchKey) -> tuple[list[_Waiting], bool]:
+    def _matching(self, key: BatchKey, max_batch_size: int) -> tuple[list[_Waiting], bool]:
         """Queued queries with ``key``, oldest first, within the limits; and whether it is full."""
         batch: list[_Waiting] = []
         rows = 0
@@ -426,7 +429,7 @@ class Batcher:
                 return batch, True
             batch.append(waiting)
             rows += size
-            if len(batch) >= self.max_batch_size or rows >= self.max_rows:
+            if len(batch) >= max_batch_size or rows >= self.max_rows:
                 return batch, True
         return batch, False
 

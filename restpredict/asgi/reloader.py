@@ -14,6 +14,7 @@ import gc
 import logging
 import threading
 from collections.abc import Callable
+from typing import Any, TypeVar
 
 from starlette.datastructures import State
 
@@ -23,9 +24,10 @@ from restpredict.model.prepare import prepare_model
 from restpredict.model.schema import schema_changes
 from restpredict.settings import Settings
 
-__all__ = ["Reloader", "prepare_replacement"]
+__all__ = ["Reloader", "in_own_thread", "prepare_replacement"]
 
 logger = logging.getLogger("uvicorn.error")
+_T = TypeVar("_T")
 
 
 class Reloader:
@@ -47,6 +49,11 @@ class Reloader:
         of another kind. A refused model's memory is collected at once, not when traffic
         happens to trigger a collection (a refused 1 GB file held 1 GB until then).
         """
+        if self._settings.several_models:
+            raise ReloadError(
+                "several models are served: reload one with POST "
+                "/v2/repository/models/{name}/load (the repository API)"
+            )
         async with self._lock:
             pin = sha256 or self._pin
             wanted = self._settings.model_copy(update={"sha256": pin})
@@ -59,6 +66,7 @@ class Reloader:
                 logger.error("reload refused, still serving sha256 %s: %s", kept, refusal)
                 raise ReloadError(f"{refusal}; still serving sha256 {kept}", serving_sha256=kept)
             new = refusal
+            self._state.registry.swap(old, new)
             self._state.model = new
             self._pin = pin
             where = new.origin.get("source", new.source)
@@ -71,7 +79,7 @@ class Reloader:
         self, wanted: Settings, old: LoadedModel | None, allow_schema_change: bool
     ) -> LoadedModel | str:
         """The new model, ready to serve, or why it is refused."""
-        return await _in_own_thread(prepare_replacement, wanted, old, allow_schema_change)
+        return await in_own_thread(prepare_replacement, wanted, old, allow_schema_change)
 
 
 def prepare_replacement(
@@ -97,12 +105,7 @@ def prepare_replacement(
     return new
 
 
-async def _in_own_thread(
-    function: Callable[[Settings, LoadedModel | None, bool], LoadedModel | str],
-    settings: Settings,
-    old: LoadedModel | None,
-    allow_schema_change: bool,
-) -> LoadedModel | str:
+async def in_own_thread(function: Callable[..., _T], *args: Any) -> _T:
     """``function(...)`` in a thread of its own, joined before this returns.
 
     Not a pool's thread: anyio's idle worker keeps its last result (a refused model) until its
@@ -110,15 +113,15 @@ async def _in_own_thread(
     so a refused model could outlive the collection meant for it.
     """
     loop = asyncio.get_running_loop()
-    future: asyncio.Future[LoadedModel | str] = loop.create_future()
+    future: asyncio.Future[_T] = loop.create_future()
 
     def work() -> None:
         try:
-            model = function(settings, old, allow_schema_change)
+            model = function(*args)
         except BaseException as exc:  # raised again in the awaiting task
-            loop.call_soon_threadsafe(_settle, future, None, exc)
+            loop.call_soon_threadsafe(_fail, future, exc)
         else:
-            loop.call_soon_threadsafe(_settle, future, model, None)
+            loop.call_soon_threadsafe(_succeed, future, model)
 
     thread = threading.Thread(target=work, name="restpredict-reload", daemon=True)
     thread.start()
@@ -128,15 +131,11 @@ async def _in_own_thread(
         await loop.run_in_executor(None, thread.join)
 
 
-def _settle(
-    future: asyncio.Future[LoadedModel | str],
-    model: LoadedModel | str | None,
-    error: BaseException | None,
-) -> None:
-    if future.done():
-        return
-    if error is not None:
+def _succeed(future: asyncio.Future[_T], result: _T) -> None:
+    if not future.done():
+        future.set_result(result)
+
+
+def _fail(future: asyncio.Future[_T], error: BaseException) -> None:
+    if not future.done():
         future.set_exception(error)
-    else:
-        assert model is not None
-        future.set_result(model)

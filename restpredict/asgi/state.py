@@ -1,5 +1,6 @@
 """Serving state: the model a request is answered by, what the server process tells the app
-about itself, and the headers that follow from it."""
+about itself, and the headers that follow from it. Which model that is, of several, is the
+registry's (``asgi.registry``)."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ from starlette.datastructures import State
 from starlette.requests import Request
 from starlette.types import Message, Scope
 
+from restpredict.asgi.registry import ModelRegistry
 from restpredict.errors import NotReadyError
 from restpredict.model.loading import LoadedModel
 
@@ -60,15 +62,23 @@ def _has_connection_header(message: Message) -> bool:
     return any(name.lower() == b"connection" for name, _ in message.get("headers", ()))
 
 
-def current_model(request: Request) -> LoadedModel:
-    """The model serving this request, or NotReadyError (503)."""
-    return model_for(request.scope, request.app.state)
+def current_model(
+    request: Request, name: str | None = None, version: str | None = None
+) -> LoadedModel:
+    """The model serving this request (none named: the default), NotReadyError (503) before
+    start-up is done, NotFoundError (404) naming what is served for another name."""
+    return model_for(request.scope, request.app.state, name, version)
 
 
-def model_for(scope: Scope, state: State) -> LoadedModel:
+def model_for(
+    scope: Scope, state: State, name: str | None = None, version: str | None = None
+) -> LoadedModel:
     """``current_model`` from a scope: kept in the request state for ``X-Model-SHA256``."""
-    model: LoadedModel | None = state.model
-    if not state.ready or model is None:
+    if not state.ready:
         raise NotReadyError("the model is not loaded yet; retry shortly")
+    registry: ModelRegistry = state.registry
+    model = registry.resolve(name, version)
     scope.setdefault("state", {})["model"] = model  # the model this request is answered by
+    if registry.leasing:
+        registry.lease(scope, model)
     return model

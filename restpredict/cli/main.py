@@ -120,7 +120,14 @@ def _given(section: Flags) -> Flags | None:
 @_errors_to_exit_codes
 @with_flags(flags=SERVE_FLAGS)
 def serve(
-    model: ModelArg = None,
+    model: Annotated[
+        list[str] | None,
+        typer.Argument(
+            help="Model source(s), as for predict; several serve several models, each at "
+            "/models/NAME/predict (NAME: the file's stem). Omit to use the demo.",
+            show_default=False,
+        ),
+    ] = None,
     config: ConfigOpt = None,
     check: CheckOpt = False,
     *,
@@ -130,12 +137,15 @@ def serve(
     with _collection_paused():
         # lazy: start-up time (see the note on imports above)
         from restpredict.cli.render import startup_panel
-        from restpredict.model.prepare import prepare_model
+        from restpredict.model.prepare import prepare_model, prepare_models
         from restpredict.observability.logs import resolve_format
         from restpredict.server.exposure import exposure_warning
         from restpredict.server.run import run
 
-        settings = _settings(config, model=model, **flags)
+        sources = model or []
+        several = [{"source": source} for source in sources] if len(sources) > 1 else None
+        one = sources[0] if len(sources) == 1 else None
+        settings = _settings(config, model=one, models=several, **flags)
         text = resolve_format(settings.log_format, sys.stderr) == "text"
         warning = exposure_warning(settings)
         if warning is not None and text:
@@ -148,6 +158,14 @@ def serve(
             logging.config.dictConfig(logging_config(settings, sys.stderr))
             logging.getLogger("restpredict.server.exposure").warning(warning)
         _note_unpinned_pickle(settings)
+        if settings.several_models:
+            prepared = prepare_models(settings)
+            for item, each in prepared:
+                if check or text:
+                    typer.echo(_served_line(item.label, each, settings))
+            if not check:
+                run(settings, models=prepared)
+            return
         loaded = prepare_model(settings)
         if check:
             s = loaded.schema
@@ -159,6 +177,12 @@ def serve(
             example = list(loaded.schema.example or [])
             Console().print(startup_panel(loaded.metadata(), settings, example))
     run(settings, loaded)
+
+
+def _served_line(label: str, model: LoadedModel, settings: Settings) -> str:
+    s = model.schema
+    where = f"http://{settings.host}:{settings.port}/models/{model.name}/predict"
+    return f"{label}: {model.source} ({s.estimator}, {s.n_features} features) at {where}"
 
 
 @app.command(cls=SettingsCommand)

@@ -145,6 +145,29 @@ BACKEND = setting(
     panel=MODEL_PANEL,
 )
 
+#: Several models in one server (docs/several-models.md).
+MODELS_FLAGS = (
+    setting(
+        "model_dir",
+        Path,
+        text="Serve every model file and MLflow model folder in this folder (and turn the "
+        "repository API on).",
+        panel=MODEL_PANEL,
+    ),
+    setting(
+        "default_model",
+        str,
+        text="With several models, the one /predict, /metadata and /invocations use.",
+        panel=MODEL_PANEL,
+    ),
+    setting(
+        "repository_api",
+        bool,
+        "--repository-api/--no-repository-api",
+        text="The V2 model repository API: index, load, unload.",
+        panel=MODEL_PANEL,
+    ),
+)
 
 #: What serve, predict and info take to load a model source.
 SOURCE_FLAGS = (SHA256, ALLOW_VERSION_MISMATCH, TRUSTED_TYPES, CODE_PATHS, CACHE_DIR, OFFLINE)
@@ -318,6 +341,7 @@ SERVE_FLAGS = (
     MODEL_NAME,
     ALLOW_SCHEMA_CHANGE,
     BACKEND,
+    *MODELS_FLAGS,
     *SERVER_FLAGS,
     *LIMITS_FLAGS,
     *SECURITY_FLAGS,

@@ -74,6 +74,8 @@ class LoadedModel:
     #: Where the file came from, for ``/metadata``: ``source`` (redacted), ``source_revision``
     #: (ETag, resolved MLflow version), ``mlflow`` (what its MLmodel says).
     origin: dict[str, Any] = field(default_factory=dict)
+    #: The version it is served as, when several versions of its name are (``models:``).
+    version: str | None = None
 
     @property
     def sklearn_running(self) -> str:
@@ -172,6 +174,7 @@ class LoadedModel:
             "backend": str(getattr(self.estimator, "restpredict_backend", "sklearn")),
             "fast_path": getattr(self.estimator, "fast_path", None),
             **({"mlflow": self.origin["mlflow"]} if "mlflow" in self.origin else {}),
+            **({"version": self.version} if self.version is not None else {}),
         }
 
 

@@ -1,6 +1,7 @@
 """Make the configured model servable: load (or build the demo), verify, warm up, compile.
 
-Start-up (the CLI and each worker) and hot reload all go through ``prepare_model``.
+Start-up (the CLI and each worker) and hot reload all go through ``prepare_model``; a server
+of several models prepares each of its catalog (``prepare_models``) the same way.
 """
 
 from __future__ import annotations
@@ -16,11 +17,22 @@ from restpredict.errors import (
     VersionMismatchError,
 )
 from restpredict.model.backend import select_backend
+from restpredict.model.catalog import Catalogued, catalog
 from restpredict.model.loading import LoadedModel, load_model
 from restpredict.settings import Settings
 from restpredict.sources import resolve
 
-__all__ = ["load_configured_model", "load_source", "prepare_model"]
+__all__ = [
+    "Prepared",
+    "load_configured_model",
+    "load_source",
+    "prepare_model",
+    "prepare_models",
+    "prepare_version",
+]
+
+#: A configured model and the prepared model serving it.
+Prepared = tuple[Catalogued, LoadedModel]
 
 
 def load_configured_model(settings: Settings) -> LoadedModel:
@@ -99,3 +111,17 @@ def prepare_model(settings: Settings) -> LoadedModel:
             f"{exc.detail}"
         ) from None
     return select_backend(model, settings)
+
+
+def prepare_models(settings: Settings) -> list[Prepared]:
+    """Every model of the configured catalog, prepared like one (``models``/``model_dir``).
+
+    All are loaded before the server listens (and, with several workers, before they fork),
+    so a server that cannot serve one of them does not start.
+    """
+    return [(item, prepare_version(item)) for item in catalog(settings)]
+
+
+def prepare_version(item: Catalogued) -> LoadedModel:
+    """One catalogued model, prepared with its own settings and carrying its version."""
+    return replace(prepare_model(item.settings), version=item.version)

@@ -16,6 +16,7 @@ from restpredict.asgi.batching import Batcher
 from restpredict.asgi.body import body_headers, check_json_content_type, receive_body
 from restpredict.asgi.fleet import degraded_headers, fleet_status
 from restpredict.asgi.query import predict_with
+from restpredict.asgi.registry import ModelRegistry
 from restpredict.asgi.responses import JSONResponse, send_json
 from restpredict.asgi.state import current_model, model_for
 from restpredict.codecs.payload import decode_predict, encode_predictions
@@ -24,7 +25,16 @@ from restpredict.observability.exchange import timed
 from restpredict.observability.metrics import Metrics
 from restpredict.settings import Settings
 
-__all__ = ["PredictEndpoint", "core_routes", "live", "metadata", "metrics_endpoint", "ready"]
+__all__ = [
+    "PredictEndpoint",
+    "core_routes",
+    "live",
+    "metadata",
+    "metrics_endpoint",
+    "model_routes",
+    "models_index",
+    "ready",
+]
 
 
 class PredictEndpoint:
@@ -41,7 +51,8 @@ class PredictEndpoint:
         self.batcher = batcher
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        model = model_for(scope, scope["app"].state)
+        name = scope["path_params"].get("name") if "path_params" in scope else None
+        model = model_for(scope, scope["app"].state, name)
         settings = self.settings
         content_type, declared = body_headers(scope)
         if content_type is not None:
@@ -64,16 +75,22 @@ async def live(request: Request) -> Response:
 
 
 async def ready(request: Request) -> Response:
-    """The model is loaded, a warm-up prediction succeeded, and no shutdown has begun.
+    """The models are loaded, warm-up predictions succeeded, and no shutdown has begun.
 
     With several workers, the answer also counts them; fewer serving than wanted (a replacement
     that cannot start) is still ready, since the server answers, with ``X-Degraded`` set.
     """
-    current_model(request)
+    registry: ModelRegistry = request.app.state.registry
+    body: dict[str, object]
+    if registry.default is not None or not request.app.state.ready:
+        body = {"status": "ready", "model": current_model(request).name}
+    elif not registry.names() or not registry.all_ready():
+        raise NotReadyError("not every configured model is ready yet; retry shortly")
+    else:
+        body = {"status": "ready", "models": registry.names()}
     serving = request.app.state.serving
     if serving.draining:
         raise NotReadyError("the server is shutting down")
-    body: dict[str, object] = {"status": "ready", "model": request.app.state.model.name}
     fleet = fleet_status(serving.fleet_dir)
     if fleet is not None:
         body["workers"] = {"serving": fleet.serving, "wanted": fleet.wanted}
@@ -84,13 +101,34 @@ async def ready(request: Request) -> Response:
 
 
 async def metadata(request: Request) -> Response:
-    """What is being served: file, hash, schema, versions; and a rolling reload under way."""
-    model = current_model(request)
+    """What is being served: file, hash, schema, versions; and a rolling reload under way
+    (``/models/{name}/metadata``: of that model)."""
+    model = current_model(request, request.path_params.get("name"))
     body = {**model.metadata(), "restpredict_version": __version__}
     fleet = fleet_status(request.app.state.serving.fleet_dir)
     if fleet is not None and fleet.rollout is not None:
         body["rollout"] = fleet.rollout
     return JSONResponse(body)
+
+
+async def models_index(request: Request) -> Response:
+    """``GET /models``: the models served, each with its versions and routes."""
+    registry: ModelRegistry = request.app.state.registry
+    current_model(request, registry.names()[0] if registry.names() else None)  # 503 before
+    default = registry.default
+    return JSONResponse(
+        {
+            "models": [
+                {
+                    "name": name,
+                    "versions": [s.version for s in registry.versions(name) if s.version],
+                    "default": default is not None and default.name == name,
+                    "predict": f"/models/{name}/predict",
+                }
+                for name in registry.names()
+            ]
+        }
+    )
 
 
 async def metrics_endpoint(request: Request) -> Response:
@@ -103,6 +141,15 @@ async def metrics_endpoint(request: Request) -> Response:
     accept = request.headers.get("accept")
     body, content_type = await run_in_threadpool(metrics.exposition, accept)
     return Response(body, media_type=content_type)
+
+
+def model_routes(predict: PredictEndpoint) -> list[Route]:
+    """``/predict`` and ``/metadata`` of each model served, by name."""
+    return [
+        Route("/models", models_index, methods=["GET"]),
+        Route("/models/{name}/predict", predict, methods=["POST"]),
+        Route("/models/{name}/metadata", metadata, methods=["GET"]),
+    ]
 
 
 def core_routes(predict: PredictEndpoint) -> list[Route]:

@@ -1,4 +1,4 @@
-"""KServe V1 / TensorFlow Serving REST: list, status and ``:predict`` for the one served model.
+"""KServe V1 / TensorFlow Serving REST: list, status and ``:predict`` of each model served.
 
 ``{"instances": ...}`` or ``{"inputs": ...}`` (rows, named records, or TF Serving's columnar
 object) in, ``{"predictions": [...]}`` out, validated by ``codecs.payload.rows_to_query`` like
@@ -17,6 +17,7 @@ from starlette.routing import Route
 
 from restpredict.asgi.body import read_body
 from restpredict.asgi.query import run_query
+from restpredict.asgi.registry import ModelRegistry
 from restpredict.asgi.responses import JSONResponse
 from restpredict.asgi.state import current_model
 from restpredict.codecs.payload import Query, decode_json, decode_table, rows_to_query
@@ -40,8 +41,11 @@ def _render(error: RestPredictError) -> Response:
 
 @endpoint(_render)
 async def list_models(request: Request) -> Response:
-    """``GET /v1/models``: the names of the models served (here, one)."""
-    return JSONResponse({"models": [current_model(request).name]})
+    """``GET /v1/models``: the names of the models served."""
+    registry: ModelRegistry = request.app.state.registry
+    names = registry.names()
+    current_model(request, names[0] if names else None)  # 503 until ready
+    return JSONResponse({"models": names})
 
 
 @endpoint(_render)

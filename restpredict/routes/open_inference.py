@@ -1,4 +1,4 @@
-"""Open Inference Protocol (V2) REST: health, metadata and ``infer`` for the one served model.
+"""Open Inference Protocol (V2) REST: health, metadata and ``infer`` of each model served.
 
 Follows the KServe/OIP ``inference_rest.md`` spec, MLServer's scikit-learn conventions
 (outputs ``predict`` and ``predict_proba``; ``parameters.content_type: "pd"`` for one input
@@ -23,13 +23,14 @@ from restpredict._version import __version__
 from restpredict.asgi.body import read_body
 from restpredict.asgi.fleet import degraded_headers, fleet_status
 from restpredict.asgi.query import run_query
+from restpredict.asgi.registry import ModelRegistry
 from restpredict.asgi.responses import JSONResponse
 from restpredict.asgi.state import current_model
 from restpredict.codecs import tensors
 from restpredict.codecs.payload import Row, decode_json, rows_to_query
 from restpredict.errors import (
     InputError,
-    NotFoundError,
+    NotReadyError,
     RestPredictError,
     UnsupportedMediaTypeError,
 )
@@ -95,9 +96,13 @@ async def server_live(request: Request) -> Response:
 
 @endpoint(_render)
 async def server_ready(request: Request) -> Response:
-    """``GET /v2/health/ready``: 200 once the model is loaded and warmed up, 503 before;
+    """``GET /v2/health/ready``: 200 once every model is loaded and warmed up, 503 before;
     ``X-Degraded`` while fewer workers serve than wanted."""
-    current_model(request)
+    registry: ModelRegistry = request.app.state.registry
+    names = registry.names()
+    current_model(request, names[0] if names else None)
+    if not registry.all_ready():
+        raise NotReadyError("not every configured model is ready yet")
     fleet = fleet_status(request.app.state.serving.fleet_dir)
     return JSONResponse({"ready": True}, headers=degraded_headers(fleet))
 
@@ -144,6 +149,7 @@ def model_metadata(model: LoadedModel) -> dict[str, Any]:
     s = model.schema
     doc: dict[str, Any] = {
         "name": model.name,
+        **({"versions": [model.version]} if model.version is not None else {}),
         "platform": PLATFORM,
         "inputs": _input_metadata(s),
         "outputs": [
@@ -190,15 +196,7 @@ def _label_datatype(s: ModelSchema) -> str:
 
 
 def _model(request: Request) -> LoadedModel:
-    model = served_model(request, request.path_params["name"])
-    version = request.path_params.get("version")
-    if version is not None:
-        raise NotFoundError(
-            f"model {model.name!r} has no version {version!r}: restpredict serves one "
-            f"unversioned model; use /v2/models/{model.name}",
-            code="version_not_found",
-        )
-    return model
+    return served_model(request, request.path_params["name"], request.path_params.get("version"))
 
 
 async def _read_infer_body(request: Request, limit: int) -> bytes:
@@ -360,6 +358,8 @@ def _response(
             tensor["data"] = tensors.to_json(array)
         outputs.append(tensor)
     doc: dict[str, Any] = {"model_name": model.name}
+    if model.version is not None:
+        doc["model_version"] = model.version
     if request_id is not None:
         doc["id"] = request_id
     doc["outputs"] = outputs

@@ -10,7 +10,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from restpredict.asgi.state import current_model
-from restpredict.errors import InputError, NotFoundError, RestPredictError
+from restpredict.errors import InputError, RestPredictError
 from restpredict.model.loading import LoadedModel
 
 __all__ = ["Handler", "Render", "client_status", "endpoint", "served_model"]
@@ -45,12 +45,7 @@ def client_status(error: RestPredictError) -> int:
     return 400 if isinstance(error, InputError) and error.status == 422 else error.status
 
 
-def served_model(request: Request, name: str) -> LoadedModel:
-    """The model if ``name`` is the one served here: 503 until it is ready, else 404."""
-    model = current_model(request)
-    if name != model.name:
-        raise NotFoundError(
-            f"model {name!r} is not served here; this server serves {model.name!r}",
-            code="model_not_found",
-        )
-    return model
+def served_model(request: Request, name: str, version: str | None = None) -> LoadedModel:
+    """The model served as ``name`` (and ``version``): 503 until ready, 404 naming what is
+    served for another name or version."""
+    return current_model(request, name, version)

@@ -45,6 +45,7 @@ from starlette.applications import Starlette
 from restpredict.app import create_app
 from restpredict.errors import ReloadError
 from restpredict.model.loading import LoadedModel
+from restpredict.model.prepare import Prepared
 from restpredict.server.sockets import refuse_new_connections
 from restpredict.settings import Settings
 
@@ -66,10 +67,13 @@ class AppFactory:
     supervisor_pid: int | None = None
     metrics_dir: Path | None = None
     fleet_dir: Path | None = None  # where the supervisor of several workers reports to them
+    models: list[Prepared] | None = None
     built: Starlette | None = field(default=None, init=False, repr=False)
 
     def __call__(self) -> Starlette:
-        app = create_app(self.settings, self.model, metrics_dir=self.metrics_dir)
+        app = create_app(
+            self.settings, self.model, models=self.models, metrics_dir=self.metrics_dir
+        )
         app.state.serving.supervisor_pid = self.supervisor_pid
         app.state.serving.fleet_dir = self.fleet_dir
         self.built = app

@@ -32,7 +32,7 @@ import uvicorn
 
 from restpredict.errors import StartupError
 from restpredict.model.loading import LoadedModel
-from restpredict.model.prepare import prepare_model
+from restpredict.model.prepare import Prepared, prepare_model, prepare_models
 from restpredict.observability.logs import logging_config
 from restpredict.observability.metrics import reread_multiprocess_mode
 from restpredict.server.lifecycle import AppFactory, GracefulServer
@@ -45,14 +45,29 @@ __all__ = ["MULTIPROC_ENV", "bind", "run"]
 MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
 
 
-def run(settings: Settings, model: LoadedModel | None = None) -> None:
-    """Serve until SIGINT/SIGTERM; StartupError if several workers can no longer serve."""
-    if model is None:
+def run(
+    settings: Settings,
+    model: LoadedModel | None = None,
+    *,
+    models: list[Prepared] | None = None,
+) -> None:
+    """Serve until SIGINT/SIGTERM; StartupError if several workers can no longer serve.
+
+    ``models``: the prepared catalog when several models are configured (``prepare_models``);
+    like ``model``, loaded here once and shared by the workers forked from this process.
+    """
+    if settings.several_models:
+        if models is None:
+            models = prepare_models(settings)
+    elif model is None:
         model = prepare_model(settings)
     sock = bind(settings.host, settings.port)
     if settings.workers == 1:
-        GracefulServer(_config(settings, AppFactory(settings, model))).run(sockets=[sock])
+        factory = AppFactory(settings, model, models=models)
+        GracefulServer(_config(settings, factory)).run(sockets=[sock])
         return
+    if models is not None:  # the supervisor marks its workers' generation by one model's hash
+        model = models[0][1]
     with _multiprocess_metrics() as metrics_dir, _private_dir("fleet") as fleet_dir:
         factory = AppFactory(
             settings,
@@ -60,8 +75,9 @@ def run(settings: Settings, model: LoadedModel | None = None) -> None:
             supervisor_pid=os.getpid(),
             metrics_dir=metrics_dir,
             fleet_dir=fleet_dir,
+            models=models,
         )
-        del model  # the factory holds it: a reload replaces it there
+        del model, models  # the factory holds them: a reload replaces the model there
         supervisor = Supervisor(
             _config(settings, factory),
             sockets=[sock],

@@ -245,8 +245,14 @@ class Supervisor(Multiprocess):
         pin = (request.sha256 if request is not None else None) or self._pin
         allowed = request is not None and request.allow_schema_change
         allowed = allowed or self.settings.allow_schema_change
-        logger.info("SIGHUP: preparing the model for a rolling reload")
         old = self.model
+        if self.settings.several_models:  # the workers' models are the catalog's, not one file
+            detail = "several models are served: restart the server to change them"
+            logger.error("reload refused: %s", detail)
+            self._reload = ReloadOutcome(request_id, False, detail, old.sha256, old.name)
+            self._publish()
+            return
+        logger.info("SIGHUP: preparing the model for a rolling reload")
         wanted = self.settings.model_copy(update={"sha256": pin})
         new = self.prepare(wanted, old, allowed)
         if isinstance(new, str):

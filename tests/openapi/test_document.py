@@ -225,7 +225,8 @@ def test_openapi_json_is_built_once_per_model(iris: LoadedModel, frame_model: Lo
         cached = app.state.openapi
         assert client.get("/openapi.json").content == first.content
         assert app.state.openapi is cached  # not rebuilt
-        app.state.model = replace(frame_model, name="swapped")  # as a hot reload would
+        swapped_in = replace(frame_model, name="swapped")
+        app.state.registry.swap(iris, swapped_in)  # as a hot reload does
         swapped = client.get("/openapi.json").json()
         assert swapped["info"]["title"] == "restpredict: swapped"
         assert "Record" in swapped["components"]["schemas"]

@@ -1,0 +1,230 @@
+"""The models a server serves, by name and version: which one answers a request.
+
+One registry per app, on ``app.state.registry``, changed only on the event loop (start-up, a
+hot reload, the repository API's load and unload), so a lookup is a few dict reads and never
+sees a half-changed set. A request names a model (``/models/{name}/predict``, the protocols'
+``{name}`` and ``{version}``) or none (``/predict``, ``/invocations``): the default model,
+which exists when one name is served or ``default_model`` names one. An unversioned request
+gets the version marked default, else the highest (numbers above text).
+
+Unloading drains: the version stops taking new requests at once, and the unload waits until
+the requests that already took it have been answered. Each request that takes a model holds a
+lease on it (counted only when the repository API is on), released by ``LeaseMiddleware`` as
+the request ends.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from typing import Any
+
+from starlette.types import Scope
+
+from restpredict.errors import NotFoundError, NotReadyError
+from restpredict.model.catalog import version_order
+from restpredict.model.loading import LoadedModel
+
+__all__ = ["READY", "UNAVAILABLE", "ModelRegistry", "Served"]
+
+READY = "READY"
+LOADING = "LOADING"
+UNLOADING = "UNLOADING"
+UNAVAILABLE = "UNAVAILABLE"
+_LEASE = "restpredict.lease"
+
+
+@dataclass(eq=False)
+class Served:
+    """One name and version: its model while ready, its state and why (the repository index)."""
+
+    name: str
+    version: str | None
+    model: LoadedModel | None = None
+    state: str = UNAVAILABLE
+    reason: str = ""
+    default: bool = False
+    inflight: int = 0
+    idle: asyncio.Event = field(default_factory=asyncio.Event)
+
+    def index_entry(self) -> dict[str, Any]:
+        """What ``POST /v2/repository/index`` lists for it."""
+        doc: dict[str, Any] = {"name": self.name}
+        if self.version is not None:
+            doc["version"] = self.version
+        doc["state"] = self.state
+        doc["reason"] = self.reason
+        return doc
+
+
+class ModelRegistry:
+    """Served models keyed by (name, version), and the default a nameless request gets."""
+
+    def __init__(self, *, default_name: str | None = None, leasing: bool = False) -> None:
+        self._default_name = default_name
+        self._entries: dict[tuple[str, str | None], Served] = {}
+        self._chosen: dict[str, Served] = {}  # name -> the version its unversioned requests get
+        self._default: LoadedModel | None = None
+        #: Count each request's model until it is answered (the repository API's unload).
+        self.leasing = leasing
+
+    # --- lookups (every request) ---
+
+    def resolve(self, name: str | None = None, version: str | None = None) -> LoadedModel:
+        """The model a request names (none: the default), or 404 naming what is served."""
+        if name is None:
+            if self._default is not None:
+                return self._default
+            raise self._no_default()
+        if version is None:
+            chosen = self._chosen.get(name)
+            if chosen is not None and chosen.model is not None:
+                return chosen.model
+            raise self._unknown(name, None)
+        served = self._entries.get((name, version))
+        if served is None or served.model is None or served.state != READY:
+            raise self._unknown(name, version)
+        return served.model
+
+    def entry_of(self, model: LoadedModel) -> Served | None:
+        """The entry serving ``model`` (a lease's target)."""
+        served = self._entries.get((model.name, model.version))
+        return served if served is not None and served.model is model else None
+
+    def names(self) -> list[str]:
+        """The names of the models ready to answer, in the order they were configured."""
+        return list(dict.fromkeys(s.name for s in self._entries.values() if s.state == READY))
+
+    def versions(self, name: str) -> list[Served]:
+        """Every entry of ``name``, ready or not, lowest version first."""
+        found = [s for (n, _), s in self._entries.items() if n == name]
+        return sorted(found, key=lambda s: version_order(s.version))
+
+    def entries(self) -> list[Served]:
+        return list(self._entries.values())
+
+    def get(self, name: str, version: str | None) -> Served | None:
+        return self._entries.get((name, version))
+
+    @property
+    def default(self) -> LoadedModel | None:
+        """The model ``/predict`` answers with, if there is one."""
+        return self._default
+
+    def all_ready(self) -> bool:
+        """True when every configured version is serving (readiness of the whole server)."""
+        return all(s.state == READY for s in self._entries.values() if s.state != UNAVAILABLE)
+
+    # --- changes (event loop only) ---
+
+    def put(self, model: LoadedModel, *, default: bool = False) -> Served:
+        """Serve ``model`` as its name and version (replacing what served that pair)."""
+        key = (model.name, model.version)
+        served = self._entries.get(key)
+        if served is None:
+            served = self._entries[key] = Served(model.name, model.version)
+        served.model, served.state, served.reason = model, READY, ""
+        served.default = served.default or default
+        self._recompute()
+        return served
+
+    def declare(self, name: str, version: str | None, *, default: bool = False) -> Served:
+        """An entry for a configured model not (yet) loaded: listed by the index."""
+        served = self._entries.get((name, version))
+        if served is None:
+            served = self._entries[(name, version)] = Served(name, version, default=default)
+        return served
+
+    def set_state(self, served: Served, state: str, reason: str = "") -> None:
+        served.state, served.reason = state, reason
+        if state == UNAVAILABLE:
+            served.model = None
+        self._recompute()
+
+    def swap(self, old: LoadedModel | None, new: LoadedModel) -> None:
+        """A hot reload: ``new`` serves where ``old`` did."""
+        served = self.entry_of(old) if old is not None else None
+        if served is not None:
+            self._entries.pop((served.name, served.version))
+            self._entries[(new.name, new.version)] = served
+            served.name, served.version = new.name, new.version
+        self.put(new)
+
+    def _recompute(self) -> None:
+        chosen: dict[str, Served] = {}
+        for name in dict.fromkeys(n for n, _ in self._entries):
+            ready = [s for s in self.versions(name) if s.state == READY and s.model is not None]
+            if ready:
+                marked = [s for s in ready if s.default]
+                chosen[name] = marked[-1] if marked else ready[-1]
+        self._chosen = chosen
+        names = list(chosen)
+        wanted = self._default_name or (names[0] if len(names) == 1 else None)
+        pick = chosen.get(wanted) if wanted is not None else None
+        self._default = pick.model if pick is not None else None
+
+    # --- leases (unload drains) ---
+
+    def lease(self, scope: Scope, model: LoadedModel) -> None:
+        """Count this request on ``model``'s entry until ``release`` (once per request)."""
+        state = scope.setdefault("state", {})
+        if _LEASE in state:
+            return
+        served = self.entry_of(model)
+        if served is not None:
+            served.inflight += 1
+            served.idle.clear()
+            state[_LEASE] = served
+
+    @staticmethod
+    def release(scope: Scope) -> None:
+        served: Served | None = scope.get("state", {}).pop(_LEASE, None)
+        if served is not None:
+            served.inflight -= 1
+            if served.inflight == 0:
+                served.idle.set()
+
+    # --- errors ---
+
+    def served_list(self) -> str:
+        """``'a', 'b' (versions 1, 2)``: what a 404 says is served."""
+        parts = []
+        for name in self.names():
+            versions = [s.version for s in self.versions(name) if s.state == READY]
+            named = [v for v in versions if v is not None]
+            parts.append(f"{name!r}" + (f" (versions {', '.join(named)})" if named else ""))
+        return ", ".join(parts) or "no model"
+
+    def _unknown(self, name: str, version: str | None) -> NotFoundError:
+        served = self.served_list()
+        if version is None:
+            return NotFoundError(
+                f"model {name!r} is not served here; this server serves {served}",
+                code="model_not_found",
+            )
+        if name in self._chosen and all(s.version is None for s in self.versions(name)):
+            return NotFoundError(  # today's wording for one unversioned model
+                f"model {name!r} has no version {version!r}: restpredict serves it "
+                f"unversioned; use /v2/models/{name}",
+                code="version_not_found",
+            )
+        return NotFoundError(
+            f"model {name!r} has no version {version!r} ready; this server serves {served}",
+            code="version_not_found",
+        )
+
+    def _no_default(self) -> NotFoundError | NotReadyError:
+        names = self.names()
+        if not names:
+            return NotReadyError("no model is loaded; retry shortly")
+        return NotFoundError(
+            f"{len(names)} models are served ({self.served_list()}) and none is the default: "
+            "name one in the path (/models/NAME/predict) or set default_model",
+            code="model_not_named",
+        )
+
+
+def leases_of(entries: Iterable[Served]) -> int:
+    """Requests in flight on ``entries``."""
+    return sum(s.inflight for s in entries)
