@@ -199,6 +199,11 @@ class Supervisor(Multiprocess):
     def _settle(self, slot: _Slot, worker: Worker, ready: bool) -> bool:
         """Record how a start went: the slot's worker on success, a retry time on failure."""
         if ready:
+            assert worker.ready_at is not None
+            took = (worker.ready_at - worker.started_at) * 1000
+            logger.info(
+                "worker [%s] serves sha256 %s (ready in %.0f ms)", worker.pid, worker.sha256, took
+            )
             slot.worker, slot.failures, slot.next_try = worker, 0, 0.0
             if all(s.worker is not None for s in self.slots):
                 self._problem = None

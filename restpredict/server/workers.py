@@ -43,7 +43,8 @@ class Worker:
     def __init__(self, config: uvicorn.Config, sockets: list[socket], sha256: str) -> None:
         self.config = config
         self.sha256 = sha256
-        self.ready_at: float | None = None  # set by the supervisor once it answered ready
+        self.started_at = 0.0
+        self.ready_at: float | None = None  # set once it answered ready
         self.retired_at: float | None = None
         self._parent_conn, self._child_conn = _FORK.Pipe()
         self.process = _FORK.Process(target=self._serve, args=(sockets,), daemon=False)
@@ -57,6 +58,7 @@ class Worker:
         return self.process.exitcode
 
     def start(self) -> None:
+        self.started_at = time.monotonic()
         self.process.start()
         self._child_conn.close()  # EOF on our end as soon as the worker dies
 
