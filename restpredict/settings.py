@@ -156,7 +156,13 @@ class Settings(BaseModel):
         None,
         description="PEM CA bundle: require client certificates it signed (mutual TLS).",
     )
-    workers: int = Field(1, ge=1, le=64, description="Worker processes, each with the model.")
+    workers: int = Field(
+        1,
+        ge=1,
+        le=64,
+        description="Worker processes, forked from the process that loaded the model: they share "
+        "its memory and serve what it verified (docs: Several workers).",
+    )
     max_body_bytes: int = Field(
         4 * 1024 * 1024, ge=1024, description="Largest accepted request body, in bytes (413)."
     )

@@ -10,13 +10,15 @@ operator can ``cat`` it. Reading it costs a few microseconds, only on those rout
   instance out of its load balancer) but says so in the ``X-Degraded`` header and body.
 - ``rollout``: set while a rolling reload replaces workers, so ``/metadata`` states which
   SHA-256 is rolling in instead of alternating silently between two.
-- ``reload``: the outcome of the last reload the supervisor was asked for, by request id.
+- ``reload``: the outcome of the last reload the supervisor was asked for, with the ids of the
+  requests it answers. Requests that arrive together (before the supervisor reads them) are
+  answered by one reload, made with the latest request's parameters.
 """
 
 from __future__ import annotations
 
-import contextlib
 import os
+import time
 from pathlib import Path
 
 import msgspec
@@ -30,14 +32,14 @@ __all__ = [
     "degraded_headers",
     "fleet_status",
     "read_fleet",
-    "read_reload_request",
+    "read_reload_requests",
     "write_fleet",
     "write_reload_request",
 ]
 
 DEGRADED_HEADER = "X-Degraded"
 _STATUS = "fleet.json"
-_REQUEST = "reload-request.json"
+_REQUEST = "reload-request-"
 
 
 class Rollout(msgspec.Struct):
@@ -50,9 +52,9 @@ class Rollout(msgspec.Struct):
 
 
 class ReloadOutcome(msgspec.Struct):
-    """How the supervisor answered one reload request."""
+    """How the supervisor answered the reload requests with these ids (none for a SIGHUP)."""
 
-    id: str
+    ids: list[str]
     accepted: bool
     detail: str
     sha256: str  # the model serving (or rolling in) afterwards
@@ -107,22 +109,22 @@ def degraded_headers(status: FleetStatus | None) -> dict[str, str]:
 
 
 def write_reload_request(directory: Path, request: ReloadRequest) -> None:
-    _write(directory / _REQUEST, msgspec.json.encode(request))
+    _write(
+        directory / f"{_REQUEST}{time.time_ns()}-{request.id}.json", msgspec.json.encode(request)
+    )
 
 
-def read_reload_request(directory: Path) -> ReloadRequest | None:
-    """The pending request, taken (removed) so that a later plain SIGHUP does not reuse it."""
-    path = directory / _REQUEST
-    try:
-        data = path.read_bytes()
-    except OSError:
-        return None
-    with contextlib.suppress(OSError):
-        path.unlink()
-    try:
-        return msgspec.json.decode(data, type=ReloadRequest)
-    except msgspec.DecodeError:
-        return None
+def read_reload_requests(directory: Path) -> list[ReloadRequest]:
+    """The pending requests, oldest first, taken (removed): a later SIGHUP does not reuse them."""
+    requests = []
+    for path in sorted(directory.glob(f"{_REQUEST}*.json")):
+        try:
+            data = path.read_bytes()
+            path.unlink()
+            requests.append(msgspec.json.decode(data, type=ReloadRequest))
+        except (OSError, msgspec.DecodeError):
+            continue
+    return requests
 
 
 def _write(path: Path, data: bytes) -> None:

@@ -66,7 +66,7 @@ async def _ask_supervisor(pid: int, directory: Path, request: ReloadRequest) -> 
     while time.monotonic() < deadline:
         await asyncio.sleep(0.05)
         status = fleet_status(directory)
-        if status is not None and status.reload is not None and status.reload.id == request.id:
+        if status is not None and status.reload is not None and request.id in status.reload.ids:
             return status.reload
     raise ReloadError(f"the supervisor did not answer the reload request in {SUPERVISOR_WAIT:g} s")
 

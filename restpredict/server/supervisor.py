@@ -28,7 +28,6 @@ import logging
 import os
 import signal
 import time
-import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -43,7 +42,7 @@ from restpredict.asgi.fleet import (
     FleetStatus,
     ReloadOutcome,
     Rollout,
-    read_reload_request,
+    read_reload_requests,
     write_fleet,
 )
 from restpredict.asgi.reloader import prepare_replacement
@@ -245,8 +244,9 @@ class Supervisor(Multiprocess):
 
     def handle_hup(self) -> None:
         """Prepare the configured (or requested) model here, then roll the workers onto it."""
-        request = read_reload_request(self.fleet_dir)
-        request_id = request.id if request is not None else uuid.uuid4().hex
+        requests = read_reload_requests(self.fleet_dir)
+        ids = [request.id for request in requests]
+        request = requests[-1] if requests else None  # several at once: the latest one's terms
         pin = (request.sha256 if request is not None else None) or self._pin
         allowed = request is not None and request.allow_schema_change
         allowed = allowed or self.settings.allow_schema_change
@@ -264,7 +264,7 @@ class Supervisor(Multiprocess):
             _collect()  # the refused model and the frames its failure held
             logger.error("reload refused, still serving sha256 %s: %s", old.sha256, new)
             detail = f"{new}; still serving sha256 {old.sha256}"
-            self._reload = ReloadOutcome(request_id, False, detail, old.sha256, old.name)
+            self._reload = ReloadOutcome(ids, False, detail, old.sha256, old.name)
             self._publish()
             return
         self._pin = pin
@@ -273,7 +273,7 @@ class Supervisor(Multiprocess):
             logger.info("reload: sha256 %s unchanged, the workers keep serving it", old.sha256)
             del new
             _collect()
-            self._reload = ReloadOutcome(request_id, True, "unchanged", old.sha256, old.name)
+            self._reload = ReloadOutcome(ids, True, "unchanged", old.sha256, old.name)
             self._publish()
             return
         self.factory.model = new
@@ -283,7 +283,7 @@ class Supervisor(Multiprocess):
         previous = {s.worker.sha256 for s in self.slots if s.worker is not None} - {new.sha256}
         if previous:
             self._rollout = Rollout(previous.pop(), new.sha256, 0, len(self.slots))
-        self._reload = ReloadOutcome(request_id, True, "rolling", new.sha256, new.name)
+        self._reload = ReloadOutcome(ids, True, "rolling", new.sha256, new.name)
         for slot in self.slots:
             slot.next_try = 0.0  # roll now, even a slot waiting out a backoff
         self.keep_subprocess_alive()

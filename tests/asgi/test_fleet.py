@@ -10,7 +10,7 @@ from restpredict.asgi.fleet import (
     Rollout,
     degraded_headers,
     fleet_status,
-    read_reload_request,
+    read_reload_requests,
     write_fleet,
     write_reload_request,
 )
@@ -27,7 +27,11 @@ def test_a_status_reads_back_and_says_degraded(tmp_path: Path) -> None:
     assert [p.name for p in tmp_path.iterdir()] == ["fleet.json"]  # no partial file left
 
 
-def test_a_reload_request_is_taken_once(tmp_path: Path) -> None:
+def test_reload_requests_are_taken_once_oldest_first(tmp_path: Path) -> None:
     write_reload_request(tmp_path, ReloadRequest("id1", "b" * 64, allow_schema_change=True))
-    assert read_reload_request(tmp_path) == ReloadRequest("id1", "b" * 64, True)
-    assert read_reload_request(tmp_path) is None
+    write_reload_request(tmp_path, ReloadRequest("id2"))
+    assert read_reload_requests(tmp_path) == [
+        ReloadRequest("id1", "b" * 64, True),
+        ReloadRequest("id2"),
+    ]
+    assert read_reload_requests(tmp_path) == []

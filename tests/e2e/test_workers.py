@@ -16,6 +16,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import httpx
@@ -202,6 +203,10 @@ def test_admin_reload_with_workers_is_checked_by_the_supervisor_then_rolled(
             time.sleep(0.1)
         predicted = client.post("/predict", json={"features": [5.1, 3.5, 1.4, 0.2]})
         assert predicted.json()["predictions"] == [0]
+        with ThreadPoolExecutor(3) as pool:  # requests at once: each gets the one verdict
+            answers = list(pool.map(lambda _: client.post("/admin/reload"), range(3)))
+        assert [a.status_code for a in answers] == [202] * 3, [a.text for a in answers]
+        assert {a.json()["sha256"] for a in answers} == {sha256(iris_int_path)}
 
 
 def test_metadata_states_a_roll_that_waits_for_a_worker(
