@@ -254,7 +254,7 @@ class Supervisor(Multiprocess):
         if self.settings.several_models:  # the workers' models are the catalog's, not one file
             detail = "several models are served: restart the server to change them"
             logger.error("reload refused: %s", detail)
-            self._reload = ReloadOutcome(request_id, False, detail, old.sha256, old.name)
+            self._reload = ReloadOutcome(ids, False, detail, old.sha256, old.name)
             self._publish()
             return
         logger.info("SIGHUP: preparing the model for a rolling reload")
