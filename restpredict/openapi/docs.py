@@ -18,9 +18,11 @@ from starlette.requests import Request
 from starlette.responses import FileResponse, HTMLResponse, Response
 from starlette.routing import Route
 
+from restpredict.asgi.registry import ModelRegistry
 from restpredict.asgi.responses import JSON
 from restpredict.asgi.state import current_model
 from restpredict.errors import NotFoundError
+from restpredict.model.loading import LoadedModel
 from restpredict.settings import Settings
 
 if TYPE_CHECKING:  # imported on the first /docs request, not at every server's startup
@@ -43,25 +45,41 @@ _ASSETS_PATH = "/docs/assets"
 
 
 async def openapi_json(request: Request) -> Response:
-    """``GET /openapi.json``: the document for the model being served (503 until loaded)."""
-    model = current_model(request)
+    """``GET /openapi.json``: the document for the model(s) being served (503 until loaded)."""
+    model, several = _described(request)
     state = request.app.state
     cached: tuple[object, bytes] | None = getattr(state, "openapi", None)
-    if cached is None or cached[0] is not model:
+    key = (model, *several)
+    if cached is None or cached[0] != key:
         # Lazy for start-up time: the document's modules load on the first request.
         from restpredict.openapi.document import openapi_document
 
         settings: Settings = state.settings
-        cached = (model, msgspec.json.encode(openapi_document(model, settings)))
+        cached = (key, msgspec.json.encode(openapi_document(model, settings, several)))
         state.openapi = cached
     return Response(cached[1], media_type=JSON)
 
 
+def _described(request: Request) -> tuple[LoadedModel, tuple[LoadedModel, ...]]:
+    """The model the nameless routes describe (the default, else the first served) and, with
+    several models configured, every model served (by name: its default version)."""
+    state = request.app.state
+    if not state.settings.several_models:
+        return current_model(request), ()
+    registry: ModelRegistry = state.registry
+    names = registry.names()
+    several = tuple(current_model(request, name) for name in names)
+    if not several:
+        return current_model(request), ()  # 503 (or 404) naming why
+    return registry.default or several[0], several
+
+
 async def docs_page(request: Request) -> Response:
     """``GET /docs``: Swagger UI, pointed at ``openapi.json`` by relative URLs (proxy-safe)."""
-    model = current_model(request)
+    model, several = _described(request)
+    names = ", ".join(m.name for m in several) or model.name
     html = _template().render(
-        title=f"restpredict: {model.name}", assets=_ASSETS_PATH.lstrip("/"), spec_url="openapi.json"
+        title=f"restpredict: {names}", assets=_ASSETS_PATH.lstrip("/"), spec_url="openapi.json"
     )
     return HTMLResponse(html)
 

@@ -11,12 +11,14 @@ merge them in ``openapi_document``.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 from restpredict._version import __version__
 from restpredict.model.loading import LoadedModel
 from restpredict.openapi import admin, core, kserve_v1, mlflow, open_inference, protection
 from restpredict.openapi.context import OPENAPI_VERSION, OpenAPIContext, Schema
+from restpredict.openapi.models import model_sections
 from restpredict.settings import Settings
 
 __all__ = ["openapi_document"]
@@ -27,8 +29,14 @@ _METHOD_NOT_ALLOWED = (
 )
 
 
-def openapi_document(model: LoadedModel, settings: Settings) -> dict[str, Any]:
-    """The OpenAPI 3.1 document of every route the app serves (the docs page aside)."""
+def openapi_document(
+    model: LoadedModel, settings: Settings, several: Sequence[LoadedModel] = ()
+) -> dict[str, Any]:
+    """The OpenAPI 3.1 document of every route the app serves (the docs page aside).
+
+    ``several``: with several models, each one's ``/models/{name}/`` section (``model``, the
+    default or the first, describes the nameless and protocol routes).
+    """
     api = OpenAPIContext.of(model, settings)
     paths = {
         **core.openapi_paths(api),
@@ -38,6 +46,8 @@ def openapi_document(model: LoadedModel, settings: Settings) -> dict[str, Any]:
         **admin.openapi_paths(api),
     }
     components = _components(api)
+    if several:
+        paths.update(model_sections(several, settings, components["schemas"], _components))
     for key, value in protection.components(api).items():
         components[key] = {**components.get(key, {}), **value}
     return {

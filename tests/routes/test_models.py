@@ -9,6 +9,7 @@ from typing import Any
 
 import numpy as np
 import pytest
+from openapi_spec_validator import validate
 from starlette.testclient import TestClient
 
 from restpredict.app import create_app
@@ -183,3 +184,17 @@ def test_repository_load_and_unload(folder: Path) -> None:
         given = c.post("/v2/repository/models/iris/load", json={"parameters": {"config": "{}"}})
         assert given.status_code == 400
         assert c.post("/v2/repository/models/ghost/unload").status_code == 404
+
+
+def test_the_openapi_document_has_a_section_per_model(several: TestClient) -> None:
+    doc = several.get("/openapi.json").json()
+    validate(doc)
+    for name in ("frame", "iris", "regressor"):
+        assert f"/models/{name}/predict" in doc["paths"]
+        assert f"/models/{name}/metadata" in doc["paths"]
+    schemas = doc["components"]["schemas"]
+    assert "frame.Record" in schemas and "iris.Record" not in schemas
+    assert schemas["regressor.Row"]["minItems"] == 3
+    assert schemas["iris.Row"]["minItems"] == 4
+    assert several.get("/docs").status_code == 200
+    assert "restpredict: frame, iris, regressor" in several.get("/docs").text
