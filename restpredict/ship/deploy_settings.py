@@ -29,7 +29,7 @@ from pydantic import (
     model_validator,
 )
 
-from restpredict.settings import Settings, validate_layers
+from restpredict.settings import Settings, is_uri, validate_layers
 
 __all__ = [
     "DeploySettings",
@@ -102,6 +102,13 @@ EnvName = Annotated[
 OciLabelKey = Annotated[
     str, _pattern(r"[A-Za-z0-9][A-Za-z0-9._/-]{0,127}", "a label key like org.example.team")
 ]
+DnsSubdomain = Annotated[
+    str,
+    _pattern(
+        rf"(?=.{{1,253}}$){_DNS_LABEL}(?:\.{_DNS_LABEL})*",
+        "a DNS-1123 subdomain: lower-case letters, digits, '-' and '.', at most 253",
+    ),
+]
 DnsLabel = Annotated[
     str, _pattern(_DNS_LABEL, "a DNS-1123 label: 1-63 lower-case letters, digits or '-'")
 ]
@@ -149,6 +156,8 @@ _RESERVED_ENV = frozenset(
         "PYTHONPATH",
     }
 )
+# Set in the Deployment from docker.model_fetch and kubernetes.tls_secret.
+_MANAGED_ENV = frozenset({"RESTPREDICT_MODEL", "RESTPREDICT_SHA256", "RESTPREDICT_CACHE_DIR"})
 _RESERVED_KUBE_LABELS = frozenset(
     f"app.kubernetes.io/{n}" for n in ("name", "instance", "version", "component", "managed-by")
 )
@@ -231,6 +240,12 @@ class DockerSettings(_Section):
     labels: dict[OciLabelKey, Text] = Field(
         {}, description="Extra OCI image labels (restpredict.* are reserved)."
     )
+    model_fetch: Literal["bake", "startup"] = Field(
+        "bake",
+        description="bake: a remote model is fetched now and copied into the image, pinned "
+        "by SHA-256; startup: the image holds no model and each container fetches the source "
+        "(pinned to the SHA-256 resolved now) into its cache when it starts.",
+    )
 
     @field_validator("base_image")
     @classmethod
@@ -299,6 +314,40 @@ class KubernetesSettings(_Section):
     env: Environment = Field(
         {}, description="Extra environment variables of the container; no secrets."
     )
+    startup_timeout_seconds: int | None = Field(
+        None,
+        ge=10,
+        le=3600,
+        description="How long the startup probe waits for the model to load before the "
+        "kubelet restarts the container; default: 120, or 600 with docker.model_fetch: startup "
+        "(the download comes first).",
+    )
+    model_credentials_secret: DnsSubdomain | None = Field(
+        None,
+        description="With docker.model_fetch: startup, a Secret whose keys become the "
+        "container's environment (AWS_ACCESS_KEY_ID, AZURE_STORAGE_KEY, MLFLOW_TRACKING_TOKEN, "
+        "...): the credentials the fetch uses, never written into the manifest or the image.",
+    )
+    service_account: DnsSubdomain | None = Field(
+        None,
+        description="serviceAccountName of the pod, for workload identity (EKS IRSA or Pod "
+        "Identity, GKE Workload Identity, Azure Workload Identity) instead of a Secret.",
+    )
+    model_cache_size_limit: Quantity = Field(
+        "1Gi",
+        description="With docker.model_fetch: startup, size limit of the emptyDir the model "
+        "is downloaded into (the model, or an MLflow folder or unpacked archive, fits in it).",
+    )
+    tls_secret: DnsSubdomain | None = Field(
+        None,
+        description="A kubernetes.io/tls Secret (tls.crt, tls.key) mounted read-only: the "
+        "server speaks HTTPS with it, and the probes switch to HTTPS.",
+    )
+    tls_client_auth: bool = Field(
+        False,
+        description="Mutual TLS: clients must present a certificate signed by the tls_secret's "
+        "ca.crt (the kubelet cannot, so the probes check the port instead).",
+    )
     labels: dict[KubeLabelKey, KubeLabelValue] = Field(
         {}, description="Extra labels of every object and the pod."
     )
@@ -332,6 +381,11 @@ class KubernetesSettings(_Section):
             request, limit = getattr(self, f"{kind}_request"), getattr(self, f"{kind}_limit")
             if parse_quantity(request) > parse_quantity(limit):
                 raise ValueError(f"{kind}_request {request} exceeds {kind}_limit {limit}")
+        if self.tls_client_auth and self.tls_secret is None:
+            raise ValueError("tls_client_auth needs tls_secret (its ca.crt checks the clients)")
+        for name in self.env:
+            if name in _MANAGED_ENV or name.startswith("RESTPREDICT_TLS_"):
+                raise ValueError(f"env: {name} is set by dockerize from the other settings")
         return self
 
 
@@ -346,6 +400,21 @@ class DeploySettings(Settings):
         default_factory=lambda: KubernetesSettings.model_validate({}),
         description="The manifests `restpredict dockerize` writes.",
     )
+
+    @model_validator(mode="after")
+    def _fetch_needs_a_remote_source(self) -> DeploySettings:
+        if self.docker.model_fetch == "startup":
+            if self.model is not None and not is_uri(self.model):
+                raise ValueError(
+                    "docker.model_fetch: startup needs a remote source (s3://, gs://, az://, "
+                    "http(s)://, models:/, runs:/); a local model is baked into the image"
+                )
+        elif self.kubernetes.model_credentials_secret is not None:
+            raise ValueError(
+                "kubernetes.model_credentials_secret needs docker.model_fetch: startup "
+                "(a baked image fetches nothing, so it needs no credentials)"
+            )
+        return self
 
 
 def load_deploy_settings(

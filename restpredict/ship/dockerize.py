@@ -28,7 +28,9 @@ from restpredict.model.prepare import load_source
 from restpredict.settings import Settings, is_uri
 from restpredict.ship.deploy_settings import DeploySettings, DockerSettings, KubernetesSettings
 from restpredict.ship.distribution import build_wheel, pinned_requirements, wheel_name
+from restpredict.ship.requirements import merge_recorded
 from restpredict.ship.templates import render_template
+from restpredict.sources.uri import EXTRAS, parse_source, redact
 
 __all__ = [
     "BuildPlan",
@@ -45,6 +47,12 @@ __all__ = [
 
 MODEL_DIR = "/models"
 CODE_DIR = "/opt/restpredict/code"
+#: Where a fetch-at-start-up image caches its model (an emptyDir in Kubernetes, a tmpfs in docker).
+CACHE_DIR = "/var/cache/restpredict"
+#: Where the tls_secret is mounted; a kubernetes.io/tls Secret's keys are its file names.
+TLS_DIR = "/etc/restpredict/tls"
+# The module each fetch needs, imported once at build time so a missing backend fails the build.
+_FETCH_MODULES = {"s3": "s3fs", "gcs": "gcsfs", "azure": "adlfs", "http": "aiohttp"}
 MANIFESTS = "k8s.yaml"
 _SAFE_FILENAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,127}")
 # `serve` settings the container passes on as flags when they differ from the defaults.
@@ -76,6 +84,7 @@ class ModelFacts:
     distributions: dict[str, str] = dataclasses.field(default_factory=dict)
     unprovided: tuple[str, ...] = ()
     system_packages: tuple[str, ...] = ()
+    recorded_requirements: tuple[str, ...] = ()  # an MLflow model's requirements.txt
 
     @classmethod
     def of(cls, model: LoadedModel, path: Path, code_paths: tuple[Path, ...] = ()) -> ModelFacts:
@@ -97,6 +106,7 @@ class ModelFacts:
             distributions=found.distributions,
             unprovided=found.unprovided,
             system_packages=found.system_packages,
+            recorded_requirements=tuple(mlflow.get("requirements") or ()),
         )
 
 
@@ -113,6 +123,7 @@ class BuildPlan:
     model_filename: str
     name: str
     serve_args: tuple[str, ...]
+    source: str | None = None  # the URI each container fetches (model_fetch: startup)
 
     @property
     def reference(self) -> str:
@@ -150,9 +161,31 @@ class BuildPlan:
         return tuple(sorted({*self.docker.system_packages, *self.model.system_packages}))
 
     @property
+    def fetch_extra(self) -> str | None:
+        """The restpredict extra that fetches ``source`` (s3, gcs, azure, http, mlflow)."""
+        if self.source is None:
+            return None
+        ref = parse_source(self.source)
+        return EXTRAS[ref.scheme] if ref.kind == "remote" else "mlflow"
+
+    @property
     def pip_extras(self) -> tuple[str, ...]:
-        """restpredict extras the image needs: skops for a .skops model."""
-        return ("skops",) if Path(self.model_filename).suffix in SKOPS_SUFFIXES else ()
+        """restpredict extras the image needs: skops for a .skops model, the fetch's backend."""
+        skops = ("skops",) if Path(self.model_filename).suffix in SKOPS_SUFFIXES else ()
+        return (*skops, *filter(None, [self.fetch_extra]))
+
+    @property
+    def fetch_check(self) -> str:
+        """Python the build runs to prove the image can fetch its source (its imports)."""
+        extra = self.fetch_extra
+        module = "mlflow" if extra == "mlflow" else _FETCH_MODULES.get(extra or "", "")
+        return f"import restpredict.sources.resolve, {module}" if module else ""
+
+    @property
+    def startup_seconds(self) -> int:
+        """The startup probe's patience: the download comes first in fetch mode."""
+        given = self.kubernetes.startup_timeout_seconds
+        return given if given is not None else (600 if self.source else 120)
 
 
 def plan_build(
@@ -180,6 +213,7 @@ def plan_build(
             "code_paths must have distinct names of letters, digits, '.', '_' and '-' "
             f"(they become {CODE_DIR}/<name> in the image): {', '.join(clash or names)}"
         )
+    source = _fetched_source(settings)
     return BuildPlan(
         settings=settings,
         model=model,
@@ -190,7 +224,28 @@ def plan_build(
         model_filename=filename,
         name=settings.kubernetes.name or _dns_label(image.rpartition("/")[2]),
         serve_args=_serve_args(settings, model, filename),
+        source=source,
     )
+
+
+def _fetched_source(settings: DeploySettings) -> str | None:
+    """The source a fetch-at-start-up image names, refused if it would leak a credential."""
+    if settings.docker.model_fetch != "startup":
+        return None
+    given = settings.model or ""
+    ref = parse_source(given)
+    if ref.kind == "local":
+        raise ConfigError(
+            f"docker.model_fetch: startup needs a remote source, and {given} is a local path: "
+            "bake it (the default) or upload it"
+        )
+    if redact(ref.text) != ref.text:
+        raise ConfigError(
+            f"{ref.display}: the source carries credentials (user info or query values), "
+            "which would be written into the image and the manifest; use the provider's "
+            "credentials from kubernetes.model_credentials_secret or kubernetes.service_account"
+        )
+    return ref.text
 
 
 def _image_name(stem: str) -> str:
@@ -249,13 +304,18 @@ def render_dockerfile(plan: BuildPlan) -> str:
         extra_pip=list(docker.extra_pip),
         env=dict(docker.env),
         labels=dict(docker.labels),
+        model_source=plan.source or "",
+        fetch_check=plan.fetch_check,
+        cache_dir=CACHE_DIR,
     )
 
 
 def render_dockerignore(plan: BuildPlan) -> str:
     """A .dockerignore that sends the builder only what the Dockerfile copies."""
     return render_template(
-        "dockerignore.j2", model_filename=plan.model_filename, code=bool(plan.code_names)
+        "dockerignore.j2",
+        model_filename="" if plan.source else plan.model_filename,
+        code=bool(plan.code_names),
     )
 
 
@@ -273,10 +333,33 @@ def render_manifests(plan: BuildPlan) -> str:
         model_sha256=plan.model.sha256,
         port=plan.docker.port,
         uid=plan.docker.uid,
-        env=dict(k8s.env),
+        env={**_managed_env(plan), **k8s.env},
         labels=dict(k8s.labels),
         annotations=dict(k8s.annotations),
+        model_source=plan.source or "",
+        cache_dir=CACHE_DIR,
+        tls_dir=TLS_DIR,
+        startup_failure_threshold=-(-plan.startup_seconds // 2),  # probed every 2 s
     )
+
+
+def _managed_env(plan: BuildPlan) -> dict[str, str]:
+    """The container's environment from the settings: the source to fetch, the TLS files.
+
+    Environment rather than ``args``: the image's CMD stays the one serve command, and
+    RESTPREDICT_* variables are settings like the flags (docs/configuration.md).
+    """
+    env: dict[str, str] = {}
+    if plan.source is not None:
+        env["RESTPREDICT_MODEL"] = plan.source
+        env["RESTPREDICT_SHA256"] = plan.model.sha256
+        env["RESTPREDICT_CACHE_DIR"] = CACHE_DIR
+    if plan.kubernetes.tls_secret is not None:
+        env["RESTPREDICT_TLS_CERT"] = f"{TLS_DIR}/tls.crt"
+        env["RESTPREDICT_TLS_KEY"] = f"{TLS_DIR}/tls.key"
+        if plan.kubernetes.tls_client_auth:
+            env["RESTPREDICT_TLS_CLIENT_CA"] = f"{TLS_DIR}/ca.crt"
+    return env
 
 
 def render_requirements(plan: BuildPlan, pins: Mapping[str, str]) -> str:
@@ -289,6 +372,14 @@ def render_requirements(plan: BuildPlan, pins: Mapping[str, str]) -> str:
         "# each pinned to the version installed where it was generated; scikit-learn to the "
         f"version the model was pickled with ({plan.model.sklearn_version}).",
         f"# Found in the model (and its code paths): {found}.",
+        *(
+            [
+                "# Merged with the MLflow model's requirements.txt (where they differ, these pins "
+                "win but scikit-learn; dockerize's notes name each difference)."
+            ]
+            if plan.model.recorded_requirements
+            else []
+        ),
         *(f"{name}=={version}" for name, version in sorted(pins.items())),
     ]
     return "\n".join(lines) + "\n"
@@ -316,12 +407,14 @@ class WrittenContext:
     def next_commands(self) -> list[tuple[str, str]]:
         """(what, command) pairs: build, run locally, push, deploy."""
         ref, port, out = self.plan.reference, self.plan.docker.port, self.output
+        # A fetching image needs a writable cache and the provider's credentials.
+        fetch = f" --tmpfs {CACHE_DIR} --env-file model-credentials.env" if self.plan.source else ""
         return [
             ("build", f"docker build -t {ref} {out}"),
             ("or with podman", f"podman build --format docker -t {ref} {out}"),
             (
                 "run locally",
-                f"docker run --rm --read-only --tmpfs /tmp -p 127.0.0.1:{port}:{port} {ref}",
+                f"docker run --rm --read-only --tmpfs /tmp{fetch} -p 127.0.0.1:{port}:{port} {ref}",
             ),
             ("push", f"docker push {ref}"),
             ("deploy", f"kubectl apply -f {out / MANIFESTS}"),
@@ -349,19 +442,23 @@ def write_build_context(
     if hashlib.sha256(data).hexdigest() != model.sha256:
         raise BuildContextError(f"{path} changed while it was being read; try again")
     mlflow = model.origin.get("mlflow") or {}
-    trusted = (*settings.trusted_types, *mlflow.get("skops_trusted_types", ()))
+    fetch = settings.docker.model_fetch == "startup"
     code = (*settings.code_paths, *model.origin.get("code_paths", ()))  # + an MLflow code/
-    settings = settings.model_copy(
-        update={
-            "trusted_types": tuple(dict.fromkeys(trusted)),
-            "code_paths": tuple(dict.fromkeys(code)),
-        }
-    )
-    facts = ModelFacts.of(model, path, settings.code_paths)
+    if not fetch:  # fetched at start-up, the server reads the MLflow folder's trust and code
+        trusted = (*settings.trusted_types, *mlflow.get("skops_trusted_types", ()))
+        settings = settings.model_copy(
+            update={
+                "trusted_types": tuple(dict.fromkeys(trusted)),
+                "code_paths": tuple(dict.fromkeys(code)),
+            }
+        )
+    facts = ModelFacts.of(model, path, tuple(dict.fromkeys(code)))
     plan = plan_build(settings, facts, python_version=python_version)
     pins = pinned_requirements(
         plan.pip_extras, python_version=plan.python_version, also=facts.distributions
     )
+    merged = merge_recorded(pins, facts.recorded_requirements)
+    pins = merged.pins
     texts = render_build_context(plan, pins)  # everything rendered before anything is written
     wheels = output / "wheels"
     wheels.mkdir(parents=True, exist_ok=True)
@@ -371,10 +468,14 @@ def write_build_context(
     for relative, text in texts.items():
         (output / relative).write_text(text, encoding="utf-8")
         written.append(output / relative)
-    (output / plan.model_filename).write_bytes(data)
-    written.append(output / plan.model_filename)
+    stale_model = output / plan.model_filename
+    if not fetch:
+        stale_model.write_bytes(data)
+        written.append(stale_model)
+    elif stale_model.is_file():  # --force over a baked context: the image must hold no model
+        stale_model.unlink()
     written += _copy_code(settings.code_paths, output / "code")
-    notes: list[str] = []
+    notes: list[str] = list(merged.notes)
     if facts.unprovided:
         notes.append(
             f"the model imports {', '.join(facts.unprovided)}, which no installed distribution "
@@ -397,7 +498,21 @@ def write_build_context(
             "docker.python_version if it does"
         )
     source = model.origin.get("source", given)
-    if is_uri(given):
+    if fetch:
+        notes.append(
+            f"the image holds no model: each container fetches {source} into "
+            f"{CACHE_DIR} when it starts, pinned by SHA-256 {model.sha256[:12]}…; give it "
+            "the credentials with kubernetes.model_credentials_secret or "
+            "kubernetes.service_account"
+        )
+        if parse_source(given).kind != "remote" and "MLFLOW_TRACKING_URI" not in (
+            {**settings.kubernetes.env, **settings.docker.env}
+        ):
+            notes.append(
+                "the container resolves an MLflow URI: set MLFLOW_TRACKING_URI in "
+                "kubernetes.env, or in the Secret if it carries credentials"
+            )
+    elif is_uri(given):
         revision = model.origin.get("source_revision")
         notes.append(
             f"baked {source}{f' ({revision})' if revision else ''} into the image as "

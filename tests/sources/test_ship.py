@@ -67,3 +67,26 @@ def test_dockerize_a_local_mlflow_folder_with_code_and_another_python(
     assert f"saved with Python 3.8.10 and the image has {running}" in notes
     assert "baked" not in notes  # a local folder: nothing was fetched
     assert (out / "code" / "code" / "helpers.py").read_text() == "ANSWER = 42\n"  # as --code-path
+
+
+def test_dockerize_merges_the_mlflow_requirements(mlflow_pickle_dir: Path, tmp_path: Path) -> None:
+    import shutil
+
+    import numpy
+
+    folder = tmp_path / "churn"
+    shutil.copytree(mlflow_pickle_dir, folder)
+    recorded = ["mlflow==3.17.0", "tabulate==0.9.0", "numpy==1.26.4", "scikit-learn==0.1"]
+    (folder / "requirements.txt").write_text("\n".join(recorded) + "\n")
+    out = tmp_path / "build"
+    result = runner.invoke(app, ["dockerize", str(folder), "-o", str(out)])
+    assert result.exit_code == 0, result.output
+    pins = (out / "requirements.txt").read_text().splitlines()
+    assert "tabulate==0.9.0" in pins  # only MLflow names it: added at its version
+    assert f"numpy=={numpy.__version__}" in pins  # in both: restpredict's pin is kept
+    assert not any(line.startswith("mlflow") for line in pins)
+    notes = " ".join(result.stderr.split())
+    assert (
+        f"conflict: the model's MLflow requirements.txt pins numpy==1.26.4, the image pins "
+        f"numpy=={numpy.__version__}"
+    ) in notes
