@@ -471,6 +471,13 @@ DOCKER_FLAGS = (
         text="Worker processes per container (docker.workers).",
         panel=DEPLOY_PANEL,
     ),
+    setting(
+        "docker.model_fetch",
+        str,
+        text="bake|startup (docker.model_fetch): bake a remote model into the image, or leave "
+        "it out and have each container fetch the pinned source when it starts.",
+        panel=DEPLOY_PANEL,
+    ),
 )
 KUBERNETES_FLAGS = (
     setting(

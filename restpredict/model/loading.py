@@ -139,7 +139,8 @@ class LoadedModel:
     def _as_input(self, rows: np.ndarray) -> Any:
         """A DataFrame with the fitted column names when the model was fitted on one."""
         names = self.schema.feature_names
-        if names is None or getattr(self.estimator, "takes_arrays", False):
+        takes_arrays = getattr(self.estimator, "takes_arrays", False)
+        if names is None or not self.schema.wants_frame or takes_arrays:
             return rows
         import pandas as pd
 

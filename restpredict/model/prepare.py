@@ -19,6 +19,7 @@ from restpredict.errors import (
 from restpredict.model.backend import select_backend
 from restpredict.model.catalog import Catalogued, catalog
 from restpredict.model.loading import LoadedModel, load_model
+from restpredict.model.schema import with_signature
 from restpredict.settings import Settings
 from restpredict.sources import resolve
 
@@ -93,6 +94,9 @@ def load_source(source: str, settings: Settings, *, allow_version_mismatch: bool
         name=settings.model_name or resolved.name,
         code_paths=code_paths,
     )
+    if mlflow is not None and mlflow.input_names:  # names for a model fitted on arrays
+        schema = with_signature(model.schema, mlflow.input_names, mlflow.input_types or ())
+        model = replace(model, schema=schema)
     return replace(model, origin=origin)
 
 

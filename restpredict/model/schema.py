@@ -6,7 +6,7 @@ container config, so it is computed once, at load time.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, Literal
 
 import numpy as np
@@ -21,6 +21,7 @@ __all__ = [
     "infer_schema",
     "known_categories",
     "schema_changes",
+    "with_signature",
 ]
 
 ColumnKind = Literal["number", "string"]
@@ -44,6 +45,9 @@ class ModelSchema:
     estimator: str
     example: tuple[Scalar, ...] | None
     missing: tuple[Missing, ...] | None = None
+    #: The names came from an MLflow signature, not from the model: requests are checked and
+    #: documented by name, but the model still gets the arrays it was fitted on.
+    signature_names: bool = False
 
     def nullable(self, index: int) -> bool:
         """Whether feature ``index`` takes a missing value (JSON null)."""
@@ -71,7 +75,7 @@ class ModelSchema:
     @property
     def wants_frame(self) -> bool:
         """True when the model was fitted on a DataFrame and should get one back."""
-        return self.feature_names is not None
+        return self.feature_names is not None and not self.signature_names
 
 
 def infer_schema(estimator: Any) -> ModelSchema:
@@ -104,6 +108,38 @@ def infer_schema(estimator: Any) -> ModelSchema:
         task=_task(estimator),
         estimator=describe_estimator(estimator),
         example=example,
+    )
+
+
+# MLflow column types (mlflow.types.DataType) a JSON number or a JSON string carries.
+_SIGNATURE_KINDS: dict[str, ColumnKind] = {
+    **dict.fromkeys(("double", "float", "long", "integer", "boolean"), "number"),
+    "string": "string",
+}
+
+
+def with_signature(
+    schema: ModelSchema, names: tuple[str, ...], types: tuple[str, ...]
+) -> ModelSchema:
+    """The schema with an MLflow signature's input names and kinds, where the model has none.
+
+    A model fitted on a DataFrame keeps its own names (they are what it checks); a signature
+    whose column count differs from the model's, or with a type JSON cannot carry (binary,
+    datetime), is ignored rather than trusted over the model.
+    """
+    if schema.feature_names is not None or not names or len(types) != len(names):
+        return schema
+    if schema.n_features is not None and schema.n_features != len(names):
+        return schema
+    if not all(t in _SIGNATURE_KINDS for t in types):
+        return schema
+    return replace(
+        schema,
+        n_features=len(names),
+        feature_names=names,
+        feature_kinds=tuple(_SIGNATURE_KINDS[t] for t in types),
+        example=schema.example if schema.example is not None else (0.0,) * len(names),
+        signature_names=True,
     )
 
 

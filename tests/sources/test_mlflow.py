@@ -186,3 +186,38 @@ def test_recorded_sklearn_version_is_checked_before_unpickling(
     (folder / "MLmodel").write_text(text.replace("sklearn_version: ", "sklearn_version: 0.24.2 #"))
     with pytest.raises(VersionMismatchError, match=r"saved with scikit-learn 0\.24\.2"):
         load_source(str(folder), Settings(), allow_version_mismatch=False)
+
+
+def test_signature_names_a_model_fitted_on_arrays(
+    mlflow_pickle_dir: Path, iris_path: Path, tmp_path: Path
+) -> None:
+    """The iris pipeline was fitted on a NumPy array: its MLflow signature supplies the
+    names, which requests may then use, while the model still gets arrays (no warning)."""
+    from sklearn.datasets import load_iris
+    from starlette.testclient import TestClient
+
+    from restpredict.app import create_app
+    from restpredict.model.prepare import prepare_model
+    from restpredict.settings import Settings
+
+    assert load_model(iris_path).schema.feature_names is None  # the model itself has none
+    settings = Settings(model=str(mlflow_pickle_dir), cache_dir=tmp_path)
+    model = prepare_model(settings)
+    names = tuple(load_iris().feature_names)
+    assert model.schema.feature_names == names
+    assert model.schema.feature_kinds == ("number",) * 4
+    assert model.schema.signature_names and not model.schema.wants_frame
+    rows = load_iris().data[::30].tolist()
+    expected = load_model(iris_path).predict(rows).labels.tolist()  # type: ignore[union-attr]
+    with TestClient(create_app(settings, model)) as client:
+        named = [dict(zip(names, row)) for row in rows]
+        by_name = client.post("/predict", json={"instances": named})
+        assert by_name.status_code == 200, by_name.text
+        assert by_name.json()["predictions"] == expected
+        by_position = client.post("/predict", json={"features": rows[0]})
+        assert by_position.json()["predictions"] == expected[:1]
+        missing = client.post("/predict", json={"instances": [dict(list(named[0].items())[:3])]})
+        assert missing.status_code == 422
+        assert "petal width (cm)" in missing.json()["detail"]
+        meta = client.get("/metadata").json()
+        assert meta["feature_names"] == list(names)

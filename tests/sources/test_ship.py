@@ -90,3 +90,37 @@ def test_dockerize_merges_the_mlflow_requirements(mlflow_pickle_dir: Path, tmp_p
         f"conflict: the model's MLflow requirements.txt pins numpy==1.26.4, the image pins "
         f"numpy=={numpy.__version__}"
     ) in notes
+
+
+def test_dockerize_model_fetch_startup_leaves_the_model_out(
+    aws: str, bucket: str, iris_path: Path, tmp_path: Path
+) -> None:
+    out = tmp_path / "build"
+    source = f"s3://{bucket}/iris.joblib"
+    args = ["dockerize", source, "--model-fetch", "startup", "-o", str(out)]
+    result = runner.invoke(app, [*args, "--cache-dir", str(tmp_path / "cache")])
+    assert result.exit_code == 0, result.output
+    digest = hashlib.sha256(iris_path.read_bytes()).hexdigest()
+    assert not (out / "iris.joblib").exists()
+    dockerfile = (out / "Dockerfile").read_text()
+    assert f'RESTPREDICT_MODEL="{source}"' in dockerfile
+    assert f'RESTPREDICT_SHA256="{digest}"' in dockerfile
+    pins = (out / "requirements.txt").read_text()
+    assert "s3fs==" in pins and "fsspec==" in pins  # the image fetches: it needs the backend
+    deployment = next(yaml.safe_load_all((out / "k8s.yaml").read_text()))
+    (container,) = deployment["spec"]["template"]["spec"]["containers"]
+    env = {e["name"]: e["value"] for e in container["env"]}
+    assert env["RESTPREDICT_MODEL"] == source and env["RESTPREDICT_SHA256"] == digest
+    assert "testing" not in (out / "k8s.yaml").read_text() + dockerfile  # no credentials
+    assert "each container fetches" in " ".join(result.stderr.split())
+
+
+def test_dockerize_model_fetch_startup_refuses_a_local_file(
+    iris_path: Path, tmp_path: Path
+) -> None:
+    args = ["dockerize", str(iris_path), "--model-fetch", "startup", "-o", str(tmp_path / "b")]
+    result = runner.invoke(app, args)
+    assert result.exit_code == 2
+    (line,) = result.stderr.strip().splitlines()
+    assert "docker.model_fetch: startup needs a remote source" in line
+    assert not (tmp_path / "b").exists()
