@@ -178,6 +178,9 @@ class AccessMiddleware:
                 metrics.observe_stage(route, stage, seconds)
             if exchange.rows is not None:
                 metrics.observe_rows(route, exchange.rows)
+            model = scope.get("state", {}).get("model")
+            if model is not None:
+                metrics.observe_model_request(model, status)
             if not log:
                 continue
             fields = _access_fields(scope, exchange, status, elapsed)

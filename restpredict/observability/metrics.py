@@ -93,6 +93,13 @@ class Metrics:
             registry=own,
             multiprocess_mode="livemax",
         )
+        self.model_requests = Counter(
+            "restpredict_model_requests",
+            "Requests answered by each model (name and version; empty: unversioned), by status.",
+            ["model", "version", "status"],
+            registry=own,
+        )
+        self._model_children: dict[tuple[str, str | None, int], Counter] = {}
         # One process: the in-flight count is a plain int the gauge reads at scrape time (two
         # locked updates per request saved). Several: each worker's count must be in its file.
         self._in_flight = 0
@@ -126,6 +133,16 @@ class Metrics:
     def observe_rows(self, route: str, rows: int) -> None:
         """The size of one validated prediction request."""
         self._families.observe_rows(route, rows)
+
+    def observe_model_request(self, model: LoadedModel, status: int) -> None:
+        """One request a model answered (or refused): per model and version, for several."""
+        key = (model.name, model.version, status)
+        child = self._model_children.get(key)
+        if child is None:
+            child = self._model_children[key] = self.model_requests.labels(
+                model.name, model.version or "", str(status)
+            )
+        child.inc()
 
     def observe_batch(self, size: int) -> None:
         """The hook for a micro-batcher: call once per model call with the rows it joined."""

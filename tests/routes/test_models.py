@@ -198,3 +198,21 @@ def test_the_openapi_document_has_a_section_per_model(several: TestClient) -> No
     assert schemas["iris.Row"]["minItems"] == 4
     assert several.get("/docs").status_code == 200
     assert "restpredict: frame, iris, regressor" in several.get("/docs").text
+
+
+def test_metrics_count_requests_per_model_and_version(versioned: TestClient) -> None:
+    def count(model: str, version: str, status: str) -> float:
+        text = versioned.get("/metrics").text
+        prefix = (
+            f'restpredict_model_requests_total{{model="{model}",status="{status}",'
+            f'version="{version}"}} '
+        )
+        lines = [line for line in text.splitlines() if line.startswith(prefix)]
+        return float(lines[0].removeprefix(prefix)) if lines else 0.0
+
+    before = count("flowers", "2", "200"), count("petal", "", "422")
+    for _ in range(3):
+        versioned.post("/models/flowers/predict", json={"features": ROWS})
+    versioned.post("/models/petal/predict", json={"features": ROWS})  # 4 features, not 3
+    assert count("flowers", "2", "200") == before[0] + 3
+    assert count("petal", "", "422") == before[1] + 1
