@@ -8,11 +8,10 @@ does, so the output is bit-identical.
 
 from __future__ import annotations
 
+import sys
 from typing import Any
 
 import numpy as np
-from sklearn.impute import SimpleImputer
-from sklearn.preprocessing import MinMaxScaler, StandardScaler
 
 from restpredict.model.fast.base import FastStep, refuse_non_finite
 
@@ -29,12 +28,16 @@ def fast_step(transformer: Any) -> FastStep | None:
         None,
     ):
         return None
+    # The classes are looked up where the model's unpickling imported them, not imported here:
+    # importing sklearn.impute for a model without an imputer cost ~25 ms of start-up.
     kind = type(transformer)
-    if kind is StandardScaler:
+    scaling = sys.modules.get("sklearn.preprocessing")
+    if scaling is not None and kind is scaling.StandardScaler:
         return _Standard(transformer)
-    if kind is MinMaxScaler:
+    if scaling is not None and kind is scaling.MinMaxScaler:
         return _MinMax(transformer)
-    if kind is SimpleImputer:
+    impute = sys.modules.get("sklearn.impute")
+    if impute is not None and kind is impute.SimpleImputer:
         return _imputer(transformer)
     return None
 

@@ -2,17 +2,13 @@
 
 from __future__ import annotations
 
+import sys
 from typing import Any
 
 import numpy as np
 import sklearn
 
 from restpredict.model.fast.base import Exactness, FastEstimator
-from restpredict.model.fast.boosting import fast_boosting
-from restpredict.model.fast.linear import fast_linear
-from restpredict.model.fast.pipeline import fast_pipeline
-from restpredict.model.fast.preprocessing import fast_step
-from restpredict.model.fast.trees import fast_trees
 
 __all__ = ["VERIFIED_SKLEARN", "differences", "find_fast_path", "unverified_version"]
 
@@ -31,7 +27,14 @@ def unverified_version() -> str | None:
 
 def find_fast_path(estimator: Any) -> FastEstimator | None:
     """The fast path for ``estimator``: its own family's, or a pipeline's; else None."""
-    return _final(estimator) or fast_pipeline(estimator, _final, fast_step)
+    found = _final(estimator)
+    if found is None and "sklearn.pipeline" in sys.modules:
+        # Lazy imports, for start-up time: see ``_final``.
+        from restpredict.model.fast.pipeline import fast_pipeline
+        from restpredict.model.fast.preprocessing import fast_step
+
+        found = fast_pipeline(estimator, _final, fast_step)
+    return found
 
 
 def differences(expected: Any, got: Any, exactness: Exactness) -> str | None:
@@ -57,4 +60,25 @@ def differences(expected: Any, got: Any, exactness: Exactness) -> str | None:
 
 
 def _final(estimator: Any) -> FastEstimator | None:
-    return fast_trees(estimator) or fast_linear(estimator) or fast_boosting(estimator)
+    """The family's fast path, importing only families whose scikit-learn module is loaded.
+
+    Lazy imports, for start-up time: each family imports the scikit-learn module of the classes
+    it serves, and a model can only be one of those classes once that module is imported (by
+    unpickling it). Importing ``sklearn.ensemble`` for a logistic regression cost ~50 ms.
+    """
+    loaded = sys.modules
+    if "sklearn.tree" in loaded:  # trees, and forests (sklearn.ensemble imports sklearn.tree)
+        from restpredict.model.fast.trees import fast_trees
+
+        if (found := fast_trees(estimator)) is not None:
+            return found
+    if "sklearn.linear_model" in loaded or "sklearn.svm" in loaded:
+        from restpredict.model.fast.linear import fast_linear
+
+        if (found := fast_linear(estimator)) is not None:
+            return found
+    if "sklearn.ensemble" in loaded:
+        from restpredict.model.fast.boosting import fast_boosting
+
+        return fast_boosting(estimator)
+    return None
