@@ -48,6 +48,7 @@ from restpredict.cli.options import (
     UrlOpt,
 )
 from restpredict.errors import ConfigError, ExitCode, InputError, RestPredictError
+from restpredict.sources.uri import redact
 
 # The library (scikit-learn, pandas, pydantic, the app) is imported inside the commands, not
 # here: `serve` imports it with garbage collection paused (_collection_paused), and `version`
@@ -633,6 +634,12 @@ def _score_table(
         raise InputError("give --output FILE (or - with --output-format csv|jsonl for stdout)")
     signal.signal(signal.SIGTERM, _interrupt)  # so the staged output is removed, not left
     if flags.engine == "spark":
+        if "://" in output:
+            raise InputError(
+                f"--engine spark writes its output directory on this machine's disk, not to "
+                f"{redact(output)}; name a local directory (or run without --engine spark, "
+                "which uploads to object stores)"
+            )
         _score_with_spark(settings, input_path, Path(output), proba, flags)
         return
     fmt = format_of(output, output_format, allowed=OUTPUT_FORMATS)

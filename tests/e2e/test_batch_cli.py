@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -256,3 +257,39 @@ def test_a_failed_s3_run_leaves_no_object_and_shows_no_secret(
     assert len(missing.stderr.strip().splitlines()) == 1, missing.stderr
     for run in (done, missing):
         assert SECRET not in run.stderr + run.stdout
+
+
+def test_engine_spark_refuses_an_object_store_output(tmp_path: Path, iris_path: Path) -> None:
+    pq.write_table(pa.table({k: [1.0] for k in "abcd"}), tmp_path / "in.parquet")
+    done = restpredict(
+        "predict", "--engine", "spark", "-m", str(iris_path), "-i", str(tmp_path / "in.parquet"),
+        "--output", "s3://user:pass@bucket/scored/",
+    )  # fmt: skip
+    assert done.returncode == 4, done.stderr
+    assert "s3://***@bucket/scored/" in done.stderr and "pass" not in done.stderr
+    assert len(done.stderr.strip().splitlines()) == 1, done.stderr
+
+
+@pytest.mark.skipif(shutil.which("java") is None, reason="Spark needs a Java runtime")
+def test_engine_spark_scores_with_a_model_in_s3(
+    tmp_path: Path, iris: LoadedModel, s3_endpoint: str, bucket: str
+) -> None:
+    pytest.importorskip("pyspark", reason="pyspark is not installed (extra: spark)")
+    values = np.random.default_rng(9).uniform(0, 7, size=(500, 4))
+    pq.write_table(
+        pa.table({"id": np.arange(500), **dict(zip("abcd", values.T))}), tmp_path / "in.parquet"
+    )
+    env = {
+        **_s3_env(s3_endpoint, tmp_path),
+        "PYSPARK_PYTHON": sys.executable,
+        "RESTPREDICT_CACHE_DIR": str(tmp_path / "cache"),
+    }
+    done = restpredict(
+        "predict", "--engine", "spark", "--master", "local[2]",
+        "-m", f"s3://{bucket}/iris.joblib", "-i", str(tmp_path / "in.parquet"),
+        "--output", str(tmp_path / "scored"), "--keep-columns", "id", env=env,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr[-2000:]
+    scored = pq.read_table(tmp_path / "scored").to_pandas().sort_values("id")
+    assert scored["prediction"].tolist() == iris.estimator.predict(values).tolist()
+    assert SECRET not in done.stderr + done.stdout
