@@ -24,3 +24,4 @@ def test_a_recorded_run_renders_its_ratio_and_roll() -> None:
     report = render(document)
     assert f"**{document['pss_ratio']:.2f}x**" in report
     assert f"{document['roll']['failed']} of {document['roll']['requests']}" in report
+    assert runs[-1].with_suffix(".md").read_text() == report  # the committed report is its JSON's
