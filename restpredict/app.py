@@ -64,7 +64,9 @@ def create_app(
     batcher = make_batcher(settings)
     repository = repository_enabled(settings)
     registry = ModelRegistry(
-        default_name=settings.default_model, leasing=repository and settings.workers == 1
+        default_name=settings.default_model,
+        leasing=repository and settings.workers == 1,
+        traffic=settings.traffic,
     )
 
     @contextlib.asynccontextmanager

@@ -142,6 +142,11 @@ class Settings(BaseModel):
     default_model: str | None = Field(
         None, description="With several models, the one /predict, /metadata and /invocations use."
     )
+    traffic: dict[str, dict[str, float]] = Field(
+        {},
+        description="Canary: per model name, the share of its unversioned requests each version "
+        "gets ({flowers: {'1': 90, '2': 10}}); sticky per X-Routing-Key header.",
+    )
     repository_api: bool = Field(
         False,
         description="The V2 model repository API (index, load, unload; API key when one is set).",
@@ -360,6 +365,14 @@ class Settings(BaseModel):
         if self.model_dir is not None and not self.model_dir.is_dir():
             raise ValueError(f"model_dir: no such folder: {self.model_dir}")
         return self
+
+    @field_validator("traffic")
+    @classmethod
+    def _weights(cls, value: dict[str, dict[str, float]]) -> dict[str, dict[str, float]]:
+        for name, weights in value.items():
+            if any(w < 0 for w in weights.values()) or sum(weights.values()) <= 0:
+                raise ValueError(f"{name}: weights must be >= 0 and not all 0")
+        return value
 
     @property
     def several_models(self) -> bool:

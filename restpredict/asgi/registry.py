@@ -7,6 +7,11 @@ sees a half-changed set. A request names a model (``/models/{name}/predict``, th
 which exists when one name is served or ``default_model`` names one. An unversioned request
 gets the version marked default, else the highest (numbers above text).
 
+Canary: ``traffic`` splits a name's unversioned requests between its versions by weight; a
+request with a routing key (the ``X-Routing-Key`` header) always lands on the same version
+while the weights stay (the key's hash picks the point on the weights), one without lands at
+random. A version not ready gives its share to the others.
+
 Unloading drains: the version stops taking new requests at once, and the unload waits until
 the requests that already took it have been answered. Each request that takes a model holds a
 lease on it (counted only when the repository API is on), released by ``LeaseMiddleware`` as
@@ -16,7 +21,9 @@ the request ends.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Iterable
+import hashlib
+import random
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -61,8 +68,16 @@ class Served:
 class ModelRegistry:
     """Served models keyed by (name, version), and the default a nameless request gets."""
 
-    def __init__(self, *, default_name: str | None = None, leasing: bool = False) -> None:
+    def __init__(
+        self,
+        *,
+        default_name: str | None = None,
+        leasing: bool = False,
+        traffic: Mapping[str, Mapping[str, float]] | None = None,
+    ) -> None:
         self._default_name = default_name
+        self._traffic = {name: dict(w) for name, w in (traffic or {}).items()}
+        self._default_split: str | None = None  # the default's name, when it has traffic
         self._entries: dict[tuple[str, str | None], Served] = {}
         self._chosen: dict[str, Served] = {}  # name -> the version its unversioned requests get
         self._default: LoadedModel | None = None
@@ -71,13 +86,27 @@ class ModelRegistry:
 
     # --- lookups (every request) ---
 
-    def resolve(self, name: str | None = None, version: str | None = None) -> LoadedModel:
-        """The model a request names (none: the default), or 404 naming what is served."""
+    @property
+    def splits(self) -> bool:
+        """True when some name's traffic is split (requests then read their routing key)."""
+        return bool(self._traffic)
+
+    def resolve(
+        self, name: str | None = None, version: str | None = None, key: str | None = None
+    ) -> LoadedModel:
+        """The model a request names (none: the default), or 404 naming what is served;
+        ``key``, the routing key of a request whose name splits its traffic."""
         if name is None:
             if self._default is not None:
+                if self._default_split is not None:
+                    return self._split(self._default_split, key) or self._default
                 return self._default
             raise self._no_default()
         if version is None:
+            if name in self._traffic:
+                split = self._split(name, key)
+                if split is not None:
+                    return split
             chosen = self._chosen.get(name)
             if chosen is not None and chosen.model is not None:
                 return chosen.model
@@ -163,6 +192,23 @@ class ModelRegistry:
         wanted = self._default_name or (names[0] if len(names) == 1 else None)
         pick = chosen.get(wanted) if wanted is not None else None
         self._default = pick.model if pick is not None else None
+        self._default_split = wanted if pick is not None and wanted in self._traffic else None
+
+    def _split(self, name: str, key: str | None) -> LoadedModel | None:
+        """The version ``traffic`` picks for this request, or None when none of them is ready."""
+        shares = []
+        for version, weight in self._traffic[name].items():
+            served = self._entries.get((name, version))
+            if weight > 0 and served is not None and served.state == READY and served.model:
+                shares.append((served.model, weight))
+        if not shares:
+            return None
+        point = (_unit(key) if key is not None else random.random()) * sum(w for _, w in shares)
+        for model, weight in shares:
+            point -= weight
+            if point < 0:
+                return model
+        return shares[-1][0]
 
     # --- leases (unload drains) ---
 
@@ -223,6 +269,12 @@ class ModelRegistry:
             "name one in the path (/models/NAME/predict) or set default_model",
             code="model_not_named",
         )
+
+
+def _unit(key: str) -> float:
+    """A routing key's fixed point in [0, 1): the same key, the same version."""
+    digest = hashlib.blake2b(key.encode("utf-8", "surrogateescape"), digest_size=8).digest()
+    return int.from_bytes(digest, "big") / 2**64
 
 
 def leases_of(entries: Iterable[Served]) -> int:

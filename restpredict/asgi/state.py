@@ -15,10 +15,24 @@ from restpredict.asgi.registry import ModelRegistry
 from restpredict.errors import NotReadyError
 from restpredict.model.loading import LoadedModel
 
-__all__ = ["MODEL_HEADER", "ServingHeaders", "ServingState", "current_model", "model_for"]
+__all__ = [
+    "MODEL_HEADER",
+    "ROUTING_KEY_HEADER",
+    "VERSION_HEADER",
+    "ServingHeaders",
+    "ServingState",
+    "current_model",
+    "model_for",
+]
 
 MODEL_HEADER = "X-Model-SHA256"
 _MODEL_HEADER = MODEL_HEADER.lower().encode("ascii")
+#: The version that answered, on answers of a versioned model.
+VERSION_HEADER = "X-Model-Version"
+_VERSION_HEADER = VERSION_HEADER.lower().encode("ascii")
+#: The request header that keeps a client on one version of a split (canary) name.
+ROUTING_KEY_HEADER = "X-Routing-Key"
+_ROUTING_KEY = ROUTING_KEY_HEADER.lower().encode("ascii")
 
 
 @dataclass
@@ -52,10 +66,19 @@ class ServingHeaders:
         model = scope.get("state", {}).get("model")
         if model is not None:
             extra.append((_MODEL_HEADER, model.sha256.encode("ascii")))
+            if model.version is not None:
+                extra.append((_VERSION_HEADER, model.version.encode("ascii")))
         state = self.state
         if (state.draining or state.retiring) and not _has_connection_header(message):
             extra.append((b"connection", b"close"))
         return extra
+
+
+def _routing_key(scope: Scope) -> str | None:
+    for name, value in scope.get("headers", ()):
+        if name == _ROUTING_KEY:
+            return bytes(value).decode("latin-1")
+    return None
 
 
 def _has_connection_header(message: Message) -> bool:
@@ -77,7 +100,8 @@ def model_for(
     if not state.ready:
         raise NotReadyError("the model is not loaded yet; retry shortly")
     registry: ModelRegistry = state.registry
-    model = registry.resolve(name, version)
+    key = _routing_key(scope) if registry.splits and version is None else None
+    model = registry.resolve(name, version, key)
     scope.setdefault("state", {})["model"] = model  # the model this request is answered by
     if registry.leasing:
         registry.lease(scope, model)

@@ -270,7 +270,7 @@ async def _error_response(scope: Scope, receive: Receive, send: Send, exc: Excep
 
 def _access_fields(scope: Scope, exchange: Exchange, status: int, elapsed: float) -> dict[str, Any]:
     client = scope.get("client")
-    return {
+    fields = {
         "method": scope["method"],
         "path": scope["path"],
         "route": exchange.route,
@@ -280,6 +280,10 @@ def _access_fields(scope: Scope, exchange: Exchange, status: int, elapsed: float
         "request_id": exchange.request_id,
         "client": f"{client[0]}:{client[1]}" if client else None,
     }
+    model = scope.get("state", {}).get("model")
+    if model is not None and model.version is not None:  # which version answered (canary)
+        fields["model"], fields["model_version"] = model.name, model.version
+    return fields
 
 
 def _pid() -> int | None:

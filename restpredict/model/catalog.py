@@ -62,6 +62,13 @@ def catalog(settings: Settings) -> list[Catalogued]:
         raise ConfigError(
             f"default_model: no model is named {settings.default_model!r}; served: {names}"
         )
+    for name, weights in settings.traffic.items():
+        unknown = [v for v in weights if (name, v) not in found]
+        if unknown:
+            versions = ", ".join(str(v) for n, v in found if n == name) or "none"
+            raise ConfigError(
+                f"traffic: {name} has no version {', '.join(unknown)} (versions: {versions})"
+            )
     return list(found.values())
 
 

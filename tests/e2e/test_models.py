@@ -19,7 +19,7 @@ from tritonclient.utils import InferenceServerException
 
 from restpredict.model.loading import LoadedModel, load_model
 from tests.support.models import frame_data
-from tests.support.servers import ServerProcess, running_server
+from tests.support.servers import ServerProcess, free_port, running_server, wait_ready
 
 ROWS = np.array([[5.1, 3.5, 1.4, 0.2], [6.7, 3.0, 5.2, 2.3], [5.9, 3.0, 4.2, 1.5]])
 
@@ -278,3 +278,42 @@ def test_several_workers_refuse_load_and_unload(
         assert (
             http.post("/models/iris/predict", json={"features": ROWS.tolist()}).status_code == 200
         )
+
+
+def test_a_canary_split_in_a_real_server(
+    tmp_path: Path, iris_path: Path, iris_int_path: Path
+) -> None:
+    config = tmp_path / "restpredict.yaml"
+    config.write_text(
+        f"models:\n"
+        f"  - {{source: {iris_path}, name: flowers, version: '1'}}\n"
+        f"  - {{source: {iris_int_path}, name: flowers, version: '2'}}\n"
+        "traffic: {flowers: {'1': 80, '2': 20}}\n"
+    )
+    port = free_port()
+    log = tmp_path / "server.log"  # a file: 1,000 access lines would fill a pipe nobody reads
+    command = [sys.executable, "-m", "restpredict", "serve", "--config", str(config)]
+    command += ["--log-format", "json", "--port", str(port)]
+    with log.open("w") as out:
+        process = subprocess.Popen(command, stdout=out, stderr=subprocess.STDOUT, text=True)
+    server = ServerProcess(url=f"http://127.0.0.1:{port}", process=process)
+    try:
+        wait_ready(server.url, process)
+        versions = []
+        with httpx.Client(base_url=server.url, timeout=30) as http:
+            for _ in range(1000):
+                answer = http.post("/predict", json={"features": ROWS[0].tolist()})
+                versions.append(answer.headers["x-model-version"])
+            keyed = {
+                http.post(
+                    "/predict",
+                    json={"features": ROWS[0].tolist()},
+                    headers={"X-Routing-Key": "k-7"},
+                ).headers["x-model-version"]
+                for _ in range(20)
+            }
+    finally:
+        server.stop()
+    assert 150 <= versions.count("2") <= 250  # binomial(1000, 0.2): 200 +- 4 sd
+    assert len(keyed) == 1
+    assert '"model_version":"2"' in log.read_text().replace(" ", "")

@@ -13,6 +13,8 @@ from openapi_spec_validator import validate
 from starlette.testclient import TestClient
 
 from restpredict.app import create_app
+from restpredict.errors import ConfigError
+from restpredict.model.catalog import catalog
 from restpredict.model.loading import LoadedModel, load_model
 from restpredict.settings import ModelEntry, Settings
 from tests.support.models import frame_data
@@ -216,3 +218,56 @@ def test_metrics_count_requests_per_model_and_version(versioned: TestClient) -> 
     versioned.post("/models/petal/predict", json={"features": ROWS})  # 4 features, not 3
     assert count("flowers", "2", "200") == before[0] + 3
     assert count("petal", "", "422") == before[1] + 1
+
+
+@pytest.fixture(scope="module")
+def canary(iris_path: Path, iris_int_path: Path) -> Iterator[TestClient]:
+    models = (
+        ModelEntry(source=str(iris_path), name="flowers", version="1"),
+        ModelEntry(source=str(iris_int_path), name="flowers", version="2"),
+    )
+    settings = Settings(models=models, traffic={"flowers": {"1": 90, "2": 10}})
+    with TestClient(create_app(settings), raise_server_exceptions=False) as client:
+        yield client
+
+
+def test_a_canary_gets_its_share_within_tolerance(canary: TestClient) -> None:
+    versions = [
+        canary.post("/models/flowers/predict", json={"features": ROWS[0]}).headers[
+            "x-model-version"
+        ]
+        for _ in range(2000)
+    ]
+    # binomial(2000, 0.1): mean 200, sd 13.4; 5 sd either side
+    assert 133 <= versions.count("2") <= 267
+    assert versions.count("1") + versions.count("2") == 2000
+
+
+def test_a_routing_key_sticks_to_one_version(canary: TestClient) -> None:
+    seen: dict[str, set[str]] = {}
+    for key in (f"user-{i}" for i in range(100)):
+        for _ in range(4):
+            answer = canary.post(
+                "/predict", json={"features": ROWS[0]}, headers={"X-Routing-Key": key}
+            )
+            labels = answer.json()["predictions"]
+            version = answer.headers["x-model-version"]
+            assert labels == (["setosa"] if version == "1" else [0])  # answered by that version
+            seen.setdefault(key, set()).add(version)
+    assert all(len(versions) == 1 for versions in seen.values())
+    on_canary = sum(versions == {"2"} for versions in seen.values())
+    assert 1 <= on_canary <= 30  # ~10 of 100 keys
+
+
+def test_an_explicit_version_bypasses_the_split(canary: TestClient) -> None:
+    tensor = {"name": "input-0", "shape": [1, 4], "datatype": "FP64", "data": [ROWS[0]]}
+    for _ in range(20):
+        answer = canary.post("/v2/models/flowers/versions/2/infer", json={"inputs": [tensor]})
+        assert answer.json()["model_version"] == "2"
+
+
+def test_traffic_must_name_configured_versions(iris_path: Path) -> None:
+    models = (ModelEntry(source=str(iris_path), name="flowers", version="1"),)
+    settings = Settings(models=models, traffic={"flowers": {"1": 50, "3": 50}})
+    with pytest.raises(ConfigError, match=r"flowers has no version 3 \(versions: 1\)"):
+        catalog(settings)
