@@ -86,14 +86,20 @@ def load_source(source: str, settings: Settings, *, allow_version_mismatch: bool
                 f"{running} is installed; install scikit-learn=={recorded}, or pass "
                 "--allow-version-mismatch to serve it anyway"
             )
-    model = load_model(
-        resolved.model_file,
-        sha256=settings.sha256,
-        allow_version_mismatch=allow_version_mismatch,
-        trusted_types=trusted,
-        name=settings.model_name or resolved.name,
-        code_paths=code_paths,
-    )
+    try:
+        model = load_model(
+            resolved.model_file,
+            sha256=settings.sha256,
+            allow_version_mismatch=allow_version_mismatch,
+            trusted_types=trusted,
+            name=settings.model_name or resolved.name,
+            code_paths=code_paths,
+        )
+    except IntegrityError as exc:
+        if not resolved.remote:
+            raise
+        # A cache path alone does not say which source failed its pin.
+        raise IntegrityError(f"{resolved.source}: {exc.detail}") from None
     if mlflow is not None and mlflow.input_names:  # names for a model fitted on arrays
         schema = with_signature(model.schema, mlflow.input_names, mlflow.input_types or ())
         model = replace(model, schema=schema)

@@ -221,5 +221,5 @@ def test_a_wrong_pin_fails_start_up_with_one_line(image: Image) -> None:
     assert int(code) == ExitCode.STARTUP, logs.stdout + logs.stderr
     lines = (logs.stdout + logs.stderr).strip().splitlines()
     assert len(lines) == 1, lines
-    assert lines[0].startswith("error: ")
+    assert lines[0].startswith(f"error: {image.source}: {CACHE}/")  # the source, then the file
     assert f"expected {wrong}" in lines[0] and "refusing to unpickle" in lines[0]

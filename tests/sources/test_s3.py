@@ -91,3 +91,14 @@ def test_wrong_credentials(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> N
     assert "not-the-secret" not in message
     assert not any(p.name.startswith(".partial") for p in tmp_path.rglob("*"))
     assert os.environ["AWS_SECRET_ACCESS_KEY"] not in str(caught.value)
+
+
+def test_a_pin_mismatch_names_the_source(aws: str, bucket: str, tmp_path: Path) -> None:
+    from restpredict.model.prepare import load_source
+    from restpredict.settings import Settings
+
+    settings = Settings(sha256="0" * 64, cache_dir=tmp_path)
+    with pytest.raises(IntegrityError) as caught:
+        load_source(f"s3://{bucket}/iris.joblib", settings, allow_version_mismatch=False)
+    assert caught.value.detail.startswith(f"s3://{bucket}/iris.joblib: {tmp_path}")
+    assert caught.value.detail.endswith(f"expected {'0' * 64}; refusing to unpickle it")
