@@ -25,6 +25,7 @@ from restpredict.asgi.batching import make_batcher
 from restpredict.asgi.registry import ModelRegistry
 from restpredict.asgi.reloader import Reloader
 from restpredict.asgi.responses import exception_handlers, problem_response
+from restpredict.asgi.shadow import ShadowTraffic
 from restpredict.asgi.state import ServingHeaders, ServingState
 from restpredict.middleware.access import AccessMiddleware, instrument
 from restpredict.middleware.batching import batching_middleware
@@ -131,6 +132,11 @@ def create_app(
     app.state.batcher = None
     app.state.model = None
     app.state.registry = registry
+    app.state.shadow = None
+    if settings.shadow:
+        app.state.shadow = ShadowTraffic(
+            settings.shadow, registry, metrics.observe_shadow, settings.shadow_tolerance
+        )
     app.state.ready = False
     app.state.serving = serving
     app.state.reloader = Reloader(app.state, settings)

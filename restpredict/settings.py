@@ -147,6 +147,14 @@ class Settings(BaseModel):
         description="Canary: per model name, the share of its unversioned requests each version "
         "gets ({flowers: {'1': 90, '2': 10}}); sticky per X-Routing-Key header.",
     )
+    shadow: dict[str, str] = Field(
+        {},
+        description="Shadow traffic: per model name, a version that also predicts its answered "
+        "requests, off the critical path, for restpredict_shadow_comparisons_total.",
+    )
+    shadow_tolerance: float = Field(
+        1e-6, ge=0, description="Largest difference of numbers that still agree (regression)."
+    )
     repository_api: bool = Field(
         False,
         description="The V2 model repository API (index, load, unload; API key when one is set).",

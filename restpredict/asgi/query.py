@@ -9,6 +9,7 @@ from starlette.requests import Request
 from starlette.types import Scope
 
 from restpredict.asgi.batching import Batcher
+from restpredict.asgi.shadow import ShadowTraffic
 from restpredict.codecs.payload import Query
 from restpredict.errors import RestPredictError
 from restpredict.model.loading import LoadedModel, Prediction
@@ -33,12 +34,17 @@ async def predict_with(
     try:
         with timed(scope, "predict"):
             if batcher is not None:
-                return await batcher.predict(scope, model, query)
-            return await run_in_threadpool(
-                model.predict, query.rows, labels=query.labels, proba=query.proba
-            )
+                prediction = await batcher.predict(scope, model, query)
+            else:
+                prediction = await run_in_threadpool(
+                    model.predict, query.rows, labels=query.labels, proba=query.proba
+                )
     except RestPredictError as error:
         if error.log_detail is not None:  # the client gets a generic detail; the log, this
             request_id = exchange_of(scope).request_id
             logger.warning("request %s: %s (%s)", request_id, error.detail, error.log_detail)
         raise
+    shadow: ShadowTraffic | None = scope["app"].state.shadow if "app" in scope else None
+    if shadow is not None:
+        shadow.after(model, query, prediction)
+    return prediction

@@ -69,6 +69,10 @@ def catalog(settings: Settings) -> list[Catalogued]:
             raise ConfigError(
                 f"traffic: {name} has no version {', '.join(unknown)} (versions: {versions})"
             )
+    for name, version in settings.shadow.items():
+        if (name, version) not in found:
+            versions = ", ".join(str(v) for n, v in found if n == name) or "none"
+            raise ConfigError(f"shadow: {name} has no version {version} (versions: {versions})")
     return list(found.values())
 
 

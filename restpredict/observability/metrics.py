@@ -100,6 +100,13 @@ class Metrics:
             registry=own,
         )
         self._model_children: dict[tuple[str, str | None, int], Counter] = {}
+        self.shadow_comparisons = Counter(
+            "restpredict_shadow_comparisons",
+            "Answers of a shadow version compared with the primary's: agree, disagree; or "
+            "dropped (too many in flight), failed, unavailable.",
+            ["model", "shadow_version", "outcome"],
+            registry=own,
+        )
         # One process: the in-flight count is a plain int the gauge reads at scrape time (two
         # locked updates per request saved). Several: each worker's count must be in its file.
         self._in_flight = 0
@@ -143,6 +150,10 @@ class Metrics:
                 model.name, model.version or "", str(status)
             )
         child.inc()
+
+    def observe_shadow(self, name: str, version: str, outcome: str) -> None:
+        """One shadow comparison's outcome (``asgi.shadow``)."""
+        self.shadow_comparisons.labels(name, version, outcome).inc()
 
     def observe_batch(self, size: int) -> None:
         """The hook for a micro-batcher: call once per model call with the rows it joined."""

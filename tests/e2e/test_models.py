@@ -317,3 +317,33 @@ def test_a_canary_split_in_a_real_server(
     assert 150 <= versions.count("2") <= 250  # binomial(1000, 0.2): 200 +- 4 sd
     assert len(keyed) == 1
     assert '"model_version":"2"' in log.read_text().replace(" ", "")
+
+
+def test_a_shadow_in_a_real_server_counts_disagreement_exactly(
+    serve: Callable[..., ServerProcess], tmp_path: Path, iris_path: Path, iris_int_path: Path
+) -> None:
+    config = tmp_path / "restpredict.yaml"
+    config.write_text(
+        f"models:\n"
+        f"  - {{source: {iris_path}, name: flowers, version: '1', default: true}}\n"
+        f"  - {{source: {iris_int_path}, name: flowers, version: '2'}}\n"
+        "shadow: {flowers: '2'}\n"
+        "access_log: false\n"
+    )
+    server = serve("--config", str(config))
+    expected = load_model(iris_path).estimator.predict(ROWS).tolist()
+    with httpx.Client(base_url=server.url, timeout=30) as http:
+        for sent in range(1, 31):
+            answer = http.post("/models/flowers/predict", json={"features": ROWS.tolist()})
+            assert answer.json()["predictions"] == expected  # the primary's, never the shadow's
+            _until(lambda sent=sent: _disagreements(http) == sent)
+        assert "restpredict_shadow_comparisons_total" in http.get("/metrics").text
+        assert 'outcome="agree"' not in http.get("/metrics").text
+
+
+def _disagreements(http: httpx.Client) -> float:
+    prefix = 'restpredict_shadow_comparisons_total{model="flowers",outcome="disagree",'
+    for line in http.get("/metrics").text.splitlines():
+        if line.startswith(prefix):
+            return float(line.rsplit(" ", 1)[1])
+    return 0.0

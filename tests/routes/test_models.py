@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import shutil
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -271,3 +272,46 @@ def test_traffic_must_name_configured_versions(iris_path: Path) -> None:
     settings = Settings(models=models, traffic={"flowers": {"1": 50, "3": 50}})
     with pytest.raises(ConfigError, match=r"flowers has no version 3 \(versions: 1\)"):
         catalog(settings)
+
+
+def shadow_counts(client: TestClient) -> dict[str, float]:
+    counts: dict[str, float] = {}
+    for line in client.get("/metrics").text.splitlines():
+        if line.startswith("restpredict_shadow_comparisons_total{"):
+            outcome = line.split('outcome="')[1].split('"')[0]
+            counts[outcome] = float(line.rsplit(" ", 1)[1])
+    return counts
+
+
+def settled(client: TestClient, sent: int) -> dict[str, float]:
+    """The shadow counts once all ``sent`` comparisons have been recorded."""
+    deadline = time.monotonic() + 30
+    while sum((counts := shadow_counts(client)).values()) < sent:
+        assert time.monotonic() < deadline, counts
+        time.sleep(0.01)
+    return counts
+
+
+@pytest.mark.parametrize(
+    ("shadow_source", "outcome"),
+    [
+        pytest.param("iris_int", "disagree", id="different-labels"),
+        pytest.param("iris", "agree", id="same-model"),
+    ],
+)
+def test_a_shadow_is_compared_and_never_answers(
+    iris_path: Path, iris_int_path: Path, shadow_source: str, outcome: str
+) -> None:
+    sources = {"iris": iris_path, "iris_int": iris_int_path}
+    models = (
+        ModelEntry(source=str(iris_path), name="flowers", version="1", default=True),
+        ModelEntry(source=str(sources[shadow_source]), name="flowers", version="2"),
+    )
+    settings = Settings(models=models, shadow={"flowers": "2"})
+    with TestClient(create_app(settings), raise_server_exceptions=False) as client:
+        for sent in range(1, 21):
+            answer = client.post("/models/flowers/predict", json={"features": ROWS})
+            assert answer.json()["predictions"] == ["setosa", "virginica"]  # the primary's
+            assert answer.headers["x-model-version"] == "1"
+            counts = settled(client, sent)
+            assert counts == {outcome: sent}  # one at a time: none dropped, each counted once
