@@ -23,7 +23,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import random
-from collections.abc import Iterable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -131,9 +131,11 @@ class ModelRegistry:
         return sorted(found, key=lambda s: version_order(s.version))
 
     def entries(self) -> list[Served]:
+        """Every entry, in the order configured (the repository index)."""
         return list(self._entries.values())
 
     def get(self, name: str, version: str | None) -> Served | None:
+        """The entry of exactly this name and version, ready or not."""
         return self._entries.get((name, version))
 
     @property
@@ -166,6 +168,7 @@ class ModelRegistry:
         return served
 
     def set_state(self, served: Served, state: str, reason: str = "") -> None:
+        """Move an entry to ``state`` (UNAVAILABLE frees its model) and choose defaults again."""
         served.state, served.reason = state, reason
         if state == UNAVAILABLE:
             served.model = None
@@ -225,6 +228,7 @@ class ModelRegistry:
 
     @staticmethod
     def release(scope: Scope) -> None:
+        """End this request's lease, waking an unload waiting for the model to go idle."""
         served: Served | None = scope.get("state", {}).pop(_LEASE, None)
         if served is not None:
             served.inflight -= 1
@@ -275,8 +279,3 @@ def _unit(key: str) -> float:
     """A routing key's fixed point in [0, 1): the same key, the same version."""
     digest = hashlib.blake2b(key.encode("utf-8", "surrogateescape"), digest_size=8).digest()
     return int.from_bytes(digest, "big") / 2**64
-
-
-def leases_of(entries: Iterable[Served]) -> int:
-    """Requests in flight on ``entries``."""
-    return sum(s.inflight for s in entries)
