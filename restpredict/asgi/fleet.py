@@ -10,27 +10,37 @@ operator can ``cat`` it. Reading it costs a few microseconds, only on those rout
   instance out of its load balancer) but says so in the ``X-Degraded`` header and body.
 - ``rollout``: set while a rolling reload replaces workers, so ``/metadata`` states which
   SHA-256 is rolling in instead of alternating silently between two.
-- ``reload``: the outcome of the last reload the supervisor was asked for, with the ids of the
-  requests it answers. Requests that arrive together (before the supervisor reads them) are
-  answered by one reload, made with the latest request's parameters.
+- ``answers``: the outcomes of the last requests the supervisor was asked for (a reload, a
+  repository load or unload), each with the ids of the requests it answers; a worker waits for
+  its id (``ask_supervisor``). Reloads that arrive together (before the supervisor reads them)
+  are answered by one reload, made with the latest request's parameters.
+- ``index``: with several models, the repository index (every name and version, its state and
+  why), so ``POST /v2/repository/index`` answers the same whichever worker takes it.
 """
 
 from __future__ import annotations
 
+import asyncio
 import os
+import signal
 import time
 from pathlib import Path
+from typing import Literal
 
 import msgspec
 
 __all__ = [
     "DEGRADED_HEADER",
+    "SUPERVISOR_WAIT",
     "FleetStatus",
+    "IndexEntry",
     "ReloadOutcome",
     "ReloadRequest",
     "Rollout",
+    "ask_supervisor",
     "degraded_headers",
     "fleet_status",
+    "kept_answers",
     "read_fleet",
     "read_reload_requests",
     "write_fleet",
@@ -40,6 +50,10 @@ __all__ = [
 DEGRADED_HEADER = "X-Degraded"
 _STATUS = "fleet.json"
 _REQUEST = "reload-request-"
+_ANSWERS_KEPT = 32  # outcomes kept in the file: more than requests that arrive together
+#: How long a worker waits for the supervisor to prepare, verify (and for the repository
+#: API, roll onto) new models.
+SUPERVISOR_WAIT = 600.0
 
 
 class Rollout(msgspec.Struct):
@@ -52,13 +66,23 @@ class Rollout(msgspec.Struct):
 
 
 class ReloadOutcome(msgspec.Struct):
-    """How the supervisor answered the reload requests with these ids (none for a SIGHUP)."""
+    """How the supervisor answered the requests with these ids (none for a SIGHUP)."""
 
     ids: list[str]
     accepted: bool
     detail: str
-    sha256: str  # the model serving (or rolling in) afterwards
+    sha256: str  # the model serving (or rolling in) afterwards; several models: their set's
     model: str
+    status: int = 409  # of a refusal: 404 for a model that is not configured or not loaded
+
+
+class IndexEntry(msgspec.Struct, omit_defaults=True):
+    """One name and version of the repository index, as the supervisor sees it."""
+
+    name: str
+    state: str
+    reason: str = ""
+    version: str | None = None
 
 
 class FleetStatus(msgspec.Struct):
@@ -68,7 +92,8 @@ class FleetStatus(msgspec.Struct):
     serving: int
     sha256: str
     rollout: Rollout | None = None
-    reload: ReloadOutcome | None = None
+    answers: list[ReloadOutcome] = msgspec.field(default_factory=list)
+    index: list[IndexEntry] | None = None
     problem: str | None = None  # why fewer workers serve than wanted
 
     @property
@@ -77,11 +102,19 @@ class FleetStatus(msgspec.Struct):
 
 
 class ReloadRequest(msgspec.Struct, forbid_unknown_fields=True):
-    """A worker's ``POST /admin/reload``, handed to the supervisor with a SIGHUP."""
+    """A worker's ``POST /admin/reload`` or repository load or unload of ``name``, handed to
+    the supervisor with a SIGHUP."""
 
     id: str
     sha256: str | None = None
     allow_schema_change: bool = False
+    action: Literal["reload", "load", "unload"] = "reload"
+    name: str | None = None
+
+
+def kept_answers(answers: list[ReloadOutcome]) -> list[ReloadOutcome]:
+    """The newest outcomes, as many as the file keeps."""
+    return answers[-_ANSWERS_KEPT:]
 
 
 def write_fleet(directory: Path, status: FleetStatus) -> None:
@@ -106,6 +139,21 @@ def degraded_headers(status: FleetStatus | None) -> dict[str, str]:
     if status is None or not status.degraded:
         return {}
     return {DEGRADED_HEADER: f"{status.serving}/{status.wanted} workers serving"}
+
+
+async def ask_supervisor(pid: int, directory: Path, request: ReloadRequest) -> ReloadOutcome | None:
+    """Hand ``request`` to the supervisor and wait for its verdict (written by id); None if
+    none came within ``SUPERVISOR_WAIT``."""
+    write_reload_request(directory, request)
+    os.kill(pid, signal.SIGHUP)
+    deadline = time.monotonic() + SUPERVISOR_WAIT
+    while time.monotonic() < deadline:
+        await asyncio.sleep(0.05)
+        status = read_fleet(directory)
+        for answer in status.answers if status is not None else []:
+            if request.id in answer.ids:
+                return answer
+    return None
 
 
 def write_reload_request(directory: Path, request: ReloadRequest) -> None:

@@ -8,26 +8,18 @@ accepted (202, the roll under way) or refused (409) it.
 
 from __future__ import annotations
 
-import asyncio
-import os
-import signal
-import time
 import uuid
-from pathlib import Path
 
 import msgspec
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from restpredict.asgi.fleet import ReloadOutcome, ReloadRequest, fleet_status, write_reload_request
+from restpredict.asgi.fleet import SUPERVISOR_WAIT, ReloadRequest, ask_supervisor
 from restpredict.errors import InputError, MalformedBodyError, ReloadError
 from restpredict.settings import Settings
 
 __all__ = ["admin_routes", "reload"]
-
-#: How long a worker waits for the supervisor to prepare and verify a new model.
-SUPERVISOR_WAIT = 600.0
 
 
 def admin_routes(settings: Settings) -> list[Route]:
@@ -47,7 +39,11 @@ async def reload(request: Request) -> Response:
     pin = None if isinstance(wanted.sha256, msgspec.UnsetType) else wanted.sha256
     if serving.supervisor_pid is not None and serving.fleet_dir is not None:
         handed = ReloadRequest(uuid.uuid4().hex, pin, wanted.allow_schema_change)
-        outcome = await _ask_supervisor(serving.supervisor_pid, serving.fleet_dir, handed)
+        outcome = await ask_supervisor(serving.supervisor_pid, serving.fleet_dir, handed)
+        if outcome is None:
+            raise ReloadError(
+                f"the supervisor did not answer the reload request in {SUPERVISOR_WAIT:g} s"
+            )
         if not outcome.accepted:
             raise ReloadError(outcome.detail, serving_sha256=outcome.sha256)
         body = {"status": "rolling", "sha256": outcome.sha256, "model": outcome.model}
@@ -56,19 +52,6 @@ async def reload(request: Request) -> Response:
         pin, allow_schema_change=wanted.allow_schema_change
     )
     return JSONResponse({"status": "reloaded", "sha256": model.sha256, "model": model.name})
-
-
-async def _ask_supervisor(pid: int, directory: Path, request: ReloadRequest) -> ReloadOutcome:
-    """Hand ``request`` to the supervisor and wait for its verdict (it writes it by id)."""
-    write_reload_request(directory, request)
-    os.kill(pid, signal.SIGHUP)
-    deadline = time.monotonic() + SUPERVISOR_WAIT
-    while time.monotonic() < deadline:
-        await asyncio.sleep(0.05)
-        status = fleet_status(directory)
-        if status is not None and status.reload is not None and request.id in status.reload.ids:
-            return status.reload
-    raise ReloadError(f"the supervisor did not answer the reload request in {SUPERVISOR_WAIT:g} s")
 
 
 def _parse(body: bytes) -> _ReloadRequest:

@@ -9,8 +9,9 @@ then, and a version that fails keeps what served before. ``.../unload`` stops th
 new requests at once, waits for the requests in flight on it, then frees it.
 
 Off unless ``repository_api`` or ``model_dir`` is set; the API key protects these paths as any
-other. With several worker processes each would load alone, and they would disagree about
-what is served: load and unload are refused (409) there, the index answers.
+other. With several worker processes, load and unload are handed to the supervisor, which
+loads once and rolls every worker onto the result (``server.repository``); the answer waits for
+that, and the index is the supervisor's, the same from every worker.
 """
 
 from __future__ import annotations
@@ -18,7 +19,8 @@ from __future__ import annotations
 import asyncio
 import gc
 import logging
-from typing import Any
+import uuid
+from typing import Any, Literal
 
 import msgspec
 from starlette.requests import Request
@@ -26,11 +28,25 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from restpredict.asgi.body import read_body
+from restpredict.asgi.fleet import (
+    SUPERVISOR_WAIT,
+    IndexEntry,
+    ReloadRequest,
+    ask_supervisor,
+    fleet_status,
+)
 from restpredict.asgi.registry import LOADING, READY, UNAVAILABLE, UNLOADING, ModelRegistry
 from restpredict.asgi.reloader import in_own_thread
 from restpredict.asgi.responses import JSONResponse
+from restpredict.asgi.state import ServingState
 from restpredict.codecs.payload import decode_json
-from restpredict.errors import InputError, NotFoundError, RepositoryError, RestPredictError
+from restpredict.errors import (
+    InputError,
+    NotFoundError,
+    NotReadyError,
+    RepositoryError,
+    RestPredictError,
+)
 from restpredict.model.catalog import Catalogued, catalog, catalogued
 from restpredict.model.prepare import prepare_version
 from restpredict.routes.protocol import client_status, endpoint
@@ -65,12 +81,31 @@ async def index(request: Request) -> Response:
     asked: _IndexRequest = await _body(request, _IndexRequest)
     registry: ModelRegistry = request.app.state.registry
     settings: Settings = request.app.state.settings
+    fleet = fleet_status(request.app.state.serving.fleet_dir)
+    if fleet is not None and fleet.index is not None:  # the supervisor's, for every worker
+        listed = [_entry(e) for e in fleet.index]
+        known = {(e["name"], e.get("version")) for e in listed}
+        for item in catalog(settings):
+            if (item.name, item.version) not in known:
+                listed.append(
+                    _entry(IndexEntry(item.name, UNAVAILABLE, "not loaded", item.version))
+                )
+        return JSONResponse([e for e in listed if not asked.ready or e["state"] == READY])
     for item in catalog(settings) if settings.several_models else []:
         served = registry.declare(item.name, item.version, default=item.default)
         if served.state == UNAVAILABLE and not served.reason:
             served.reason = "not loaded"
     entries = [s.index_entry() for s in registry.entries() if not asked.ready or s.state == READY]
     return JSONResponse(entries)
+
+
+def _entry(entry: IndexEntry) -> dict[str, Any]:
+    """An index entry in the order a one-worker server lists it."""
+    doc: dict[str, Any] = {"name": entry.name}
+    if entry.version is not None:
+        doc["version"] = entry.version
+    doc["state"], doc["reason"] = entry.state, entry.reason
+    return doc
 
 
 @endpoint(_render)
@@ -84,13 +119,15 @@ async def load(request: Request) -> Response:
             code="unsupported_parameter",
         )
     name = request.path_params["name"]
-    settings: Settings = _refuse_several_workers(request)
+    settings: Settings = request.app.state.settings
     if not settings.several_models:
         raise RepositoryError(
             "this server serves one model (MODEL): reload it with POST /admin/reload, or serve "
             "with models: or --model-dir to load models by name"
         )
     items = catalogued(settings, name, None)
+    if request.app.state.serving.supervisor_pid is not None:
+        return await _hand_over(request.app.state.serving, "load", name)
     async with _lock(request):
         registry: ModelRegistry = request.app.state.registry
         failures = [f for item in items if (f := await _load_one(request, registry, item))]
@@ -104,11 +141,13 @@ async def unload(request: Request) -> Response:
     """``POST /v2/repository/models/{name}/unload``: drain, then free every version of it."""
     await _body(request, _ModelRequest)  # tritonclient sends parameters.unload_dependents
     name = request.path_params["name"]
-    if not _refuse_several_workers(request).several_models:
+    if not request.app.state.settings.several_models:
         raise RepositoryError(
             "this server serves one model (MODEL), which it could not load again: serve with "
             "models: or --model-dir to unload models by name"
         )
+    if request.app.state.serving.supervisor_pid is not None:
+        return await _hand_over(request.app.state.serving, "unload", name)
     registry: ModelRegistry = request.app.state.registry
     async with _lock(request):
         versions = [s for s in registry.versions(name) if s.state == READY]
@@ -152,15 +191,24 @@ async def _load_one(request: Request, registry: ModelRegistry, item: Catalogued)
     return None
 
 
-def _refuse_several_workers(request: Request) -> Settings:
-    settings: Settings = request.app.state.settings
-    if settings.workers > 1:
+async def _hand_over(
+    serving: ServingState, action: Literal["load", "unload"], name: str
+) -> Response:
+    """Several workers: the supervisor loads or unloads, rolls every worker, then answers."""
+    assert serving.supervisor_pid is not None and serving.fleet_dir is not None
+    asked = ReloadRequest(uuid.uuid4().hex, action=action, name=name)
+    outcome = await ask_supervisor(serving.supervisor_pid, serving.fleet_dir, asked)
+    if outcome is None:
         raise RepositoryError(
-            f"this server runs {settings.workers} worker processes, each with its own models; "
-            "a load or unload would reach only the worker that took the request. Serve with "
-            "--workers 1 to load and unload, or change models: and restart"
+            f"the supervisor did not answer the {action} in {SUPERVISOR_WAIT:g} s"
         )
-    return settings
+    if outcome.accepted:
+        return JSONResponse({})
+    if outcome.status == 404:
+        raise NotFoundError(outcome.detail, code="model_not_found")
+    if outcome.status == 503:
+        raise NotReadyError(outcome.detail)
+    raise RepositoryError(outcome.detail)
 
 
 def _lock(request: Request) -> asyncio.Lock:

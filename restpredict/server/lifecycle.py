@@ -88,6 +88,7 @@ class GracefulServer(uvicorn.Server):
         self.reload_on_hup = reload_on_hup
         self._stop_at: float | None = None
         self._retiring = False
+        self.closed_listeners = False
         self._loop: asyncio.AbstractEventLoop | None = None
         self._reloads: set[asyncio.Task[None]] = set()
 
@@ -149,6 +150,7 @@ class GracefulServer(uvicorn.Server):
         """New connections go to the other workers: the listening socket is theirs too."""
         for server in self.servers:
             server.close()
+        self.closed_listeners = True  # the supervisor asks (``Worker.accepting``)
 
     async def shutdown(self, sockets: list[socket] | None = None) -> None:
         if sockets and not self._retiring and not self.force_exit:

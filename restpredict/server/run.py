@@ -66,8 +66,6 @@ def run(
         factory = AppFactory(settings, model, models=models)
         GracefulServer(_config(settings, factory)).run(sockets=[sock])
         return
-    if models is not None:  # the supervisor marks its workers' generation by one model's hash
-        model = models[0][1]
     with _multiprocess_metrics() as metrics_dir, _private_dir("fleet") as fleet_dir:
         factory = AppFactory(
             settings,
@@ -77,7 +75,10 @@ def run(
             fleet_dir=fleet_dir,
             models=models,
         )
-        del model, models  # the factory holds them: a reload replaces the model there
+        del (
+            model,
+            models,
+        )  # the factory holds them: a reload or repository change replaces them there
         supervisor = Supervisor(
             _config(settings, factory),
             sockets=[sock],

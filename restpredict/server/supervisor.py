@@ -15,6 +15,9 @@ so a file changed on disk reaches no worker until a reload is asked for and acce
   SHA-256 pin, schema change); then it rolls: each worker in turn is replaced by one forked
   from the new model, which starts in a fraction of a second, and the old one is retired
   (``lifecycle.RETIRE``: stop accepting, answer with ``Connection: close``, leave).
+- With several models, a repository load or unload (handed over like a reload) changes the
+  supervisor's list of models (``repository.FleetModels``) and rolls the workers onto it the
+  same way; its request is answered once no worker of the previous list is left.
 - SIGTERM is passed on to every worker at once; SIGTTIN/SIGTTOU add or remove a worker.
 
 uvicorn's ``Multiprocess`` still provides the signal queue and ``handle_*`` dispatch.
@@ -41,7 +44,9 @@ from uvicorn.supervisors.multiprocess import Multiprocess
 from restpredict.asgi.fleet import (
     FleetStatus,
     ReloadOutcome,
+    ReloadRequest,
     Rollout,
+    kept_answers,
     read_reload_requests,
     write_fleet,
 )
@@ -49,6 +54,7 @@ from restpredict.asgi.reloader import prepare_replacement
 from restpredict.model.loading import LoadedModel
 from restpredict.observability.metrics import forget_worker
 from restpredict.server.lifecycle import RETIRE_GRACE, AppFactory
+from restpredict.server.repository import FleetModels, Refusal
 from restpredict.server.workers import Worker
 from restpredict.settings import Settings
 
@@ -90,8 +96,8 @@ class Supervisor(Multiprocess):
         ),
     ) -> None:
         super().__init__(config, sockets)
-        if factory.model is None:
-            raise ValueError("the supervisor forks workers from a prepared model")
+        if factory.model is None and factory.models is None:
+            raise ValueError("the supervisor forks workers from prepared models")
         self.factory = factory
         self.settings = settings
         self.fleet_dir = fleet_dir
@@ -102,7 +108,11 @@ class Supervisor(Multiprocess):
         self.retiring: list[Worker] = []
         self._pin = settings.sha256
         self._rollout: Rollout | None = None
-        self._reload: ReloadOutcome | None = None
+        self._answers: list[ReloadOutcome] = []
+        self._pending: list[ReloadOutcome] = []  # answered once the workers rolled
+        self.repository = None
+        if factory.models is not None:
+            self.repository = FleetModels(settings, factory.models)
         self._problem: str | None = None
         self._stopping = False  # set by the SIGTERM handler, before the loop sees the signal
         signal.signal(signal.SIGTERM, self._on_term)
@@ -112,6 +122,13 @@ class Supervisor(Multiprocess):
         model = self.factory.model
         assert model is not None
         return model
+
+    @property
+    def generation(self) -> str:
+        """What the workers must serve: the model's SHA-256, or the models' set's digest."""
+        if self.repository is not None:
+            return self.repository.generation
+        return self.model.sha256
 
     # -- the loop -------------------------------------------------------------------------
 
@@ -143,11 +160,12 @@ class Supervisor(Multiprocess):
                 return
             self._tend(slot)
         self._reap_retired()
+        self._answer_when_rolled()
         failing = all(slot.failures >= GIVE_UP for slot in self.slots)
         if failing and not self._exiting() and not self._serving():
             self._give_up(f"no worker left and {GIVE_UP} starts in a row failed")
         if self._rollout is not None and all(self._current(slot) for slot in self.slots):
-            logger.info("rolling reload done: every worker serves sha256 %s", self.model.sha256)
+            logger.info("rolling reload done: every worker serves sha256 %s", self.generation)
             self._rollout = None
         self._publish()
 
@@ -160,7 +178,7 @@ class Supervisor(Multiprocess):
             return
         if worker is None:
             self._start(slot)
-        elif worker.sha256 != self.model.sha256:
+        elif worker.generation != self.generation:
             self._roll(slot, worker)
 
     def _bury(self, slot: _Slot, worker: Worker) -> None:
@@ -201,7 +219,7 @@ class Supervisor(Multiprocess):
             assert worker.ready_at is not None
             took = (worker.ready_at - worker.started_at) * 1000
             logger.info(
-                "worker [%s] serves sha256 %s (ready in %.0f ms)", worker.pid, worker.sha256, took
+                "worker [%s] serves %s (ready in %.0f ms)", worker.pid, worker.generation, took
             )
             slot.worker, slot.failures, slot.next_try = worker, 0, 0.0
             if all(s.worker is not None for s in self.slots):
@@ -243,20 +261,32 @@ class Supervisor(Multiprocess):
     # -- reloads --------------------------------------------------------------------------
 
     def handle_hup(self) -> None:
-        """Prepare the configured (or requested) model here, then roll the workers onto it."""
+        """Serve what the requests handed over ask for (a bare SIGHUP: a reload)."""
         requests = read_reload_requests(self.fleet_dir)
+        reloads = [r for r in requests if r.action == "reload"]
+        changes = [r for r in requests if r.action != "reload"]
+        if changes:
+            self._change_repository(changes)
+        if reloads or not requests:
+            self._reload(reloads)
+
+    def _reload(self, requests: list[ReloadRequest]) -> None:
+        """Prepare the configured (or requested) model here, then roll the workers onto it."""
         ids = [request.id for request in requests]
         request = requests[-1] if requests else None  # several at once: the latest one's terms
         pin = (request.sha256 if request is not None else None) or self._pin
         allowed = request is not None and request.allow_schema_change
         allowed = allowed or self.settings.allow_schema_change
-        old = self.model
-        if self.settings.several_models:  # the workers' models are the catalog's, not one file
-            detail = "several models are served: restart the server to change them"
+        if self.repository is not None:  # the workers' models are the catalog's, not one file
+            detail = (
+                "several models are served: reload one with POST "
+                "/v2/repository/models/{name}/load (the repository API)"
+            )
             logger.error("reload refused: %s", detail)
-            self._reload = ReloadOutcome(ids, False, detail, old.sha256, old.name)
+            self._answers.append(ReloadOutcome(ids, False, detail, self.generation, ""))
             self._publish()
             return
+        old = self.model
         logger.info("SIGHUP: preparing the model for a rolling reload")
         wanted = self.settings.model_copy(update={"sha256": pin})
         new = self.prepare(wanted, old, allowed)
@@ -264,7 +294,7 @@ class Supervisor(Multiprocess):
             _collect()  # the refused model and the frames its failure held
             logger.error("reload refused, still serving sha256 %s: %s", old.sha256, new)
             detail = f"{new}; still serving sha256 {old.sha256}"
-            self._reload = ReloadOutcome(ids, False, detail, old.sha256, old.name)
+            self._answers.append(ReloadOutcome(ids, False, detail, old.sha256, old.name))
             self._publish()
             return
         self._pin = pin
@@ -273,20 +303,86 @@ class Supervisor(Multiprocess):
             logger.info("reload: sha256 %s unchanged, the workers keep serving it", old.sha256)
             del new
             _collect()
-            self._reload = ReloadOutcome(ids, True, "unchanged", old.sha256, old.name)
+            self._answers.append(ReloadOutcome(ids, True, "unchanged", old.sha256, old.name))
             self._publish()
             return
         self.factory.model = new
         del old
         _collect()
         logger.info("rolling reload: sha256 %s to every worker", new.sha256)
-        previous = {s.worker.sha256 for s in self.slots if s.worker is not None} - {new.sha256}
+        previous = {s.worker.generation for s in self.slots if s.worker is not None} - {new.sha256}
         if previous:
             self._rollout = Rollout(previous.pop(), new.sha256, 0, len(self.slots))
-        self._reload = ReloadOutcome(ids, True, "rolling", new.sha256, new.name)
+        self._answers.append(ReloadOutcome(ids, True, "rolling", new.sha256, new.name))
         for slot in self.slots:
             slot.next_try = 0.0  # roll now, even a slot waiting out a backoff
         self.keep_subprocess_alive()
+
+    def _change_repository(self, requests: list[ReloadRequest]) -> None:
+        """Load or unload each name asked for, in order, then roll the workers onto the result
+        once; each request is answered when it is refused or once the roll is done."""
+        repository = self.repository
+        before = self.generation
+        done: list[ReloadOutcome] = []
+        for request in requests:
+            name = request.name or ""
+            try:
+                if repository is None:
+                    raise Refusal(
+                        "this server serves one model (MODEL): reload it with POST "
+                        "/admin/reload, or serve with models: or --model-dir to load models "
+                        "by name"
+                    )
+                if request.action == "load":
+                    repository.begin_load(name)
+                    self._publish()  # LOADING, in every worker's index
+                    repository.load(name)
+                else:
+                    repository.unload(name)
+            except Refusal as refusal:
+                outcome = ReloadOutcome([request.id], False, refusal.detail, before, name)
+                outcome.status = refusal.status
+                self._answers.append(outcome)
+            else:
+                done.append(ReloadOutcome([request.id], True, request.action, "", name))
+        if repository is None or self.generation == before:
+            self._answers.extend(done)  # nothing to roll (the same files loaded again)
+            self._publish()
+            return
+        self.factory.models = repository.prepared
+        _collect()  # what was unloaded or replaced, once no worker holds it
+        for outcome in done:
+            outcome.sha256 = self.generation
+        self._pending.extend(done)
+        logger.info("repository changed: rolling every worker onto %s", self.generation)
+        for slot in self.slots:
+            slot.next_try = 0.0
+        self.keep_subprocess_alive()
+
+    def _answer_when_rolled(self) -> None:
+        """Once no worker serves an older set of models, answer the requests that changed it."""
+        if not self._pending and (self.repository is None or not self.repository.draining):
+            return
+        current = all(self._current(slot) for slot in self.slots)
+        old = [worker for worker in self.retiring if worker.generation != self.generation]
+        if current and not any(worker.accepting(_HEALTH_TIMEOUT) for worker in old):
+            # The old workers take no new connection; they answer the ones they have with
+            # Connection: close (the request being answered here among them).
+            if self.repository is not None:
+                self.repository.drained()
+            self._answers.extend(self._pending)
+            self._pending = []
+        elif self._pending and any(s.failures and not self._current(s) for s in self.slots):
+            stale = sum(1 for slot in self.slots if not self._current(slot))
+            for outcome in self._pending:
+                outcome.accepted = False
+                outcome.status = 503
+                outcome.detail = (
+                    f"{stale} of {len(self.slots)} workers could not start with the new models: "
+                    "they serve the previous ones and are retried"
+                )
+            self._answers.extend(self._pending)
+            self._pending = []
 
     # -- SIGTERM, SIGTTIN, SIGTTOU, stopping ---------------------------------------------------
 
@@ -328,7 +424,7 @@ class Supervisor(Multiprocess):
     # -- helpers --------------------------------------------------------------------------
 
     def _fork(self) -> Worker:
-        worker = Worker(self.config, self.sockets, self.model.sha256)
+        worker = Worker(self.config, self.sockets, self.generation)
         worker.start()
         return worker
 
@@ -339,19 +435,21 @@ class Supervisor(Multiprocess):
         return sum(1 for slot in self.slots if slot.worker is not None)
 
     def _current(self, slot: _Slot) -> bool:
-        return slot.worker is not None and slot.worker.sha256 == self.model.sha256
+        return slot.worker is not None and slot.worker.generation == self.generation
 
     def _forget(self, worker: Worker) -> None:
         if self.metrics_dir is not None and worker.pid is not None:
             forget_worker(self.metrics_dir, worker.pid)
 
     def _publish(self) -> None:
+        self._answers = kept_answers(self._answers)
         status = FleetStatus(
             wanted=len(self.slots),
             serving=self._serving(),
-            sha256=self.model.sha256,
+            sha256=self.generation,
             rollout=self._rollout,
-            reload=self._reload,
+            answers=self._answers,
+            index=self.repository.index() if self.repository is not None else None,
             problem=self._problem if self._serving() < len(self.slots) else None,
         )
         with contextlib.suppress(OSError):

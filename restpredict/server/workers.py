@@ -35,14 +35,17 @@ __all__ = ["Worker"]
 logger = logging.getLogger("uvicorn.error")
 
 _FORK = multiprocessing.get_context("fork")
+_PING = b"ping"  # answered with whether the server started
+_ACCEPTING = b"accepting"  # answered with whether it still takes new connections
 
 
 class Worker:
-    """A forked server process serving the model whose SHA-256 it was forked with."""
+    """A forked server process serving what it was forked with: ``generation`` names it (the
+    model's SHA-256; with several models, a digest of the set, ``repository.FleetModels``)."""
 
-    def __init__(self, config: uvicorn.Config, sockets: list[socket], sha256: str) -> None:
+    def __init__(self, config: uvicorn.Config, sockets: list[socket], generation: str) -> None:
         self.config = config
-        self.sha256 = sha256
+        self.generation = generation
         self.started_at = 0.0
         self.ready_at: float | None = None  # set once it answered ready
         self.retired_at: float | None = None
@@ -87,7 +90,11 @@ class Worker:
         """Ask the worker to stop taking connections, close its keep-alive ones and leave."""
         self.retired_at = time.monotonic()
         self.signal(RETIRE)
-        self._parent_conn.close()
+
+    def accepting(self, timeout: float) -> bool:
+        """Still taking new connections (a retired worker stops at once, but asynchronously);
+        False once it stopped, died or does not answer."""
+        return self.process.is_alive() and bool(self._ask(_ACCEPTING, timeout))
 
     def kill(self) -> None:
         self.process.kill()
@@ -95,11 +102,16 @@ class Worker:
 
     def join(self, timeout: float | None = None) -> None:
         self.process.join(timeout)
+        if self.process.exitcode is not None:
+            self._parent_conn.close()
 
     def _ping(self, timeout: float) -> bool | None:
         """The worker's "server started" flag, or None if it does not answer in time."""
+        return self._ask(_PING, timeout)
+
+    def _ask(self, question: bytes, timeout: float) -> bool | None:
         try:
-            self._parent_conn.send(b"ping")
+            self._parent_conn.send(question)
             if self._parent_conn.poll(timeout):
                 started: bool = self._parent_conn.recv()
                 return started
@@ -125,8 +137,9 @@ class Worker:
         if not server.started:
             sys.exit(STARTUP_FAILURE)
 
-    def _pong(self, server: uvicorn.Server) -> None:
+    def _pong(self, server: GracefulServer) -> None:
         with contextlib.suppress(OSError, EOFError):
             while True:
-                self._child_conn.recv()
-                self._child_conn.send(server.started)
+                asked = self._child_conn.recv()
+                accepting = server.started and not server.closed_listeners
+                self._child_conn.send(accepting if asked == _ACCEPTING else server.started)

@@ -266,18 +266,78 @@ def test_the_repository_api_needs_the_api_key(
         assert http.post("/v2/repository/index", headers=keyed).status_code == 200
 
 
-def test_several_workers_refuse_load_and_unload(
-    serve: Callable[..., ServerProcess], folder: Path
+def test_several_workers_load_and_unload_in_every_worker_under_load(
+    serve: Callable[..., ServerProcess], folder: Path, own: dict[str, LoadedModel]
 ) -> None:
-    server = serve("--model-dir", str(folder), "--workers", "2")
+    """The supervisor loads and unloads, every worker follows before the answer; the other
+    models answer every request meanwhile."""
+    server = serve("--model-dir", str(folder), "--workers", "2", "--log-level", "warning")
+    iris = own["iris"].estimator.predict(ROWS).tolist()
+    regressor = own["regressor"].estimator.predict(ROWS[:, :3]).tolist()
+    stop = threading.Event()
+    failures: list[str] = []
+    answered = [0]
+
+    def hammer() -> None:
+        with httpx.Client(base_url=server.url, timeout=60) as http:
+            while not stop.is_set():
+                answer = http.post(
+                    "/models/regressor/predict", json={"features": ROWS[:, :3].tolist()}
+                )
+                if answer.status_code != 200 or answer.json()["predictions"] != regressor:
+                    failures.append(f"{answer.status_code} {answer.text}")
+                answered[0] += 1
+
+    tc = triton.InferenceServerClient(server.url.removeprefix("http://"), network_timeout=300)
+    threads = [threading.Thread(target=hammer) for _ in range(3)]
+    for thread in threads:
+        thread.start()
+    try:
+        _until(lambda: answered[0] >= 10)
+        for _ in range(2):
+            tc.unload_model("iris")
+            assert _fresh_statuses(server.url, "iris") == {404}
+            assert _fresh_indexes(server.url) == [
+                ("frame", "READY", ""),
+                ("iris", "UNAVAILABLE", "unloaded"),
+                ("regressor", "READY", ""),
+            ]
+            tc.load_model("iris")
+            assert _fresh_statuses(server.url, "iris") == {200}
+            assert _fresh_indexes(server.url) == [
+                ("frame", "READY", ""),
+                ("iris", "READY", ""),
+                ("regressor", "READY", ""),
+            ]
+        with pytest.raises(InferenceServerException, match="configured: frame, iris, regressor"):
+            tc.load_model("ghost")
+        with pytest.raises(InferenceServerException, match="'ghost' is not loaded"):
+            tc.unload_model("ghost")
+    finally:
+        stop.set()
+        for thread in threads:
+            thread.join()
+        tc.close()
+    assert failures == []
     with httpx.Client(base_url=server.url) as http:
-        refused = http.post("/v2/repository/models/iris/unload")
-        assert refused.status_code == 409
-        assert "2 worker processes" in refused.json()["error"]
-        assert http.post("/v2/repository/index").status_code == 200
-        assert (
-            http.post("/models/iris/predict", json={"features": ROWS.tolist()}).status_code == 200
-        )
+        answer = http.post("/models/iris/predict", json={"features": ROWS.tolist()})
+        assert answer.json()["predictions"] == iris
+
+
+def _fresh_statuses(url: str, name: str, n: int = 30) -> set[int]:
+    """The statuses of ``n`` predictions, each on a new connection (spread over the workers)."""
+    body = {"features": ROWS.tolist()}
+    return {httpx.post(f"{url}/models/{name}/predict", json=body).status_code for _ in range(n)}
+
+
+def _fresh_indexes(url: str, n: int = 20) -> list[tuple[str, str, str]]:
+    """The repository index, the same on ``n`` new connections (or the assertion says not)."""
+    seen = set()
+    for _ in range(n):
+        entries = httpx.post(f"{url}/v2/repository/index").json()
+        seen.add(tuple(sorted((e["name"], e["state"], e["reason"]) for e in entries)))
+    assert len(seen) == 1, seen
+    return list(seen.pop())
 
 
 def test_a_canary_split_in_a_real_server(
