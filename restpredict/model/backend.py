@@ -18,6 +18,7 @@ from restpredict.model.compiled import compile_model
 from restpredict.model.fast.probe import sample_rows
 from restpredict.model.fast.select import differences, find_fast_path, unverified_version
 from restpredict.model.loading import LoadedModel
+from restpredict.model.schema import column_categories
 from restpredict.settings import Settings
 
 __all__ = ["backend_name", "fast_model", "select_backend"]
@@ -71,11 +72,11 @@ def backend_name(model: LoadedModel) -> str:
 
 def _verify(reference: LoadedModel, candidate: LoadedModel) -> str | None:
     """None if ``candidate`` answers like ``reference`` on probe rows and the warm-up row."""
-    rows = _probe_rows(reference)
-    if rows is None:
-        return "only models with numeric columns and a known width are verified"
+    probes = _probe_rows(reference)
+    if probes is None:
+        return "only models with a known width (and names, for string columns) are verified"
     proba = reference.schema.has_proba
-    batches = [rows, *(rows[i : i + 1] for i in range(_SINGLE_ROWS))]
+    batches = [*probes, *(probes[0][i : i + 1] for i in range(_SINGLE_ROWS))]
     exactness = candidate.estimator.exactness
     compared = 0
     for batch in batches:
@@ -95,10 +96,13 @@ def _verify(reference: LoadedModel, candidate: LoadedModel) -> str | None:
     return None if compared else "scikit-learn answered none of the probe rows"
 
 
-def _probe_rows(model: LoadedModel) -> np.ndarray | None:
+def _probe_rows(model: LoadedModel) -> list[np.ndarray] | None:
+    """Batches to compare on, the first one also row by row."""
     schema = model.schema
-    if not schema.numeric_only or not schema.n_features:
+    if not schema.n_features:
         return None
+    if not schema.numeric_only:
+        return _mixed_probe_rows(model)
     rows = sample_rows(model.estimator, schema.n_features)
     nullable = [j for j in range(schema.n_features) if schema.nullable(j)]
     if nullable:
@@ -110,4 +114,47 @@ def _probe_rows(model: LoadedModel) -> np.ndarray | None:
     example: Any = schema.example
     if example is not None:
         rows = np.vstack([np.asarray([example], dtype=np.float64), rows])
-    return rows
+    return [rows]
+
+
+def _mixed_probe_rows(model: LoadedModel) -> list[np.ndarray] | None:
+    """Batches of numbers and strings: known categories, then unknown strings, then missing.
+
+    Numbers are drawn wide (most fronts scale them); strings from what the model's encoders
+    learned. Separate batches, because scikit-learn refuses a whole batch where an encoder
+    refuses unknown strings (such batches are skipped), and one in eight values of a string
+    column is unknown in the second; the third copies the first with missing values where the
+    schema takes them.
+    """
+    schema = model.schema
+    names, kinds = schema.feature_names, schema.feature_kinds
+    if names is None or kinds is None:
+        return None
+    known = column_categories(model.estimator, names)
+    rng = np.random.default_rng(2)
+    n = 256
+    rows = np.empty((n, len(names)), dtype=object)
+    for j, (name, kind) in enumerate(zip(names, kinds)):
+        if kind == "number":
+            scale = rng.choice([1.0, 10.0, 1000.0], size=n)
+            rows[:, j] = (rng.normal(0.0, 1.0, size=n) * scale).tolist()
+            continue
+        choices = list(known.get(name, ())) or ["a"]
+        picks = rng.choice(len(choices), size=n)
+        rows[:, j] = [choices[k] for k in picks]
+    unknowns = rows.copy()
+    for j, kind in enumerate(kinds):
+        if kind == "string":
+            unknowns[rng.random(n) < 0.125, j] = "\x00not a category"
+    batches = [rows, unknowns]
+    nullable = [j for j in range(len(names)) if schema.nullable(j)]
+    if nullable:
+        holes = rng.random(size=(n, len(nullable))) < 0.15
+        missing = rows.copy()
+        for k, j in enumerate(nullable):
+            fill = np.nan if kinds[j] == "number" else schema.missing_value(j)
+            missing[holes[:, k], j] = fill
+        batches.append(missing)
+    if schema.example is not None:
+        batches[0] = np.vstack([np.array([schema.example], dtype=object), rows])
+    return batches

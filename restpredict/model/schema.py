@@ -17,6 +17,7 @@ __all__ = [
     "Missing",
     "ModelSchema",
     "Scalar",
+    "column_categories",
     "describe_estimator",
     "infer_schema",
     "known_categories",
@@ -203,6 +204,22 @@ def known_categories(estimator: Any, names: tuple[str, ...]) -> dict[str, tuple[
                 if strings and column not in found:
                     found[column] = strings
     return found
+
+
+def column_categories(estimator: Any, names: tuple[str, ...]) -> dict[str, tuple[str, ...]]:
+    """String columns with every string their encoders and imputers learned (probe rows)."""
+    found: dict[str, set[str]] = {}
+    for transformer, columns in _column_routes(estimator, names):
+        for step in _steps(transformer):
+            learned = getattr(step, "categories_", None)
+            if learned is None:
+                stats = getattr(step, "statistics_", None)
+                learned = list(stats.reshape(-1, 1)) if stats is not None else None
+            for column, values in zip(columns, learned or ()):
+                strings = {v for v in np.asarray(values).tolist() if isinstance(v, str)}
+                if strings:
+                    found.setdefault(column, set()).update(strings)
+    return {column: tuple(sorted(values)) for column, values in found.items()}
 
 
 def _column_routes(estimator: Any, names: tuple[str, ...]) -> list[tuple[Any, list[str]]]:

@@ -1,5 +1,7 @@
 """Pipeline fronts: StandardScaler, MinMaxScaler and a numeric SimpleImputer on float64 rows.
 
+(Encoders, string imputers and column transformers are in ``columns``.)
+
 Each does scikit-learn's ``transform`` arithmetic on a fresh float64 array (``X - mean_`` then
 ``/= scale_``; ``* scale_`` then ``+= min_`` and the optional clip; missing values replaced by
 the learned statistics, columns learned empty dropped), element by element as scikit-learn
@@ -38,8 +40,13 @@ def fast_step(transformer: Any) -> FastStep | None:
         return _MinMax(transformer)
     impute = sys.modules.get("sklearn.impute")
     if impute is not None and kind is impute.SimpleImputer:
-        return _imputer(transformer)
-    return None
+        found = _imputer(transformer)
+        if found is not None:
+            return found
+    # Lazy import, for start-up time: only a model with such a front needs it.
+    from restpredict.model.fast.columns import fast_column_step
+
+    return fast_column_step(transformer, fast_step)
 
 
 class _Standard(FastStep):
