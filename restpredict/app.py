@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import gc
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
 
 from starlette.applications import Starlette
@@ -55,12 +55,14 @@ def create_app(
     *,
     models: list[Prepared] | None = None,
     metrics_dir: Path | None = None,
+    reread: Callable[[], Settings] | None = None,
 ) -> Starlette:
     """Build the app around ``model``, a prepared one (``model.prepare.prepare_model``), or
     ``models`` when several are configured (``prepare_models``); or prepare what is configured
     in the lifespan when none is given (each worker of several).
 
-    ``metrics_dir`` is the multiprocess metrics directory ``server.run`` made for its workers.
+    ``metrics_dir`` is the multiprocess metrics directory ``server.run`` made for its workers;
+    ``reread`` reads the configuration again for a reload of several models' traffic and shadows.
     """
     batcher = make_batcher(settings)
     repository = repository_enabled(settings)
@@ -139,7 +141,7 @@ def create_app(
         )
     app.state.ready = False
     app.state.serving = serving
-    app.state.reloader = Reloader(app.state, settings)
+    app.state.reloader = Reloader(app.state, settings, reread)
     return app
 
 

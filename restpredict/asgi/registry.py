@@ -174,6 +174,11 @@ class ModelRegistry:
             served.model = None
         self._recompute()
 
+    def set_traffic(self, traffic: Mapping[str, Mapping[str, float]]) -> None:
+        """New weights (a reload read the configuration again): later requests split by them."""
+        self._traffic = {name: dict(w) for name, w in traffic.items()}
+        self._recompute()
+
     def swap(self, old: LoadedModel | None, new: LoadedModel) -> None:
         """A hot reload: ``new`` serves where ``old`` did."""
         served = self.entry_of(old) if old is not None else None

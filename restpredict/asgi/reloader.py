@@ -5,6 +5,10 @@ took the old model from ``current_model`` finishes with it, every later one gets
 new one, and no request sees a half-loaded model. A new model that fails to load,
 fails its SHA-256 pin or version check, or fails its warm-up prediction is refused;
 the old one keeps serving and the reason is logged (and returned by the admin route).
+
+With several models, a model is reloaded by the repository API; a reload reads the
+configuration again (``reread``) and applies its ``traffic``, ``shadow`` and
+``shadow_tolerance`` (``reload_routing``): later requests split and shadow by them.
 """
 
 from __future__ import annotations
@@ -18,24 +22,35 @@ from typing import Any, TypeVar
 
 from starlette.datastructures import State
 
+from restpredict.asgi.shadow import ShadowTraffic
 from restpredict.errors import ReloadError, RestPredictError
+from restpredict.model.catalog import with_routing
 from restpredict.model.loading import LoadedModel
 from restpredict.model.prepare import prepare_model
 from restpredict.model.schema import schema_changes
 from restpredict.settings import Settings
 
-__all__ = ["Reloader", "in_own_thread", "prepare_replacement"]
+__all__ = ["SEVERAL_MODELS", "Reloader", "in_own_thread", "prepare_replacement"]
 
 logger = logging.getLogger("uvicorn.error")
 _T = TypeVar("_T")
+#: Why a model reload is refused when several are served.
+SEVERAL_MODELS = (
+    "several models are served: reload one with POST /v2/repository/models/{name}/load "
+    "(the repository API); a reload reads traffic and shadows again only when the server "
+    "was started by restpredict serve"
+)
 
 
 class Reloader:
     """Swaps ``state.model`` for a freshly verified one; one reload at a time."""
 
-    def __init__(self, state: State, settings: Settings) -> None:
+    def __init__(
+        self, state: State, settings: Settings, reread: Callable[[], Settings] | None = None
+    ) -> None:
         self._state = state
         self._settings = settings
+        self._reread = reread  # the configuration read again, as the server was started
         self._pin = settings.sha256
         self._lock = asyncio.Lock()
 
@@ -50,10 +65,7 @@ class Reloader:
         happens to trigger a collection (a refused 1 GB file held 1 GB until then).
         """
         if self._settings.several_models:
-            raise ReloadError(
-                "several models are served: reload one with POST "
-                "/v2/repository/models/{name}/load (the repository API)"
-            )
+            raise ReloadError(SEVERAL_MODELS)
         async with self._lock:
             pin = sha256 or self._pin
             wanted = self._settings.model_copy(update={"sha256": pin})
@@ -74,6 +86,37 @@ class Reloader:
             where += f" ({revision})" if revision else ""
             logger.info("reloaded model %s: sha256 %s", where, new.sha256)
             return new
+
+    async def reload_routing(self) -> Settings:
+        """Several models: read the configuration again and apply its traffic split and shadows
+        (the settings with them); ReloadError, the old ones still applying, if it is invalid."""
+        reread = self._reread
+        if reread is None:
+            raise ReloadError(SEVERAL_MODELS)
+        async with self._lock:
+            try:
+                fresh = await in_own_thread(reread)
+                rerouted = with_routing(self._settings, fresh)
+            except RestPredictError as exc:
+                logger.error("reload refused, traffic and shadows unchanged: %s", exc.detail)
+                raise ReloadError(f"{exc.detail}; traffic and shadows unchanged") from None
+            state = self._state
+            state.registry.set_traffic(rerouted.traffic)
+            if state.shadow is not None:
+                state.shadow.shadows = dict(rerouted.shadow)
+                state.shadow.tolerance = rerouted.shadow_tolerance
+            elif rerouted.shadow:
+                state.shadow = ShadowTraffic(
+                    rerouted.shadow,
+                    state.registry,
+                    state.metrics.observe_shadow,
+                    rerouted.shadow_tolerance,
+                )
+            state.settings = self._settings = rerouted
+            logger.info(
+                "reloaded: traffic %s, shadow %s", dict(rerouted.traffic), dict(rerouted.shadow)
+            )
+            return rerouted
 
     async def _prepare(
         self, wanted: Settings, old: LoadedModel | None, allow_schema_change: bool

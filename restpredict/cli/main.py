@@ -165,7 +165,11 @@ def serve(
                 if check or text:
                     typer.echo(_served_line(item.label, each, settings))
             if not check:
-                run(settings, models=prepared)
+
+                def reread() -> Settings:  # a reload applies its traffic and shadows
+                    return _settings(config, model=one, models=several, **flags)
+
+                run(settings, models=prepared, reread=reread)
             return
         loaded = prepare_model(settings)
         if check:

@@ -21,7 +21,7 @@ from restpredict.settings import ModelEntry, Settings, is_uri
 from restpredict.sources.mlflow_dir import is_mlflow_dir
 from restpredict.sources.resolve import MODEL_SUFFIXES
 
-__all__ = ["Catalogued", "catalog", "catalogued", "version_order"]
+__all__ = ["Catalogued", "catalog", "catalogued", "version_order", "with_routing"]
 
 _NAME = re.compile(r"[^A-Za-z0-9._-]+")
 
@@ -89,6 +89,19 @@ def catalogued(settings: Settings, name: str, version: str | None) -> list[Catal
             code="model_not_found",
         )
     return items
+
+
+def with_routing(current: Settings, fresh: Settings) -> Settings:
+    """``current`` with the traffic split and shadows of ``fresh`` (the configuration read
+    again by a reload), or ConfigError when they name a version that is not configured."""
+    routing = {
+        "traffic": fresh.traffic,
+        "shadow": fresh.shadow,
+        "shadow_tolerance": fresh.shadow_tolerance,
+    }
+    rerouted = current.model_copy(update=routing)
+    catalog(rerouted)  # checks the versions they name
+    return rerouted
 
 
 def version_order(version: str | None) -> tuple[int, int, str]:

@@ -14,7 +14,14 @@ def openapi_paths(api: OpenAPIContext) -> PathItems:
     if api.settings.api_key is None:
         return {}
     sha256 = {"type": "string", "pattern": "^[0-9a-f]{64}$"}
-    if api.settings.workers > 1:
+    if api.settings.several_models:
+        answers = {"200": _several_models_answer(api)}
+        refusal = (
+            "Several models: the configuration read again names a version that is not "
+            "configured, or cannot be read; or the body pins a file (load one model with the "
+            "repository API instead). Traffic and shadows stay as they were."
+        )
+    elif api.settings.workers > 1:
         answer = api.ok(
             "Several workers: the supervisor was asked to replace them one by one; each new "
             "worker loads and verifies the configured file and pin itself.",
@@ -71,6 +78,23 @@ def openapi_paths(api: OpenAPIContext) -> PathItems:
             }
         }
     }
+
+
+def _several_models_answer(api: OpenAPIContext) -> dict[str, Any]:
+    what = (
+        "Several models: the configuration was read again and its `traffic`, `shadow` and "
+        "`shadow_tolerance` apply to every later request"
+    )
+    if api.settings.workers > 1:
+        answered = _object(status={"const": "reloaded"}, detail={"type": "string"})
+        return api.ok(f"{what}, in every worker (they were rolled onto them).", answered)
+    weights = {"type": "object", "additionalProperties": {"type": "number"}}
+    answered = _object(
+        status={"const": "reloaded"},
+        traffic={"type": "object", "additionalProperties": weights},
+        shadow={"type": "object", "additionalProperties": {"type": "string"}},
+    )
+    return api.ok(f"{what}.", answered)
 
 
 def _object(**properties: dict[str, Any]) -> dict[str, Any]:

@@ -4,6 +4,10 @@ One worker reloads in place (``asgi.reloader.Reloader``). With several, the requ
 the supervisor (``asgi.fleet``, then SIGHUP), which prepares and checks the new model exactly as
 one worker would and then rolls its workers onto it; this answers once the supervisor has
 accepted (202, the roll under way) or refused (409) it.
+
+With several models, a reload reads the configuration again and applies its ``traffic``,
+``shadow`` and ``shadow_tolerance`` (models are reloaded by the repository API): in place with
+one worker, by the supervisor with several, which answers once every worker applies them.
 """
 
 from __future__ import annotations
@@ -20,6 +24,11 @@ from restpredict.errors import InputError, MalformedBodyError, ReloadError
 from restpredict.settings import Settings
 
 __all__ = ["admin_routes", "reload"]
+
+SEVERAL_PIN = (
+    "several models are served: a sha256 pin names one model's file; pin each in models: and "
+    "load it with POST /v2/repository/models/{name}/load"
+)
 
 
 def admin_routes(settings: Settings) -> list[Route]:
@@ -38,6 +47,8 @@ async def reload(request: Request) -> Response:
     serving = request.app.state.serving
     pin = None if isinstance(wanted.sha256, msgspec.UnsetType) else wanted.sha256
     if serving.supervisor_pid is not None and serving.fleet_dir is not None:
+        if pin is not None and request.app.state.settings.several_models:
+            raise ReloadError(SEVERAL_PIN)
         handed = ReloadRequest(uuid.uuid4().hex, pin, wanted.allow_schema_change)
         outcome = await ask_supervisor(serving.supervisor_pid, serving.fleet_dir, handed)
         if outcome is None:
@@ -46,8 +57,17 @@ async def reload(request: Request) -> Response:
             )
         if not outcome.accepted:
             raise ReloadError(outcome.detail, serving_sha256=outcome.sha256)
+        if request.app.state.settings.several_models:  # answered once every worker rolled
+            return JSONResponse({"status": "reloaded", "detail": outcome.detail})
         body = {"status": "rolling", "sha256": outcome.sha256, "model": outcome.model}
         return JSONResponse(body, status_code=202)
+    if request.app.state.settings.several_models:
+        if pin is not None:
+            raise ReloadError(SEVERAL_PIN)
+        routed = await request.app.state.reloader.reload_routing()
+        return JSONResponse(
+            {"status": "reloaded", "traffic": routed.traffic, "shadow": routed.shadow}
+        )
     model = await request.app.state.reloader.reload(
         pin, allow_schema_change=wanted.allow_schema_change
     )

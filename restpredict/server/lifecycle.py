@@ -16,7 +16,8 @@
   once and answers its open connections with ``Connection: close`` for ``RETIRE_GRACE``
   seconds (at least; ``drain_seconds`` if longer), so keep-alive clients leave it between
   requests instead of having a connection closed under a request they just sent.
-- SIGHUP (one worker) reloads the model in place (``asgi.reloader.Reloader``).
+- SIGHUP (one worker) reloads the model in place (``asgi.reloader.Reloader``); with several
+  models, the configuration's traffic split and shadows.
 - A signal arriving before the app is built only stops the server.
 
 Overriding ``handle_exit`` rather than using the lifespan shutdown is deliberate: the
@@ -34,6 +35,7 @@ import logging
 import signal
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from socket import socket
@@ -68,11 +70,16 @@ class AppFactory:
     metrics_dir: Path | None = None
     fleet_dir: Path | None = None  # where the supervisor of several workers reports to them
     models: list[Prepared] | None = None
+    reread: Callable[[], Settings] | None = None  # the configuration read again (reloads)
     built: Starlette | None = field(default=None, init=False, repr=False)
 
     def __call__(self) -> Starlette:
         app = create_app(
-            self.settings, self.model, models=self.models, metrics_dir=self.metrics_dir
+            self.settings,
+            self.model,
+            models=self.models,
+            metrics_dir=self.metrics_dir,
+            reread=self.reread,
         )
         app.state.serving.supervisor_pid = self.supervisor_pid
         app.state.serving.fleet_dir = self.fleet_dir
@@ -181,4 +188,7 @@ class GracefulServer(uvicorn.Server):
 
     async def _reload(self, app: Starlette) -> None:
         with contextlib.suppress(ReloadError):  # logged by the reloader; the old model serves
-            await app.state.reloader.reload()
+            if app.state.settings.several_models:
+                await app.state.reloader.reload_routing()
+            else:
+                await app.state.reloader.reload()

@@ -55,9 +55,11 @@ class FleetModels:
 
     @property
     def generation(self) -> str:
-        """Names the list: workers forked from another list are rolled."""
+        """Names the list and the traffic and shadows: workers forked from others are rolled."""
         served = sorted((i.name, i.version or "", m.sha256) for i, m in self.prepared)
-        return hashlib.sha256(repr(served).encode()).hexdigest()
+        s = self.settings
+        routing = (sorted(s.traffic.items()), sorted(s.shadow.items()), s.shadow_tolerance)
+        return hashlib.sha256(repr((served, routing)).encode()).hexdigest()
 
     def index(self) -> list[IndexEntry]:
         """Every name and version the repository has seen, in the order configured."""

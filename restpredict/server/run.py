@@ -24,7 +24,7 @@ import socket
 import ssl
 import sys
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -50,8 +50,12 @@ def run(
     model: LoadedModel | None = None,
     *,
     models: list[Prepared] | None = None,
+    reread: Callable[[], Settings] | None = None,
 ) -> None:
     """Serve until SIGINT/SIGTERM; StartupError if several workers can no longer serve.
+
+    ``reread``: the settings built again from the same layers (configuration file, environment,
+    flags), for a reload of several models' traffic and shadows; without it that is refused.
 
     ``models``: the prepared catalog when several models are configured (``prepare_models``);
     like ``model``, loaded here once and shared by the workers forked from this process.
@@ -63,7 +67,7 @@ def run(
         model = prepare_model(settings)
     sock = bind(settings.host, settings.port)
     if settings.workers == 1:
-        factory = AppFactory(settings, model, models=models)
+        factory = AppFactory(settings, model, models=models, reread=reread)
         GracefulServer(_config(settings, factory)).run(sockets=[sock])
         return
     with _multiprocess_metrics() as metrics_dir, _private_dir("fleet") as fleet_dir:
@@ -74,6 +78,7 @@ def run(
             metrics_dir=metrics_dir,
             fleet_dir=fleet_dir,
             models=models,
+            reread=reread,
         )
         del (
             model,
@@ -86,6 +91,7 @@ def run(
             settings=settings,
             fleet_dir=fleet_dir,
             metrics_dir=metrics_dir,
+            reread=reread,
         )
         supervisor.run()
     if supervisor.exit_code:

@@ -15,6 +15,8 @@ so a file changed on disk reaches no worker until a reload is asked for and acce
   SHA-256 pin, schema change); then it rolls: each worker in turn is replaced by one forked
   from the new model, which starts in a fraction of a second, and the old one is retired
   (``lifecycle.RETIRE``: stop accepting, answer with ``Connection: close``, leave).
+- With several models, a reload reads the configuration again and rolls the workers onto its
+  traffic split and shadows, answered once they have.
 - With several models, a repository load or unload (handed over like a reload) changes the
   supervisor's list of models (``repository.FleetModels``) and rolls the workers onto it the
   same way; its request is answered once no worker of the previous list is left.
@@ -50,7 +52,9 @@ from restpredict.asgi.fleet import (
     read_reload_requests,
     write_fleet,
 )
-from restpredict.asgi.reloader import prepare_replacement
+from restpredict.asgi.reloader import SEVERAL_MODELS, prepare_replacement
+from restpredict.errors import ReloadError, RestPredictError
+from restpredict.model.catalog import with_routing
 from restpredict.model.loading import LoadedModel
 from restpredict.observability.metrics import forget_worker
 from restpredict.server.lifecycle import RETIRE_GRACE, AppFactory
@@ -91,6 +95,7 @@ class Supervisor(Multiprocess):
         settings: Settings,
         fleet_dir: Path,
         metrics_dir: Path | None = None,
+        reread: Callable[[], Settings] | None = None,
         prepare: Callable[[Settings, LoadedModel | None, bool], LoadedModel | str] = (
             prepare_replacement
         ),
@@ -103,6 +108,7 @@ class Supervisor(Multiprocess):
         self.fleet_dir = fleet_dir
         self.metrics_dir = metrics_dir
         self.prepare = prepare
+        self.reread = reread  # the configuration read again: a reload of several models
         self.exit_code = 0
         self.slots = [_Slot() for _ in range(self.processes_num)]
         self.retiring: list[Worker] = []
@@ -278,13 +284,7 @@ class Supervisor(Multiprocess):
         allowed = request is not None and request.allow_schema_change
         allowed = allowed or self.settings.allow_schema_change
         if self.repository is not None:  # the workers' models are the catalog's, not one file
-            detail = (
-                "several models are served: reload one with POST "
-                "/v2/repository/models/{name}/load (the repository API)"
-            )
-            logger.error("reload refused: %s", detail)
-            self._answers.append(ReloadOutcome(ids, False, detail, self.generation, ""))
-            self._publish()
+            self._reroute(ids)
             return
         old = self.model
         logger.info("SIGHUP: preparing the model for a rolling reload")
@@ -351,10 +351,39 @@ class Supervisor(Multiprocess):
             return
         self.factory.models = repository.prepared
         _collect()  # what was unloaded or replaced, once no worker holds it
-        for outcome in done:
+        self._roll_then_answer(done)
+
+    def _reroute(self, ids: list[str]) -> None:
+        """Several models: read the configuration again and roll the workers onto its traffic
+        split and shadows (a refusal changes nothing)."""
+        assert self.repository is not None
+        before = self.generation
+        try:
+            if self.reread is None:
+                raise ReloadError(SEVERAL_MODELS)
+            rerouted = with_routing(self.settings, self.reread())
+        except RestPredictError as exc:
+            logger.error("reload refused, traffic and shadows unchanged: %s", exc.detail)
+            detail = f"{exc.detail}; traffic and shadows unchanged"
+            self._answers.append(ReloadOutcome(ids, False, detail, before, ""))
+            self._publish()
+            return
+        self.settings = self.factory.settings = self.repository.settings = rerouted
+        detail = f"traffic {dict(rerouted.traffic)}, shadow {dict(rerouted.shadow)}"
+        logger.info("reload: %s", detail)
+        outcome = ReloadOutcome(ids, True, detail, before, "")
+        if self.generation == before:
+            self._answers.append(outcome)
+            self._publish()
+            return
+        self._roll_then_answer([outcome])
+
+    def _roll_then_answer(self, outcomes: list[ReloadOutcome]) -> None:
+        """Roll every worker onto what the supervisor serves now; answer once they have."""
+        for outcome in outcomes:
             outcome.sha256 = self.generation
-        self._pending.extend(done)
-        logger.info("repository changed: rolling every worker onto %s", self.generation)
+        self._pending.extend(outcomes)
+        logger.info("rolling every worker onto %s", self.generation)
         for slot in self.slots:
             slot.next_try = 0.0
         self.keep_subprocess_alive()

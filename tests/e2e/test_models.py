@@ -407,3 +407,53 @@ def _disagreements(http: httpx.Client) -> float:
         if line.startswith(prefix):
             return float(line.rsplit(" ", 1)[1])
     return 0.0
+
+
+@pytest.mark.parametrize("workers", ["1", "2"])
+def test_a_reload_applies_the_configurations_traffic_and_shadow_in_every_worker(
+    serve: Callable[..., ServerProcess],
+    tmp_path: Path,
+    iris_path: Path,
+    iris_int_path: Path,
+    workers: str,
+) -> None:
+    key = tmp_path / "key"
+    key.write_text("s3cret-token\n")
+    keyed = {"Authorization": "Bearer s3cret-token"}
+    config = tmp_path / "restpredict.yaml"
+    models = (
+        f"models:\n"
+        f"  - {{source: {iris_path}, name: flowers, version: '1'}}\n"
+        f"  - {{source: {iris_int_path}, name: flowers, version: '2'}}\n"
+    )
+    config.write_text(models + "traffic: {flowers: {'1': 100, '2': 0}}\n")
+    server = serve(
+        "--config",
+        str(config),
+        "--api-key-file",
+        str(key),
+        "--workers",
+        workers,
+        "--log-level",
+        "warning",
+    )
+    assert _fresh_versions(server.url, keyed) == {"1"}
+    config.write_text(models + "traffic: {flowers: {'1': 100, '2': 0, '3': 5}}\n")
+    refused = httpx.post(f"{server.url}/admin/reload", headers=keyed, timeout=300)
+    assert refused.status_code == 409
+    assert "flowers has no version 3" in refused.json()["detail"]
+    assert _fresh_versions(server.url, keyed) == {"1"}
+    config.write_text(models + "traffic: {flowers: {'1': 0, '2': 100}}\nshadow: {flowers: '1'}\n")
+    answer = httpx.post(f"{server.url}/admin/reload", headers=keyed, timeout=300)
+    assert answer.status_code == 200, answer.text
+    assert _fresh_versions(server.url, keyed) == {"2"}  # every worker, at once
+    with httpx.Client(base_url=server.url, headers=keyed, timeout=30) as http:
+        _until(lambda: _disagreements(http) >= 1)  # version 1 shadows version 2 (other labels)
+
+
+def _fresh_versions(url: str, headers: dict[str, str], n: int = 30) -> set[str]:
+    """The versions that answered ``n`` predictions, each on a new connection."""
+    body = {"features": ROWS.tolist()}
+    answers = [httpx.post(f"{url}/predict", json=body, headers=headers) for _ in range(n)]
+    assert {a.status_code for a in answers} == {200}, answers[0].text
+    return {a.headers["x-model-version"] for a in answers}

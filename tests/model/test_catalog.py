@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from restpredict.errors import ConfigError, NotFoundError
-from restpredict.model.catalog import catalog, catalogued, version_order
+from restpredict.model.catalog import catalog, catalogued, version_order, with_routing
 from restpredict.model.prepare import prepare_models
 from restpredict.settings import ModelEntry, Settings, load_settings
 
@@ -102,3 +102,21 @@ def test_bad_entries_name_the_key(tmp_path: Path, entry: dict[str, str], message
 def test_one_model_and_several_do_not_mix(iris_path: Path, tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match="not both"):
         load_settings(None, model=str(iris_path), model_dir=str(tmp_path))
+
+
+def test_a_reload_takes_only_traffic_and_shadows_and_checks_their_versions(
+    iris_path: Path, iris_int_path: Path
+) -> None:
+    entries = (
+        ModelEntry(source=str(iris_path), name="flowers", version="1"),
+        ModelEntry(source=str(iris_int_path), name="flowers", version="2"),
+    )
+    current = Settings(models=entries, traffic={"flowers": {"1": 100}})
+    fresh = Settings(
+        models=entries[:1], port=9, traffic={"flowers": {"2": 1}}, shadow={"flowers": "1"}
+    )
+    rerouted = with_routing(current, fresh)
+    assert (rerouted.traffic, rerouted.shadow) == ({"flowers": {"2": 1}}, {"flowers": "1"})
+    assert (rerouted.models, rerouted.port) == (entries, current.port)  # the rest: a restart's
+    with pytest.raises(ConfigError, match="flowers has no version 3"):
+        with_routing(current, Settings(models=entries, traffic={"flowers": {"3": 1}}))
