@@ -1,7 +1,8 @@
 """The OpenAPI 3.1 document of the running app, built from the loaded model. No HTTP here.
 
 ``openapi_document(model, settings)`` gathers the path items of every route module (one
-``openapi`` module each: ``core``, ``kserve_v1``, ``open_inference``, ``mlflow``, ``admin``),
+``openapi`` module each: ``core``, ``kserve_v1``, ``open_inference``, ``repository``,
+``mlflow``, ``admin``),
 the shared components, and what the protective middleware answers on every route (401, 408,
 503, 504) and the security scheme (``protection``).
 
@@ -16,7 +17,15 @@ from typing import Any
 
 from restpredict._version import __version__
 from restpredict.model.loading import LoadedModel
-from restpredict.openapi import admin, core, kserve_v1, mlflow, open_inference, protection
+from restpredict.openapi import (
+    admin,
+    core,
+    kserve_v1,
+    mlflow,
+    open_inference,
+    protection,
+    repository,
+)
 from restpredict.openapi.context import OPENAPI_VERSION, OpenAPIContext, Schema
 from restpredict.openapi.models import model_sections
 from restpredict.settings import Settings
@@ -42,6 +51,7 @@ def openapi_document(
         **core.openapi_paths(api),
         **kserve_v1.openapi_paths(api),
         **open_inference.openapi_paths(api),
+        **repository.openapi_paths(api),
         **mlflow.openapi_paths(api),
         **admin.openapi_paths(api),
     }

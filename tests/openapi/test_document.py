@@ -78,6 +78,7 @@ def test_the_document_is_valid_openapi_3_1(
         pytest.param(Settings(), id="no-key"),
         pytest.param(Settings(api_key=KEY), id="api-key"),  # adds POST /admin/reload
         pytest.param(Settings(api_key=KEY, workers=2), id="api-key-several-workers"),
+        pytest.param(Settings(repository_api=True), id="repository-api"),
     ],
 )
 def test_every_route_the_app_serves_is_documented(iris: LoadedModel, settings: Settings) -> None:
