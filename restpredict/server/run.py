@@ -37,7 +37,6 @@ from restpredict.observability.logs import logging_config
 from restpredict.observability.metrics import reread_multiprocess_mode
 from restpredict.server.lifecycle import AppFactory, GracefulServer
 from restpredict.server.protocols.auto import header_deadline_protocol
-from restpredict.server.supervisor import Supervisor
 from restpredict.settings import Settings
 
 __all__ = ["MULTIPROC_ENV", "bind", "run"]
@@ -70,6 +69,10 @@ def run(
         factory = AppFactory(settings, model, models=models, reread=reread)
         GracefulServer(_config(settings, factory)).run(sockets=[sock])
         return
+    # Lazy import, for start-up time: one worker needs no supervisor (nor uvicorn's
+    # multiprocess supervisor and the fleet modules it brings, ~25 ms).
+    from restpredict.server.supervisor import Supervisor
+
     with _multiprocess_metrics() as metrics_dir, _private_dir("fleet") as fleet_dir:
         factory = AppFactory(
             settings,

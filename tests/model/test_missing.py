@@ -14,6 +14,7 @@ import subprocess
 import sys
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import httpx
 import joblib
@@ -30,6 +31,7 @@ from starlette.testclient import TestClient
 
 from restpredict.app import create_app
 from restpredict.model.loading import LoadedModel, load_model
+from restpredict.model.missing import missing_support
 from restpredict.openapi.document import openapi_document
 from restpredict.settings import Settings
 
@@ -335,3 +337,26 @@ def test_cli_predict_and_info_with_missing_values(
 
     info = _cli("info", str(imputed_path), "--json")
     assert json.loads(info.stdout)["feature_nullable"] == [True, True, False]
+
+
+@pytest.mark.parametrize(
+    ("front", "calls"),
+    [
+        pytest.param(StandardScaler(), 0, id="scaler-then-logistic: known from the tags"),
+        pytest.param(SimpleImputer(), 1, id="imputer-then-logistic: confirmed by one probe"),
+    ],
+)
+def test_scaled_model_that_refuses_nan_is_known_without_probing(front: Any, calls: int) -> None:
+    """NaN passes a scaler unchanged, and a LogisticRegression refuses it: no probe needed."""
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(60, 4))
+    model = make_pipeline(front, LogisticRegression()).fit(X, X[:, 0] > 0)
+    probes: list[np.ndarray] = []
+
+    def probe(rows: np.ndarray) -> Any:
+        probes.append(rows)
+        return model.predict(rows.astype(float))
+
+    found = missing_support(model, 4, None, None, (0.0,) * 4, probe)
+    expected = "refused" if calls == 0 else "nan"
+    assert found == (expected,) * 4 and len(probes) == calls
