@@ -7,6 +7,7 @@ serves the whole module: starting one takes ~10 s.
 
 from __future__ import annotations
 
+import hashlib
 import os
 import shutil
 import sys
@@ -127,11 +128,17 @@ def test_a_bad_row_fails_the_job_with_its_reason_and_leaves_no_output(
 def test_executors_check_the_sha256_pin(
     spark: SparkSession, iris_path: Path, iris: LoadedModel
 ) -> None:
-    """Bytes that differ from what the driver verified are refused on the executor too."""
+    """Bytes that differ from what the driver verified are refused on the executor too.
+
+    The digest is one no model has: Spark reuses Python workers across tests, and a worker
+    that loaded iris keeps it by its digest, so iris's would find it loaded and check nothing.
+    The bytes are iris's own, which load and predict if the check is skipped.
+    """
+    verified = hashlib.sha256(b"what the driver verified, not iris").hexdigest()
     tampered = _Shipped(
-        data=spark.sparkContext.broadcast(iris_path.read_bytes() + b"\0"),
+        data=spark.sparkContext.broadcast(iris_path.read_bytes()),
         suffix=".joblib",
-        sha256=iris.sha256,
+        sha256=verified,
         allow_version_mismatch=False,
         trusted_types=(),
     )
@@ -139,7 +146,7 @@ def test_executors_check_the_sha256_pin(
 
     udf = _udf(tampered, iris, StringType(), proba=False)
     df, _ = iris_frame(spark, 10)
-    with pytest.raises(Exception, match=f"expected {iris.sha256}; refusing to unpickle it"):
+    with pytest.raises(Exception, match=f"expected {verified}; refusing to unpickle it"):
         df.select(udf("a", "b", "c", "d")).collect()
     with pytest.raises(IntegrityError):
         predict_udf(spark, iris_path, sha256="0" * 64)
