@@ -103,29 +103,41 @@ def measure(directory: Path, args: argparse.Namespace) -> dict[str, object]:
 
 
 def pss_tree(pid: int) -> dict[str, float]:
-    """PSS and RSS (MiB) summed over ``pid`` and its descendants, and how many processes."""
-    pids = [pid, *_descendants(pid)]
-    pss = rss = 0
-    for each in pids:
-        fields = _rollup(each)
-        pss, rss = pss + fields["Pss"], rss + fields["Rss"]
+    """PSS and RSS (MiB) summed over ``pid`` and its descendants, and how many processes.
+
+    A descendant that exits while the tree is read holds no memory any more and is left out:
+    an exited process not yet reaped (a zombie) still lists as a child, but its
+    ``smaps_rollup`` reads as ESRCH, and once reaped its ``/proc`` folder is gone.
+    """
+    read = [fields for each in [pid, *_descendants(pid)] if (fields := _rollup(each)) is not None]
+    if not read:
+        raise BenchmarkError(f"process {pid} exited before its memory was read")
     return {
-        "processes": len(pids),
-        "pss_mib": round(pss / 1024, 1),
-        "rss_mib": round(rss / 1024, 1),
+        "processes": len(read),
+        "pss_mib": round(sum(fields["Pss"] for fields in read) / 1024, 1),
+        "rss_mib": round(sum(fields["Rss"] for fields in read) / 1024, 1),
     }
 
 
-def _rollup(pid: int) -> dict[str, int]:
+def _rollup(pid: int) -> dict[str, int] | None:
+    """The kB fields of ``pid``'s ``smaps_rollup``; None when the process has exited."""
+    try:
+        text = Path(f"/proc/{pid}/smaps_rollup").read_text()
+    except (ProcessLookupError, FileNotFoundError):
+        return None
     fields = {}
-    for line in Path(f"/proc/{pid}/smaps_rollup").read_text().splitlines()[1:]:
+    for line in text.splitlines()[1:]:
         name, _, value = line.partition(":")
         fields[name.strip()] = int(value.split()[0])  # kB
     return fields
 
 
 def _descendants(pid: int) -> list[int]:
-    children = [int(c) for c in Path(f"/proc/{pid}/task/{pid}/children").read_text().split()]
+    try:
+        listed = Path(f"/proc/{pid}/task/{pid}/children").read_text()
+    except (ProcessLookupError, FileNotFoundError):  # exited meanwhile: no children left
+        return []
+    children = [int(c) for c in listed.split()]
     return [*children, *(d for c in children for d in _descendants(c))]
 
 
