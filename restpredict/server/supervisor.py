@@ -22,6 +22,7 @@ so a file changed on disk reaches no worker until a reload is asked for and acce
   same way; its request is answered once no worker of the previous list is left.
 - SIGTERM is passed on to every worker at once; SIGTTIN/SIGTTOU add or remove a worker.
 
+Reloads and repository changes (SIGHUP's ``handle_hup``) are ``changes.RollingChanges``'s.
 uvicorn's ``Multiprocess`` still provides the signal queue and ``handle_*`` dispatch.
 """
 
@@ -34,7 +35,6 @@ import os
 import signal
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
 from pathlib import Path
 from socket import socket
 from types import FrameType
@@ -43,23 +43,14 @@ import uvicorn
 from uvicorn.config import STARTUP_FAILURE
 from uvicorn.supervisors.multiprocess import Multiprocess
 
-from restpredict.asgi.fleet import (
-    FleetStatus,
-    ReloadOutcome,
-    ReloadRequest,
-    Rollout,
-    kept_answers,
-    read_reload_requests,
-    write_fleet,
-)
-from restpredict.asgi.reloader import SEVERAL_MODELS, prepare_replacement
-from restpredict.errors import ReloadError, RestPredictError
-from restpredict.model.catalog import with_routing
+from restpredict.asgi.fleet import FleetStatus, ReloadOutcome, Rollout, kept_answers, write_fleet
+from restpredict.asgi.reloader import prepare_replacement
 from restpredict.model.loading import LoadedModel
 from restpredict.observability.metrics import forget_worker
+from restpredict.server.changes import RollingChanges
 from restpredict.server.lifecycle import RETIRE_GRACE, AppFactory
-from restpredict.server.repository import FleetModels, Refusal
-from restpredict.server.workers import Worker
+from restpredict.server.repository import FleetModels
+from restpredict.server.workers import Slot, Worker
 from restpredict.settings import Settings
 
 __all__ = ["BACKOFF_FIRST", "BACKOFF_MAX", "GIVE_UP", "START_TIMEOUT", "Supervisor"]
@@ -74,16 +65,7 @@ _HEALTH_TIMEOUT = 10.0  # a worker that does not answer a ping this long is hung
 _CRASH_WINDOW = 10.0  # a worker that dies this soon after starting counts as a failed start
 
 
-@dataclass
-class _Slot:
-    """One of the N workers asked for: the process serving it, if any, and its start record."""
-
-    worker: Worker | None = None
-    failures: int = 0  # failed starts in a row
-    next_try: float = 0.0
-
-
-class Supervisor(Multiprocess):
+class Supervisor(RollingChanges, Multiprocess):
     """Forks, watches, replaces and rolls the workers of a multi-worker server."""
 
     def __init__(
@@ -110,7 +92,7 @@ class Supervisor(Multiprocess):
         self.prepare = prepare
         self.reread = reread  # the configuration read again: a reload of several models
         self.exit_code = 0
-        self.slots = [_Slot() for _ in range(self.processes_num)]
+        self.slots = [Slot() for _ in range(self.processes_num)]
         self.retiring: list[Worker] = []
         self._pin = settings.sha256
         self._rollout: Rollout | None = None
@@ -122,19 +104,6 @@ class Supervisor(Multiprocess):
         self._problem: str | None = None
         self._stopping = False  # set by the SIGTERM handler, before the loop sees the signal
         signal.signal(signal.SIGTERM, self._on_term)
-
-    @property
-    def model(self) -> LoadedModel:
-        model = self.factory.model
-        assert model is not None
-        return model
-
-    @property
-    def generation(self) -> str:
-        """What the workers must serve: the model's SHA-256, or the models' set's digest."""
-        if self.repository is not None:
-            return self.repository.generation
-        return self.model.sha256
 
     # -- the loop -------------------------------------------------------------------------
 
@@ -175,7 +144,7 @@ class Supervisor(Multiprocess):
             self._rollout = None
         self._publish()
 
-    def _tend(self, slot: _Slot) -> None:
+    def _tend(self, slot: Slot) -> None:
         worker = slot.worker
         if worker is not None and not worker.is_alive(_HEALTH_TIMEOUT):
             self._bury(slot, worker)
@@ -187,7 +156,7 @@ class Supervisor(Multiprocess):
         elif worker.generation != self.generation:
             self._roll(slot, worker)
 
-    def _bury(self, slot: _Slot, worker: Worker) -> None:
+    def _bury(self, slot: Slot, worker: Worker) -> None:
         worker.kill()
         worker.join()
         self._forget(worker)
@@ -204,11 +173,11 @@ class Supervisor(Multiprocess):
                 worker.exitcode,
             )
 
-    def _start(self, slot: _Slot) -> None:
+    def _start(self, slot: Slot) -> None:
         worker = self._fork()
         self._settle(slot, worker, worker.wait_until_ready(START_TIMEOUT, self._exiting))
 
-    def _roll(self, slot: _Slot, old: Worker) -> None:
+    def _roll(self, slot: Slot, old: Worker) -> None:
         """Replace ``old`` by a worker of the current model; ``old`` serves until that is up."""
         new = self._fork()
         if self._settle(slot, new, new.wait_until_ready(START_TIMEOUT, self._exiting)):
@@ -219,7 +188,7 @@ class Supervisor(Multiprocess):
         else:
             slot.worker = old  # keeps serving the previous model until a retry succeeds
 
-    def _settle(self, slot: _Slot, worker: Worker, ready: bool) -> bool:
+    def _settle(self, slot: Slot, worker: Worker, ready: bool) -> bool:
         """Record how a start went: the slot's worker on success, a retry time on failure."""
         if ready:
             assert worker.ready_at is not None
@@ -238,7 +207,7 @@ class Supervisor(Multiprocess):
             self._failed(slot, f"worker [{worker.pid}] did not start (exit code {worker.exitcode})")
         return False
 
-    def _failed(self, slot: _Slot, what: str) -> None:
+    def _failed(self, slot: Slot, what: str) -> None:
         slot.failures += 1
         delay = min(BACKOFF_FIRST * 2 ** (slot.failures - 1), BACKOFF_MAX)
         slot.next_try = time.monotonic() + delay
@@ -264,155 +233,6 @@ class Supervisor(Multiprocess):
             self._forget(worker)
             self.retiring.remove(worker)
 
-    # -- reloads --------------------------------------------------------------------------
-
-    def handle_hup(self) -> None:
-        """Serve what the requests handed over ask for (a bare SIGHUP: a reload)."""
-        requests = read_reload_requests(self.fleet_dir)
-        reloads = [r for r in requests if r.action == "reload"]
-        changes = [r for r in requests if r.action != "reload"]
-        if changes:
-            self._change_repository(changes)
-        if reloads or not requests:
-            self._reload(reloads)
-
-    def _reload(self, requests: list[ReloadRequest]) -> None:
-        """Prepare the configured (or requested) model here, then roll the workers onto it."""
-        ids = [request.id for request in requests]
-        request = requests[-1] if requests else None  # several at once: the latest one's terms
-        pin = (request.sha256 if request is not None else None) or self._pin
-        allowed = request is not None and request.allow_schema_change
-        allowed = allowed or self.settings.allow_schema_change
-        if self.repository is not None:  # the workers' models are the catalog's, not one file
-            self._reroute(ids)
-            return
-        old = self.model
-        logger.info("SIGHUP: preparing the model for a rolling reload")
-        wanted = self.settings.model_copy(update={"sha256": pin})
-        new = self.prepare(wanted, old, allowed)
-        if isinstance(new, str):
-            _collect()  # the refused model and the frames its failure held
-            logger.error("reload refused, still serving sha256 %s: %s", old.sha256, new)
-            detail = f"{new}; still serving sha256 {old.sha256}"
-            self._answers.append(ReloadOutcome(ids, False, detail, old.sha256, old.name))
-            self._publish()
-            return
-        self._pin = pin
-        if new.sha256 == old.sha256:
-            # The same file: the workers' shared copy stays, rather than a second one in here.
-            logger.info("reload: sha256 %s unchanged, the workers keep serving it", old.sha256)
-            del new
-            _collect()
-            self._answers.append(ReloadOutcome(ids, True, "unchanged", old.sha256, old.name))
-            self._publish()
-            return
-        self.factory.model = new
-        del old
-        _collect()
-        logger.info("rolling reload: sha256 %s to every worker", new.sha256)
-        previous = {s.worker.generation for s in self.slots if s.worker is not None} - {new.sha256}
-        if previous:
-            self._rollout = Rollout(previous.pop(), new.sha256, 0, len(self.slots))
-        self._answers.append(ReloadOutcome(ids, True, "rolling", new.sha256, new.name))
-        for slot in self.slots:
-            slot.next_try = 0.0  # roll now, even a slot waiting out a backoff
-        self.keep_subprocess_alive()
-
-    def _change_repository(self, requests: list[ReloadRequest]) -> None:
-        """Load or unload each name asked for, in order, then roll the workers onto the result
-        once; each request is answered when it is refused or once the roll is done."""
-        repository = self.repository
-        before = self.generation
-        done: list[ReloadOutcome] = []
-        for request in requests:
-            name = request.name or ""
-            try:
-                if repository is None:
-                    raise Refusal(
-                        "this server serves one model (MODEL): reload it with POST "
-                        "/admin/reload, or serve with models: or --model-dir to load models "
-                        "by name"
-                    )
-                if request.action == "load":
-                    repository.begin_load(name)
-                    self._publish()  # LOADING, in every worker's index
-                    repository.load(name)
-                else:
-                    repository.unload(name)
-            except Refusal as refusal:
-                outcome = ReloadOutcome([request.id], False, refusal.detail, before, name)
-                outcome.status = refusal.status
-                self._answers.append(outcome)
-            else:
-                done.append(ReloadOutcome([request.id], True, request.action, "", name))
-        if repository is None or self.generation == before:
-            self._answers.extend(done)  # nothing to roll (the same files loaded again)
-            self._publish()
-            return
-        self.factory.models = repository.prepared
-        _collect()  # what was unloaded or replaced, once no worker holds it
-        self._roll_then_answer(done)
-
-    def _reroute(self, ids: list[str]) -> None:
-        """Several models: read the configuration again and roll the workers onto its traffic
-        split and shadows (a refusal changes nothing)."""
-        assert self.repository is not None
-        before = self.generation
-        try:
-            if self.reread is None:
-                raise ReloadError(SEVERAL_MODELS)
-            rerouted = with_routing(self.settings, self.reread())
-        except RestPredictError as exc:
-            logger.error("reload refused, traffic and shadows unchanged: %s", exc.detail)
-            detail = f"{exc.detail}; traffic and shadows unchanged"
-            self._answers.append(ReloadOutcome(ids, False, detail, before, ""))
-            self._publish()
-            return
-        self.settings = self.factory.settings = self.repository.settings = rerouted
-        detail = f"traffic {dict(rerouted.traffic)}, shadow {dict(rerouted.shadow)}"
-        logger.info("reload: %s", detail)
-        outcome = ReloadOutcome(ids, True, detail, before, "")
-        if self.generation == before:
-            self._answers.append(outcome)
-            self._publish()
-            return
-        self._roll_then_answer([outcome])
-
-    def _roll_then_answer(self, outcomes: list[ReloadOutcome]) -> None:
-        """Roll every worker onto what the supervisor serves now; answer once they have."""
-        for outcome in outcomes:
-            outcome.sha256 = self.generation
-        self._pending.extend(outcomes)
-        logger.info("rolling every worker onto %s", self.generation)
-        for slot in self.slots:
-            slot.next_try = 0.0
-        self.keep_subprocess_alive()
-
-    def _answer_when_rolled(self) -> None:
-        """Once no worker serves an older set of models, answer the requests that changed it."""
-        if not self._pending and (self.repository is None or not self.repository.draining):
-            return
-        current = all(self._current(slot) for slot in self.slots)
-        old = [worker for worker in self.retiring if worker.generation != self.generation]
-        if current and not any(worker.accepting(_HEALTH_TIMEOUT) for worker in old):
-            # The old workers take no new connection; they answer the ones they have with
-            # Connection: close (the request being answered here among them).
-            if self.repository is not None:
-                self.repository.drained()
-            self._answers.extend(self._pending)
-            self._pending = []
-        elif self._pending and any(s.failures and not self._current(s) for s in self.slots):
-            stale = sum(1 for slot in self.slots if not self._current(slot))
-            for outcome in self._pending:
-                outcome.accepted = False
-                outcome.status = 503
-                outcome.detail = (
-                    f"{stale} of {len(self.slots)} workers could not start with the new models: "
-                    "they serve the previous ones and are retried"
-                )
-            self._answers.extend(self._pending)
-            self._pending = []
-
     # -- SIGTERM, SIGTTIN, SIGTTOU, stopping ---------------------------------------------------
 
     def _on_term(self, sig: int, frame: FrameType | None) -> None:
@@ -428,7 +248,7 @@ class Supervisor(Multiprocess):
     def handle_ttin(self) -> None:
         logger.info("Received SIGTTIN, adding a worker.")
         self.processes_num += 1
-        self.slots.append(_Slot())
+        self.slots.append(Slot())
 
     def handle_ttou(self) -> None:
         if len(self.slots) <= 1:
@@ -463,9 +283,6 @@ class Supervisor(Multiprocess):
     def _serving(self) -> int:
         return sum(1 for slot in self.slots if slot.worker is not None)
 
-    def _current(self, slot: _Slot) -> bool:
-        return slot.worker is not None and slot.worker.generation == self.generation
-
     def _forget(self, worker: Worker) -> None:
         if self.metrics_dir is not None and worker.pid is not None:
             forget_worker(self.metrics_dir, worker.pid)
@@ -491,12 +308,5 @@ def _freeze() -> None:
     A collection writes to every object it examines (``gc_refs``), which would copy the
     model's pages into every worker; frozen objects are never examined.
     """
-    gc.collect()
-    gc.freeze()
-
-
-def _collect() -> None:
-    """Free what a reload let go of (frozen objects are never collected), then freeze again."""
-    gc.unfreeze()
     gc.collect()
     gc.freeze()

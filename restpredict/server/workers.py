@@ -22,6 +22,7 @@ import sys
 import threading
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from socket import socket
 
 import uvicorn
@@ -30,7 +31,7 @@ from uvicorn.supervisors.multiprocess import SIGNALS
 
 from restpredict.server.lifecycle import RETIRE, GracefulServer
 
-__all__ = ["Worker"]
+__all__ = ["Slot", "Worker"]
 
 logger = logging.getLogger("uvicorn.error")
 
@@ -143,3 +144,12 @@ class Worker:
                 asked = self._child_conn.recv()
                 accepting = server.started and not server.closed_listeners
                 self._child_conn.send(accepting if asked == _ACCEPTING else server.started)
+
+
+@dataclass
+class Slot:
+    """One of the N workers asked for: the process serving it, if any, and its start record."""
+
+    worker: Worker | None = None
+    failures: int = 0  # failed starts in a row
+    next_try: float = 0.0
