@@ -6,9 +6,10 @@ MLflow model folder, ``s3://``/``gs://``/``az://``/``https://`` or ``models:/``/
 (``--code-path``, an MLflow folder's ``code/``) to the executors once (broadcast variables), and
 returns an iterator-of-batches pandas UDF (Arrow transfer): each Python worker unpickles the
 model once, after checking the bytes against the driver's SHA-256 and its own scikit-learn
-version, as ``serve`` does. Executors need no access to the model store nor its credentials. Rows
-are validated by the same rules as ``/predict`` and batch scoring (``restpredict.batch``), so
-the answers equal the local ones; a bad row fails the task with its row number and reason.
+version (the pickle's, and the one an MLflow MLmodel recorded), as ``serve`` does. Executors
+need no access to the model store nor its credentials. Rows are validated by the same rules as
+``/predict`` and batch scoring (``restpredict.batch``), so the answers equal the local ones; a
+bad row fails the task with its row number and reason.
 
     udf = predict_udf(spark, "model.joblib")
     df.withColumn("prediction", udf("sepal_length", "sepal_width", ...))   # by position
@@ -45,7 +46,7 @@ from restpredict.batch.validate import Layout, check_batch, plan_layout
 from restpredict.batch.writers import PREDICTION, label_type
 from restpredict.errors import ConfigError, InputError
 from restpredict.model.loading import LoadedModel, load_model
-from restpredict.model.prepare import load_source
+from restpredict.model.prepare import check_recorded_version, load_resolved
 from restpredict.settings import Settings
 from restpredict.sources import resolve
 
@@ -71,6 +72,8 @@ class _Shipped:
     trusted_types: tuple[str, ...]
     code: Any = None  # a Broadcast[bytes] of a zip of the code paths, or None
     code_paths: tuple[str, ...] = ()  # where each code path lands in the unpacked zip
+    source: str = ""  # the model source, redacted, for error messages
+    recorded_sklearn: str | None = None  # the scikit-learn version an MLflow MLmodel recorded
 
 
 # One loaded model per Python worker process and file digest: Spark reuses workers across
@@ -115,12 +118,10 @@ def predict_udf(
             "offline": offline,
         }
     )
-    # Resolved (fetched into the cache) once for what executors need, then loaded with every
-    # check ``serve`` makes; the second resolution finds the cached copy.
+    # Resolved (fetched into the cache) once, then loaded with every check ``serve`` makes; the
+    # executors get the same file and repeat the checks that depend on where they run.
     resolved = resolve(settings.model or "", cache_dir=cache_dir, offline=offline)
-    model = load_source(
-        settings.model or "", settings, allow_version_mismatch=allow_version_mismatch
-    )
+    model = load_resolved(resolved, settings, allow_version_mismatch=allow_version_mismatch)
     if proba and not model.schema.has_proba:
         raise InputError(f"{model.schema.estimator} has no predict_proba; leave out proba")
     trusted, code = tuple(trusted_types), tuple(code_paths)
@@ -138,6 +139,8 @@ def predict_udf(
         trusted_types=trusted,
         code=context.broadcast(bundle) if bundle is not None else None,
         code_paths=layout,
+        source=resolved.source,
+        recorded_sklearn=resolved.mlflow.sklearn_version if resolved.mlflow else None,
     )
     return_type = _return_type(model, proba)
     with _pandas_3_tolerated():
@@ -196,6 +199,8 @@ def _worker_model(shipped: _Shipped) -> LoadedModel:
     model = _LOADED.get(shipped.sha256)
     if model is not None:
         return model
+    if not shipped.allow_version_mismatch:  # this worker's scikit-learn may not be the driver's
+        check_recorded_version(shipped.source, shipped.recorded_sklearn)
     data: bytes = shipped.data.value
     code = _unpacked_code(shipped)
     with tempfile.TemporaryDirectory(prefix="restpredict-") as directory:

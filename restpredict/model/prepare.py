@@ -21,11 +21,13 @@ from restpredict.model.catalog import Catalogued, catalog
 from restpredict.model.loading import LoadedModel, load_model
 from restpredict.model.schema import with_signature
 from restpredict.settings import Settings
-from restpredict.sources import resolve
+from restpredict.sources import ResolvedSource, resolve
 
 __all__ = [
     "Prepared",
+    "check_recorded_version",
     "load_configured_model",
+    "load_resolved",
     "load_source",
     "prepare_model",
     "prepare_models",
@@ -64,6 +66,13 @@ def load_source(source: str, settings: Settings, *, allow_version_mismatch: bool
     anything is unpickled.
     """
     resolved = resolve(source, cache_dir=settings.cache_dir, offline=settings.offline)
+    return load_resolved(resolved, settings, allow_version_mismatch=allow_version_mismatch)
+
+
+def load_resolved(
+    resolved: ResolvedSource, settings: Settings, *, allow_version_mismatch: bool
+) -> LoadedModel:
+    """``load_source`` for a source already resolved (Spark's driver ships its file too)."""
     trusted = settings.trusted_types
     code_paths = settings.code_paths
     origin: dict[str, object] = {"source": resolved.source}
@@ -79,13 +88,8 @@ def load_source(source: str, settings: Settings, *, allow_version_mismatch: bool
         if mlflow.code_dir is not None:  # MLflow puts the folder's code/ on sys.path too
             code_paths = (*code_paths, mlflow.code_dir)
             origin["code_paths"] = (mlflow.code_dir,)
-        recorded, running = mlflow.sklearn_version, str(sklearn.__version__)
-        if recorded not in (None, running) and not allow_version_mismatch:
-            raise VersionMismatchError(
-                f"{resolved.source}: saved with scikit-learn {recorded} (its MLmodel says) but "
-                f"{running} is installed; install scikit-learn=={recorded}, or pass "
-                "--allow-version-mismatch to serve it anyway"
-            )
+        if not allow_version_mismatch:
+            check_recorded_version(resolved.source, mlflow.sklearn_version)
     try:
         model = load_model(
             resolved.model_file,
@@ -104,6 +108,17 @@ def load_source(source: str, settings: Settings, *, allow_version_mismatch: bool
         schema = with_signature(model.schema, mlflow.input_names, mlflow.input_types or ())
         model = replace(model, schema=schema)
     return replace(model, origin=origin)
+
+
+def check_recorded_version(source: str, recorded: str | None) -> None:
+    """Refuse a model whose MLmodel records another scikit-learn than the one running here."""
+    running = str(sklearn.__version__)
+    if recorded not in (None, running):
+        raise VersionMismatchError(
+            f"{source}: saved with scikit-learn {recorded} (its MLmodel says) but "
+            f"{running} is installed; install scikit-learn=={recorded}, or pass "
+            "--allow-version-mismatch to serve it anyway"
+        )
 
 
 def prepare_model(settings: Settings) -> LoadedModel:

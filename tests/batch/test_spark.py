@@ -13,6 +13,7 @@ import shutil
 import sys
 import warnings
 from collections.abc import Iterator
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -37,7 +38,9 @@ if shutil.which("java") is None:
 from pyspark.sql import DataFrame, SparkSession  # noqa: E402
 from pyspark.sql import functions as F  # noqa: E402
 
+from restpredict.sources import resolve  # noqa: E402
 from restpredict.spark import _Shipped, _udf, predict_udf, score_parquet  # noqa: E402
+from tests.sources.servers import Served, http_server  # noqa: E402
 
 pytestmark = pytest.mark.filterwarnings(
     "ignore:PySpark does not yet fully support pandas:FutureWarning"
@@ -150,6 +153,41 @@ def test_executors_check_the_sha256_pin(
         df.select(udf("a", "b", "c", "d")).collect()
     with pytest.raises(IntegrityError):
         predict_udf(spark, iris_path, sha256="0" * 64)
+
+
+def test_executors_check_the_scikit_learn_version_an_mlflow_model_recorded(
+    spark: SparkSession, iris_path: Path, iris: LoadedModel
+) -> None:
+    """An executor whose scikit-learn is not the one the MLmodel names refuses the model."""
+    shipped = _Shipped(
+        data=spark.sparkContext.broadcast(iris_path.read_bytes()),
+        suffix=".joblib",
+        sha256=iris.sha256,
+        allow_version_mismatch=False,
+        trusted_types=(),
+        source="models:/iris/1",
+        recorded_sklearn="0.24.2",
+    )
+    from pyspark.sql.types import StringType
+
+    df, _ = iris_frame(spark, 10)
+    udf = _udf(shipped, iris, StringType(), proba=False)
+    with pytest.raises(Exception, match=r"models:/iris/1: saved with scikit-learn 0\.24\.2"):
+        df.select(udf("a", "b", "c", "d")).collect()
+    allowed = _udf(replace(shipped, allow_version_mismatch=True), iris, StringType(), proba=False)
+    assert len(df.select(allowed("a", "b", "c", "d")).collect()) == 10
+
+
+def test_the_model_source_is_resolved_once(
+    spark: SparkSession, iris_path: Path, tmp_path: Path
+) -> None:
+    """predict_udf asks the model's server what a single resolution asks, no more."""
+    served = Served(files={"/iris.joblib": iris_path.read_bytes()})
+    with http_server(served) as base:
+        resolve(f"{base}/iris.joblib", cache_dir=tmp_path / "alone")
+        once = served.requests
+        predict_udf(spark, f"{base}/iris.joblib", cache_dir=tmp_path / "udf")
+    assert served.requests == 2 * once
 
 
 def test_a_model_in_s3_is_fetched_once_on_the_driver(

@@ -58,6 +58,7 @@ class Served:
     truncated: set[str] = field(default_factory=set)
     denied: set[str] = field(default_factory=set)
     gets: dict[str, int] = field(default_factory=dict)
+    requests: int = 0  # every request, HEAD and 304s included
 
 
 class _Handler(BaseHTTPRequestHandler):
@@ -74,6 +75,7 @@ class _Handler(BaseHTTPRequestHandler):
 
     def _answer(self, *, body: bool) -> None:
         path = self.path.split("?", 1)[0]
+        self.served.requests += 1
         if path in self.served.denied:
             self.send_error(403)
             return
