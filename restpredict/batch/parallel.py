@@ -6,12 +6,18 @@ most two batches per worker are in flight, so memory stays bounded. Workers are 
 forked: the main process runs Arrow's reader threads, which a fork would copy mid-flight. Each
 worker gets the model the main process loaded and verified (its SHA-256 pin and version checks
 passed there), once, when it starts.
+
+In this process (``--jobs 1``) the model's BLAS gets one thread fewer than the cores this
+process may use: the read-ahead thread keeps one core busy decoding, and OpenBLAS's threads
+spin while they wait for work, so on the 2-core benchmark machine a second BLAS thread took
+the reader's core and the run used about twice the CPU time for the same rows.
 """
 
 from __future__ import annotations
 
 import contextlib
 import multiprocessing
+import os
 from collections import deque
 from collections.abc import Iterator
 from concurrent.futures import Future, ProcessPoolExecutor
@@ -41,7 +47,8 @@ class Predictor(Protocol):
 def predictor_for(model: LoadedModel, job: BatchJob) -> Iterator[Predictor]:
     """In this process for ``jobs=1``; else a pool of ``jobs`` processes, shut down after."""
     if job.jobs <= 1:
-        yield _InProcess(model, job.proba)
+        with threadpool_limits(limits=max(1, _usable_cores() - 1), user_api="blas"):
+            yield _InProcess(model, job.proba)
         return
     pool = ProcessPoolExecutor(
         max_workers=job.jobs,
@@ -88,6 +95,13 @@ class _Pool:
         while pending:
             done, future = pending.popleft()
             yield done, future.result()
+
+
+def _usable_cores() -> int:
+    """The cores this process may run on (its affinity mask where the OS has one)."""
+    if hasattr(os, "sched_getaffinity"):
+        return len(os.sched_getaffinity(0))
+    return os.cpu_count() or 1
 
 
 def _start_worker(model: LoadedModel) -> None:

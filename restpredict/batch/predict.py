@@ -1,5 +1,11 @@
 """Predict a validated batch; rows the model itself refuses are found by halving the batch.
 
+A model whose cost is passes over memory (a linear model and its scaler on the fast path) is
+called on cache-sized slices of the batch: each pass then reads the cache instead of memory.
+The benchmark's logistic-regression pipeline took 1.7-2.4x less CPU time per row in 4,096- to
+8,192-row slices than in one call on a 65,536-row batch. Other models get the batch in one
+call (a forest or histogram boosting pays a per-call cost that slicing would multiply).
+
 Validation cannot know every value a model refuses (an encoder's unknown category, inputs that
 overflow it), and the server answers those with a 422 for the whole request. A batch is many
 requests' worth of rows, so one such row must not sink the others, nor be dropped unnamed: the
@@ -21,7 +27,11 @@ from restpredict.batch.validate import Checked, Reject
 from restpredict.errors import InputError
 from restpredict.model.loading import LoadedModel, Prediction
 
-__all__ = ["Scored", "Work", "predict_rows"]
+__all__ = ["Scored", "Work", "predict_rows", "rows_per_call"]
+
+#: The model input per call of a memory-bound model: 1 MiB, the L2 cache of a core of the
+#: benchmark machine (4,369 rows of 30 float64 features); slices of 0.5-2 MiB measured alike.
+_SLICE_BYTES = 1 << 20
 
 
 @dataclass
@@ -62,6 +72,28 @@ def predict_rows(
     ``finite`` says validation saw every value finite, so scikit-learn need not scan the
     matrix again (``assume_finite``): a second full pass over each batch otherwise.
     """
+    step = rows_per_call(model, rows)
+    if step < len(rows):
+        return _joined(
+            [
+                _predict(model, rows[i : i + step], row_numbers[i : i + step], proba, finite)
+                for i in range(0, len(rows), step)
+            ]
+        )
+    return _predict(model, rows, row_numbers, proba, finite)
+
+
+def rows_per_call(model: LoadedModel, rows: np.ndarray) -> int:
+    """How many rows go to the model at once: a cache-sized slice if it is memory-bound."""
+    if not getattr(model.estimator, "memory_bound", False) or rows.ndim != 2:
+        return max(len(rows), 1)
+    return max(256, _SLICE_BYTES // max(int(rows.shape[1]) * rows.itemsize, 1))
+
+
+def _predict(
+    model: LoadedModel, rows: np.ndarray, row_numbers: np.ndarray, proba: bool, finite: bool
+) -> Scored:
+    """One call, halving on a refusal (see the module docstring)."""
     skip_scan = sklearn.config_context(assume_finite=True) if finite else contextlib.nullcontext()
     try:
         with skip_scan:
@@ -77,14 +109,19 @@ def predict_rows(
             return Scored(empty, np.zeros(1, dtype=bool), [Reject(int(row_numbers[0]), reason)])
     half = len(rows) // 2
     parts = [
-        predict_rows(model, rows[:half], row_numbers[:half], proba=proba, finite=finite),
-        predict_rows(model, rows[half:], row_numbers[half:], proba=proba, finite=finite),
+        _predict(model, rows[:half], row_numbers[:half], proba, finite),
+        _predict(model, rows[half:], row_numbers[half:], proba, finite),
     ]
     return _joined(parts)
 
 
 def _joined(parts: list[Scored]) -> Scored:
-    accepted = np.concatenate([p.accepted if p.accepted is not None else _all(p) for p in parts])
+    """The parts' answers in order; ``accepted`` stays None when every part took every row."""
+    accepted: np.ndarray | None = None
+    if any(p.accepted is not None for p in parts):
+        accepted = np.concatenate(
+            [p.accepted if p.accepted is not None else _all(p) for p in parts]
+        )
     kept = [p.prediction for p in parts if _count(p) > 0]
     labels = [p.labels for p in kept if p.labels is not None]
     probas = [p.proba for p in kept if p.proba is not None]

@@ -628,7 +628,7 @@ def _score_table(
             "scoring files with --output needs pyarrow: pip install 'restpredict[parquet]'"
         ) from None
     from restpredict.cli.render import BatchProgress
-    from restpredict.model.prepare import load_configured_model
+    from restpredict.model.prepare import prepare_model
 
     if flags.on_error not in ("fail", "skip"):
         raise InputError(f"--on-error must be fail or skip, not {flags.on_error!r}")
@@ -668,7 +668,9 @@ def _score_table(
         jobs=flags.jobs,
         ignore_unknown=settings.unknown_columns == "ignore",
     )
-    loaded = load_configured_model(settings)
+    # Prepared as serve prepares it (warm-up, then the configured backend: the exact fast path
+    # by default), so a table gets the answers /predict gives.
+    loaded = prepare_model(settings)
     with BatchProgress(stderr) as progress:
         summary = score_table(loaded, job, progress)
     stderr.print(summary.line(), soft_wrap=True, highlight=False)

@@ -84,6 +84,31 @@ def test_bad_rows_exit_4_or_go_to_the_errors_file(tmp_path: Path, iris_path: Pat
     assert len((tmp_path / "out.csv").read_text().splitlines()) == 1 + 49
 
 
+def test_a_row_the_model_cannot_compute_is_rejected_as_the_server_does(tmp_path: Path) -> None:
+    """Finite inputs whose prediction overflows: /predict answers 422 for them, so the table
+    rejects that row (the model is prepared as serve prepares it, warm-up included)."""
+    from sklearn.linear_model import LinearRegression
+
+    train = np.random.default_rng(4).uniform(0, 1, size=(100, 3))
+    joblib.dump(LinearRegression().fit(train, train.sum(axis=1) * 3), tmp_path / "lr.joblib")
+    values = np.random.default_rng(5).uniform(0, 1, size=(20, 3))
+    values[7] = 1.5e308
+    pq.write_table(
+        pa.table({k: values[:, j] for j, k in enumerate("abc")}), tmp_path / "in.parquet"
+    )
+    errors = tmp_path / "errors.jsonl"
+    done = restpredict(
+        "predict", "-m", str(tmp_path / "lr.joblib"), "-i", str(tmp_path / "in.parquet"),
+        "-o", str(tmp_path / "out.parquet"),
+        "--on-error", "skip", "--errors-to", str(errors),
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    assert "scored 19  rejected 1" in done.stderr
+    reject = json.loads(errors.read_text())
+    assert reject["row"] == 7
+    assert "outside what the model can compute" in reject["error"]
+
+
 def test_the_old_output_spelling_still_writes_stdout(iris_path: Path) -> None:
     done = restpredict("predict", "-m", str(iris_path), "-f", "5.1,3.5,1.4,0.2", "-o", "csv")
     assert done.returncode == 0

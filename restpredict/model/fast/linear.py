@@ -50,6 +50,7 @@ class FastLinearRegressor(FastEstimator):
     """``LinearModel.predict``: ``X @ coef_ (.T) + intercept_``."""
 
     family = "linear"
+    memory_bound = True
 
     def __init__(self, original: Any) -> None:
         super().__init__(original)
@@ -66,6 +67,7 @@ class FastLinearClassifier(FastEstimator):
     """``LinearClassifierMixin`` plus LogisticRegression's ``predict_proba``."""
 
     family = "linear"
+    memory_bound = True
 
     def __init__(self, original: Any) -> None:
         super().__init__(original)

@@ -62,6 +62,8 @@ class FastPipeline(FastEstimator):
             exactness = [s.exactness for s in front]
         self.exactness = "bit-identical" if set(exactness) == {"bit-identical"} else "1e-12"
         self.family = "pipeline: " + ", ".join(parts)
+        # Scaler/imputer fronts are elementwise passes too: memory-bound when the tail is.
+        self.memory_bound = bool(getattr(tail, "memory_bound", False))
 
     def predict(self, X: np.ndarray) -> Any:
         """The final estimator's ``predict`` on the transformed rows."""
