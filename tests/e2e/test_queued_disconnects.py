@@ -35,6 +35,11 @@ def _metrics(url: str) -> dict[tuple[str, frozenset[tuple[str, str]]], float]:
     }
 
 
+def _metric(url: str, name: str) -> float:
+    """One unlabelled sample (0 until it appears)."""
+    return _metrics(url).get((name, frozenset()), 0.0)
+
+
 def _predict_statuses(
     metrics: dict[tuple[str, frozenset[tuple[str, str]]], float],
 ) -> dict[str, float]:
@@ -58,7 +63,7 @@ def _send_and_stay(url: str, rows: int) -> socket.socket:
     return sock
 
 
-def _eventually(check: Callable[[], bool], seconds: float = 5.0) -> bool:
+def _eventually(check: Callable[[], bool], seconds: float = 20.0) -> bool:
     deadline = time.monotonic() + seconds
     while time.monotonic() < deadline:
         if check():
@@ -79,9 +84,16 @@ def test_queued_requests_of_clients_that_left_are_dropped_before_the_model(
         held = pool.submit(
             httpx.post, f"{server.url}/predict", json={"features": [SLOW_VALUE, 0]}, timeout=30
         )
-        time.sleep(0.3)
+        # Conditions, not sleeps: the held call has started (its batch was counted) before the
+        # leavers arrive, and every leaver's request has reached the app (in flight: the held
+        # one, the leavers and the scrape asking) before they leave. A leaver closed before its
+        # request was read would be an answered request followed by an end of stream, which
+        # the server may answer (h11 does) rather than count as a client that left.
+        assert _eventually(lambda: _metric(server.url, "restpredict_batch_size_count") == 1)
         leavers = [_send_and_stay(server.url, LEAVER_ROWS) for _ in range(LEAVERS)]
-        time.sleep(0.5)  # read and queued behind the held call
+        assert _eventually(
+            lambda: _metric(server.url, "restpredict_requests_in_flight") == LEAVERS + 2
+        ), _metric(server.url, "restpredict_requests_in_flight")
         for sock in leavers:
             sock.close()
         # They end at once, as 499s, and no longer count as in flight: the held request
