@@ -22,14 +22,19 @@ def openapi_paths(api: OpenAPIContext) -> PathItems:
             "repository API instead). Traffic and shadows stay as they were."
         )
     elif api.settings.workers > 1:
+        rolling = _object(status={"const": "rolling"}, sha256=sha256, model={"type": "string"})
         answer = api.ok(
-            "Several workers: the supervisor was asked to replace them one by one; each new "
-            "worker loads and verifies the configured file and pin itself.",
-            _object(status={"const": "restarting workers"}),
-            {"status": "restarting workers"},
+            "Several workers: the supervisor loaded, verified and warmed the new model once "
+            "and is rolling the workers onto it, one by one (`sha256`: the new model's).",
+            rolling,
+            {"status": "rolling", "sha256": api.model.sha256, "model": api.model.name},
         )
         answers = {"202": answer}
-        refusal = "With several workers a pin in the body is refused: change the configuration."
+        refusal = (
+            "The supervisor refused the file: it failed to load, its pin, its version check or "
+            "its warm-up, or its schema differs from the serving model's (without "
+            "`allow_schema_change`); every worker keeps serving the old model."
+        )
     else:
         reloaded = _object(status={"const": "reloaded"}, sha256=sha256, model={"type": "string"})
         answers = {"200": api.ok("The new model is verified, warmed up and serving.", reloaded)}

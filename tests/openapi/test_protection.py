@@ -132,6 +132,8 @@ def test_several_workers_document_the_202_of_a_rolling_reload(iris: LoadedModel)
     reload = several["paths"]["/admin/reload"]["post"]
     assert sorted(one["responses"]) == ["200", "400", "401", "408", "409", "422", "503", "504"]
     assert "202" in reload["responses"] and "200" not in reload["responses"]
+    answered = {"status": "rolling", "sha256": "a" * 64, "model": "iris"}  # routes/admin.py's
+    body_schema(several, "/admin/reload", "post", 202, "application/json").validate(answered)
 
 
 @pytest.mark.parametrize(
