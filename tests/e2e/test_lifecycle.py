@@ -84,7 +84,7 @@ def test_a_killed_worker_is_replaced(serve: Callable[..., ServerProcess]) -> Non
     while len((after := workers_of(server.process.pid)) - before) < 2:
         assert time.monotonic() < deadline, f"workers not replaced: {before} -> {after}"
         time.sleep(0.2)
-    wait_ready(server.url, server.process, timeout=120)
+    wait_ready(server, timeout=120)
     response = httpx.post(f"{server.url}/predict", json={"features": [5.1, 3.5, 1.4, 0.2]})
     assert response.status_code == 200
     assert server.process.poll() is None

@@ -19,7 +19,7 @@ from tritonclient.utils import InferenceServerException
 
 from restpredict.model.loading import LoadedModel, load_model
 from tests.support.models import frame_data
-from tests.support.servers import ServerProcess, free_port, running_server, wait_ready
+from tests.support.servers import ServerProcess, free_port, running_server, spawn, wait_ready
 
 ROWS = np.array([[5.1, 3.5, 1.4, 0.2], [6.7, 3.0, 5.2, 2.3], [5.9, 3.0, 4.2, 1.5]])
 
@@ -351,14 +351,12 @@ def test_a_canary_split_in_a_real_server(
         "traffic: {flowers: {'1': 80, '2': 20}}\n"
     )
     port = free_port()
-    log = tmp_path / "server.log"  # a file: 1,000 access lines would fill a pipe nobody reads
+    log = tmp_path / "server.log"
     command = [sys.executable, "-m", "restpredict", "serve", "--config", str(config)]
     command += ["--log-format", "json", "--port", str(port)]
-    with log.open("w") as out:
-        process = subprocess.Popen(command, stdout=out, stderr=subprocess.STDOUT, text=True)
-    server = ServerProcess(url=f"http://127.0.0.1:{port}", process=process)
+    server = spawn(command, f"http://127.0.0.1:{port}", log=log)
     try:
-        wait_ready(server.url, process)
+        wait_ready(server)
         versions = []
         with httpx.Client(base_url=server.url, timeout=30) as http:
             for _ in range(1000):

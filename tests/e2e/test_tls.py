@@ -13,10 +13,9 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
-import httpx
 import pytest
 
-from tests.support.servers import free_port
+from tests.support.servers import close, free_port, spawn, wait_ready
 
 from .certificates import Authority
 
@@ -26,31 +25,16 @@ ROW = ["--features", "5.1,3.5,1.4,0.2", "--output", "json"]
 @contextlib.contextmanager
 def https_server(*args: str, ca: Path, client: tuple[Path, Path] | None = None) -> Iterator[str]:
     port = free_port()
-    process = subprocess.Popen(
-        [sys.executable, "-m", "restpredict", "serve", *args, "--port", str(port)],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-    )
-    url = f"https://127.0.0.1:{port}"
+    command = [sys.executable, "-m", "restpredict", "serve", *args, "--port", str(port)]
+    server = spawn(command, f"https://127.0.0.1:{port}")
     context = ssl.create_default_context(cafile=str(ca))
     if client is not None:
         context.load_cert_chain(*map(str, client))
     try:
-        deadline = time.monotonic() + 60
-        while True:
-            assert process.poll() is None, process.stdout.read() if process.stdout else ""
-            with contextlib.suppress(httpx.TransportError):
-                if httpx.get(f"{url}/health/ready", verify=context).status_code == 200:
-                    break
-            assert time.monotonic() < deadline, "no HTTPS server"
-            time.sleep(0.2)
-        yield url
+        wait_ready(server, verify=context)
+        yield server.url
     finally:
-        process.send_signal(signal.SIGTERM)
-        process.wait(timeout=30)
-        if process.stdout is not None:
-            process.stdout.close()
+        close(server)
 
 
 def _cli(*args: str) -> subprocess.CompletedProcess[str]:

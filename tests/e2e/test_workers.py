@@ -12,7 +12,6 @@ import os
 import shutil
 import signal
 import ssl
-import subprocess
 import sys
 import time
 from collections.abc import Callable, Iterator
@@ -27,7 +26,7 @@ from sklearn.ensemble import RandomForestClassifier
 
 from benchmarks.workers import pss_tree
 from tests.support.models import sha256
-from tests.support.servers import ServerProcess, free_port
+from tests.support.servers import ServerProcess, close, free_port, spawn, wait_ready
 
 from .certificates import Authority
 from .servers import workers_of
@@ -84,39 +83,17 @@ def test_a_replaced_worker_serves_the_verified_model_not_the_file_on_disk(
 
 
 @contextlib.contextmanager
-def https_workers(
-    cert: Path, key: Path, ca: Path, *args: str
-) -> Iterator[tuple[subprocess.Popen[str], str]]:
+def https_workers(cert: Path, key: Path, ca: Path, *args: str) -> Iterator[ServerProcess]:
     """``serve ARGS --workers 2`` over TLS; stopped (SIGTERM, then SIGKILL) at the end."""
     port = free_port()
     command = [sys.executable, "-m", "restpredict", "serve", *args, "--workers", "2", *QUIET]
     tls = ["--tls-cert", str(cert), "--tls-key", str(key), "--port", str(port)]
-    process = subprocess.Popen(
-        [*command, *tls], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
-    )
-    url = f"https://127.0.0.1:{port}"
+    server = spawn([*command, *tls], f"https://127.0.0.1:{port}")
     try:
-        deadline = time.monotonic() + 60
-        while not _ready(url, ca):
-            assert process.poll() is None and time.monotonic() < deadline, "no HTTPS server"
-            time.sleep(0.1)
-        yield process, url
+        wait_ready(server, verify=_context(ca))
+        yield server
     finally:
-        if process.poll() is None:
-            process.send_signal(signal.SIGTERM)
-            try:
-                process.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait()
-        if process.stdout is not None:
-            process.stdout.close()
-
-
-def _ready(url: str, ca: Path) -> bool:
-    with contextlib.suppress(httpx.TransportError):
-        return httpx.get(f"{url}/health/ready", verify=_context(ca)).status_code == 200
-    return False
+        close(server)
 
 
 def _context(ca: Path) -> ssl.SSLContext:
@@ -133,7 +110,8 @@ def test_a_replacement_that_cannot_start_is_retried_while_the_others_serve(
     ca = Authority(tmp_path, "test-ca")
     cert, key = ca.issue("server", server=True)
     kept = tmp_path / "kept.key"
-    with https_workers(cert, key, ca.pem) as (process, url):
+    with https_workers(cert, key, ca.pem) as server:
+        process, url = server.process, server.url
         verify = _context(ca.pem)
 
         def get(path: str) -> httpx.Response:
@@ -167,8 +145,7 @@ def test_a_replacement_that_cannot_start_is_retried_while_the_others_serve(
         for pid in workers_of(process.pid):
             os.kill(pid, signal.SIGKILL)
         code = process.wait(timeout=60)  # five failed starts, backoff 0.5 + 1 + 2 + 4 s
-        assert process.stdout is not None
-        log = process.stdout.read()
+        log = server.logged()
         assert code == 3, log
         assert "starts in a row failed" in log
 
@@ -220,7 +197,8 @@ def test_metadata_states_a_roll_that_waits_for_a_worker(
     model = tmp_path / "model.joblib"
     shutil.copyfile(iris_path, model)
     old, new = sha256(iris_path), sha256(iris_int_path)
-    with https_workers(cert, key, ca.pem, str(model), "--allow-schema-change") as (process, url):
+    with https_workers(cert, key, ca.pem, str(model), "--allow-schema-change") as server:
+        process, url = server.process, server.url
         verify = _context(ca.pem)
         shutil.move(key, tmp_path / "kept.key")
         shutil.copyfile(iris_int_path, model)

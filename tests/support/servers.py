@@ -1,4 +1,8 @@
-"""Real ``restpredict serve`` processes on free loopback ports."""
+"""Real ``restpredict serve`` processes on free loopback ports.
+
+A server's stdout and stderr go to a log file, never to a pipe: a pipe that nobody reads while
+the test runs fills at 64 KiB, and the server then blocks on its next log line.
+"""
 
 from __future__ import annotations
 
@@ -6,11 +10,14 @@ import contextlib
 import os
 import signal
 import socket
+import ssl
 import subprocess
 import sys
+import tempfile
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 
 import httpx
 
@@ -24,15 +31,20 @@ def free_port() -> int:
 
 @dataclass
 class ServerProcess:
-    """A real ``restpredict serve`` subprocess on a loopback port."""
+    """A real ``restpredict serve`` subprocess on a loopback port, logging to ``log``."""
 
     url: str
     process: subprocess.Popen[str]
+    log: Path
+
+    def logged(self) -> str:
+        """What the server has written so far (stdout and stderr, interleaved)."""
+        return self.log.read_text(errors="replace")
 
     def output(self) -> str:
+        """Everything the server wrote, once it has stopped."""
         self.stop()
-        assert self.process.stdout is not None
-        return self.process.stdout.read()
+        return self.logged()
 
     def stop(self) -> None:
         if self.process.poll() is None:
@@ -44,34 +56,53 @@ class ServerProcess:
                 self.process.wait()
 
 
-def wait_ready(url: str, process: subprocess.Popen[str], timeout: float = 60.0) -> None:
-    """Until ``/health/ready`` answers 200; fails with the server's output if it exits."""
+def spawn(
+    command: Sequence[str],
+    url: str,
+    *,
+    env: Mapping[str, str] | None = None,
+    log: Path | None = None,
+) -> ServerProcess:
+    """Start ``command`` with its output in ``log`` (a new temporary file if not given)."""
+    if log is None:
+        handle, name = tempfile.mkstemp(prefix="restpredict-test-server-", suffix=".log")
+        os.close(handle)
+        log = Path(name)
+    with log.open("w") as out:  # the child has its own copy of the descriptor
+        process = subprocess.Popen(
+            list(command), stdout=out, stderr=subprocess.STDOUT, text=True, env=env
+        )
+    return ServerProcess(url=url, process=process, log=log)
+
+
+def wait_ready(
+    server: ServerProcess, timeout: float = 60.0, verify: ssl.SSLContext | bool = True
+) -> None:
+    """Until ``/health/ready`` answers 200; fails with the server's output if it exits.
+
+    ``verify``: the client's TLS context, for an ``https://`` server.
+    """
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        if process.poll() is not None:
-            output = process.stdout.read() if process.stdout else ""
-            raise AssertionError(f"server exited with {process.returncode}:\n{output}")
+        if server.process.poll() is not None:
+            code = server.process.returncode
+            raise AssertionError(f"server exited with {code}:\n{server.logged()}")
         with contextlib.suppress(httpx.TransportError):
-            if httpx.get(f"{url}/health/ready", timeout=2).status_code == 200:
+            answer = httpx.get(f"{server.url}/health/ready", timeout=2, verify=verify)
+            if answer.status_code == 200:
                 return
         time.sleep(0.1)
-    raise AssertionError(f"server at {url} not ready after {timeout} s")
+    raise AssertionError(f"server at {server.url} not ready after {timeout} s:\n{server.logged()}")
 
 
 def start_server(*args: str, env: dict[str, str] | None = None) -> ServerProcess:
     """``python -m restpredict serve ARGS --port P``, once it is ready."""
     port = free_port()
     command = [sys.executable, "-m", "restpredict", "serve", *args, "--port", str(port)]
-    process = subprocess.Popen(
-        command,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-        env={**os.environ, "COLUMNS": "200", **(env or {})},
-    )
-    server = ServerProcess(url=f"http://127.0.0.1:{port}", process=process)
+    environment = {**os.environ, "COLUMNS": "200", **(env or {})}
+    server = spawn(command, f"http://127.0.0.1:{port}", env=environment)
     try:
-        wait_ready(server.url, process)
+        wait_ready(server)
     except BaseException:
         close(server)
         raise
@@ -79,21 +110,16 @@ def start_server(*args: str, env: dict[str, str] | None = None) -> ServerProcess
 
 
 def close(server: ServerProcess) -> None:
-    """Stop the server and close its output pipe."""
+    """Stop the server and remove its log."""
     server.stop()
-    if server.process.stdout is not None:
-        server.process.stdout.close()
+    server.log.unlink(missing_ok=True)
 
 
 @contextlib.contextmanager
 def running_server(*args: str) -> Iterator[str]:
     """``restpredict serve ARGS`` for a whole module (``serve`` starts one per test); its URL."""
-    port = free_port()
-    command = [sys.executable, "-m", "restpredict", "serve", *args, "--port", str(port)]
-    process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-    server = ServerProcess(url=f"http://127.0.0.1:{port}", process=process)
+    server = start_server(*args)
     try:
-        wait_ready(server.url, process)
         yield server.url
     finally:
         close(server)
