@@ -122,8 +122,9 @@ class Supervisor(RollingChanges, Multiprocess):
     def init_processes(self) -> None:
         """Fork every worker, then wait for each; stop at once if none could start."""
         started = [self._fork() for _ in self.slots]
-        for slot, worker in zip(self.slots, started, strict=True):
-            self._settle(slot, worker, worker.wait_until_ready(START_TIMEOUT, self._exiting))
+        ready = [worker.wait_until_ready(START_TIMEOUT, self._exiting) for worker in started]
+        for slot, worker, up in zip(self.slots, started, ready, strict=True):
+            self._settle(slot, worker, up, retry=any(ready))  # none up: the server stops
         if not self._exiting() and not self._serving():
             self._give_up("no worker could start")
         self._publish()
@@ -188,7 +189,7 @@ class Supervisor(RollingChanges, Multiprocess):
         else:
             slot.worker = old  # keeps serving the previous model until a retry succeeds
 
-    def _settle(self, slot: Slot, worker: Worker, ready: bool) -> bool:
+    def _settle(self, slot: Slot, worker: Worker, ready: bool, *, retry: bool = True) -> bool:
         """Record how a start went: the slot's worker on success, a retry time on failure."""
         if ready:
             assert worker.ready_at is not None
@@ -204,15 +205,22 @@ class Supervisor(RollingChanges, Multiprocess):
         worker.join()
         self._forget(worker)
         if not self._exiting():
-            self._failed(slot, f"worker [{worker.pid}] did not start (exit code {worker.exitcode})")
+            what = f"worker [{worker.pid}] did not start (exit code {worker.exitcode})"
+            self._failed(slot, what, retry=retry)
         return False
 
-    def _failed(self, slot: Slot, what: str) -> None:
+    def _failed(self, slot: Slot, what: str, *, retry: bool = True) -> None:
+        """Count a failed start and log it, naming the retry only when one will follow: not
+        when the server is about to give up (``retry=False``: none started at start-up)."""
         slot.failures += 1
         delay = min(BACKOFF_FIRST * 2 ** (slot.failures - 1), BACKOFF_MAX)
         slot.next_try = time.monotonic() + delay
         serving = self._serving()
-        self._problem = f"{what}; retrying in {delay:g} s ({slot.failures} failed in a row)"
+        giving_up = not serving and all(s.failures >= GIVE_UP for s in self.slots)
+        if retry and not giving_up:
+            self._problem = f"{what}; retrying in {delay:g} s ({slot.failures} failed in a row)"
+        else:
+            self._problem = f"{what} ({slot.failures} failed in a row)"
         logger.error("%s; %d of %d workers serve", self._problem, serving, len(self.slots))
 
     def _give_up(self, why: str) -> None:

@@ -148,6 +148,10 @@ def test_a_replacement_that_cannot_start_is_retried_while_the_others_serve(
         log = server.logged()
         assert code == 3, log
         assert "starts in a row failed" in log
+        # The last failure before stopping says so, and promises no retry.
+        lines = [line for line in log.splitlines() if "did not start" in line or "stopping" in line]
+        assert "starts in a row failed: stopping" in lines[-1], log
+        assert "5 failed in a row" in lines[-2] and "retrying" not in lines[-2], log
 
 
 def test_admin_reload_with_workers_is_checked_by_the_supervisor_then_rolled(
