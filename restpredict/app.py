@@ -1,10 +1,13 @@
 """The Starlette application factory: ``create_app`` puts the layers below together.
 
-``create_app(settings)`` is the factory uvicorn calls (once per worker). The model
-is loaded and warmed up in the lifespan, off the event loop; ``/health/ready``
-answers 503 until that has succeeded. What the app is made of lives below: the routes
-(``routes/``), the OpenAPI document and docs page (``openapi/``), the middleware
-(``middleware/``) and what they all stand on (``asgi/``).
+``create_app(settings, model)`` builds the app in each process that serves (the one server
+process, or each worker). ``server.run`` loads, verifies and warms the model once, before it
+binds the socket; with several workers the supervisor forks them from the process that holds
+it (``server/supervisor.py``), so no worker loads a model. Only an app given no model (built
+in-process, as tests do) loads and warms what is configured in its lifespan, off the event
+loop; ``/health/ready`` answers 503 until that has succeeded. What the app is made of lives
+below: the routes (``routes/``), the OpenAPI document and docs page (``openapi/``), the
+middleware (``middleware/``) and what they all stand on (``asgi/``).
 """
 
 from __future__ import annotations
@@ -59,7 +62,8 @@ def create_app(
 ) -> Starlette:
     """Build the app around ``model``, a prepared one (``model.prepare.prepare_model``), or
     ``models`` when several are configured (``prepare_models``); or prepare what is configured
-    in the lifespan when none is given (each worker of several).
+    in the lifespan when none is given (an app built in-process: ``server.run`` always passes
+    what it prepared, and several workers are forked holding it).
 
     ``metrics_dir`` is the multiprocess metrics directory ``server.run`` made for its workers;
     ``reread`` reads the configuration again for a reload of several models' traffic and shadows.
