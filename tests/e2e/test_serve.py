@@ -14,6 +14,7 @@ import numpy as np
 
 from restpredict.errors import ExitCode
 from restpredict.model.loading import LoadedModel
+from tests.e2e.servers import exchange, status_of
 from tests.support.models import frame_data
 from tests.support.servers import ServerProcess, free_port, spawn, wait_ready
 
@@ -57,6 +58,22 @@ def test_a_chatty_server_never_blocks_on_its_output(
                 break
     assert server.log.stat().st_size > 256 * 1024, "the access log stayed small"
     assert server.process.poll() is None
+
+
+def test_a_request_h11_refuses_is_logged_once(serve: Callable[..., ServerProcess]) -> None:
+    """Its access line says it all: uvicorn's own "Invalid HTTP request received." is not added."""
+    server = serve("--http", "h11")
+    for bad in (
+        b"GET /health/live HTTP/1.1\r\n\r\n",
+        b"GET / HTTP/1.1\r\nHost: a\r\nHost: b\r\n\r\n",
+    ):
+        assert status_of(exchange(server.url, bad)) == 400  # no Host; two Hosts
+    lines = [line for line in server.output().splitlines() if line.strip()]
+    refused = [json.loads(line) for line in lines if '"status":400' in line.replace(" ", "")]
+    assert [(line["logger"], line["status"]) for line in refused] == [
+        ("restpredict.access", 400)
+    ] * 2
+    assert not [line for line in lines if "Invalid HTTP request" in line], lines
 
 
 def test_predict_cli_against_a_server(

@@ -6,7 +6,9 @@ h11 finds some faults itself (no Host, two Hosts, a Transfer-Encoding but ``chun
 over its buffer limit, which is set to ``max_header_bytes``) and uvicorn would answer them with
 a plain-text 400; the connection below keeps h11's verdict (its status hint: 400, 431 or 501)
 for the refusal instead, and applies ``framing_error`` to every request h11 accepts (chunked on
-HTTP/1.0, Transfer-Encoding with Content-Length, Content-Encoding).
+HTTP/1.0, Transfer-Encoding with Content-Length, Content-Encoding). uvicorn also logs a warning,
+"Invalid HTTP request received.", for each of them; the refusal's access line already says it
+(with its status), so that warning is filtered out: one line per bad request, as with httptools.
 
 A module of its own so that h11 and uvicorn's h11 protocol, some 30 ms of imports, load only
 when a server runs without httptools (or is asked for h11); uvicorn[standard] has it.
@@ -15,6 +17,7 @@ when a server runs without httptools (or is asked for h11); uvicorn[standard] ha
 from __future__ import annotations
 
 import asyncio
+import logging
 from typing import Any
 
 import h11
@@ -75,6 +78,20 @@ def _from_h11(error: h11.RemoteProtocolError) -> RestPredictError:
     return BadRequestError("the request is not valid HTTP/1.1 (RFC 9112)")
 
 
+#: What uvicorn's h11 protocol logs for each request h11 refuses, before ``send_400_response``.
+_UVICORN_INVALID_REQUEST = "Invalid HTTP request received."
+
+
+class _OneLinePerRefusal(logging.Filter):
+    """Drops uvicorn's warning for a refused request: its access line is logged already."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return record.msg != _UVICORN_INVALID_REQUEST
+
+
+_ONE_LINE_PER_REFUSAL = _OneLinePerRefusal()
+
+
 class H11HeaderDeadline(HeaderDeadline, H11Protocol):
     """uvicorn's h11 protocol with a header deadline, header limits and framing checks."""
 
@@ -92,6 +109,7 @@ class H11HeaderDeadline(HeaderDeadline, H11Protocol):
         self.conn.max_header_bytes = max_header_bytes
         self.conn.max_header_count = max_header_count
         self._refused = False
+        self.logger.addFilter(_ONE_LINE_PER_REFUSAL)  # once: the same filter is added once
 
     def send_400_response(self, msg: str) -> None:
         """A request h11 or ``framing_error`` refused: answered through the app, then closed."""
