@@ -5,8 +5,11 @@ noise, written in pyarrow's default one-million-row row groups), fits the logist
 pipeline of the serving benchmark, then runs, one after another in fresh processes:
 
 - ``in-memory``: ``pq.read_table``, one matrix, one ``model.predict`` (the baseline);
-- ``restpredict``: ``restpredict predict --model M --input T --output out.parquet``;
-- ``restpredict --jobs N``: the same with N predicting processes (default 2).
+- ``restpredict``: ``restpredict predict --model M --input T --output out.parquet``, on its
+  default backend (the pipeline's exact fast path, as ``serve`` uses it);
+- ``restpredict (backend sklearn)``: the same with ``RESTPREDICT_BACKEND=sklearn``, scikit-learn's
+  own ``predict`` per batch: what the streaming alone is worth;
+- ``restpredict --jobs N``: the default backend with N predicting processes (default 2).
 
 Each process's peak RSS is its own ``ru_maxrss``, taken by a small launcher
 (``benchmarks.peak_rss``): measured from this driver, a child's peak would start at the
@@ -44,6 +47,7 @@ from benchmarks.results import RESULTS_DIR, STAMP_FORMAT, write_text
 ROW_GROUP = 1 << 20  # pyarrow's default row group length
 _SUMMARY = re.compile(r"rows in ([\d,]+) .* ([\d.]+) s ")
 GOAL_THROUGHPUT, GOAL_RSS = 0.9, 0.2
+SKLEARN = "sklearn"  # RESTPREDICT_BACKEND for the run on scikit-learn's own predict
 
 
 @dataclass(frozen=True)
@@ -102,9 +106,11 @@ def measure(directory: Path, rows: int, jobs: int) -> dict[str, object]:
     expected = directory / "baseline.npy"
     baseline = _baseline(model_path, table_path, expected)
     serial = _restpredict(model_path, table_path, directory / "serial.parquet", 1)
+    plain = _restpredict(model_path, table_path, directory / "sklearn.parquet", 1, SKLEARN)
     parallel = _restpredict(model_path, table_path, directory / "jobs.parquet", jobs)
     labels = np.load(expected)
-    for run, out in ((serial, "serial.parquet"), (parallel, "jobs.parquet")):
+    outputs = ((serial, "serial.parquet"), (plain, "sklearn.parquet"), (parallel, "jobs.parquet"))
+    for run, out in outputs:
         got = pq.read_table(directory / out, columns=["prediction"])["prediction"].to_numpy()
         if not np.array_equal(got, labels):
             raise BenchmarkError(f"{run.name}: predictions differ from model.predict")
@@ -114,12 +120,13 @@ def measure(directory: Path, rows: int, jobs: int) -> dict[str, object]:
         "columns": 30,
         "jobs": jobs,
         "loadavg": os.getloadavg(),
-        "runs": [asdict(r) for r in (baseline, serial, parallel)],
+        "runs": [asdict(r) for r in (baseline, serial, plain, parallel)],
         "baseline_predict_rows_per_s": predict_rate,
         "baseline_load_predict_rows_per_s": rows / (baseline.seconds + baseline.load_s),
         "restpredict_rows_per_s": serial.rows_per_s(rows),
         "jobs_rows_per_s": parallel.rows_per_s(rows),
         "ratio_to_predict": serial.rows_per_s(rows) / predict_rate,
+        "sklearn_ratio_to_predict": plain.rows_per_s(rows) / predict_rate,
         "ratio_to_load_predict": serial.seconds
         and (baseline.seconds + baseline.load_s) / serial.seconds,
         "rss_ratio": serial.peak_rss_mb / baseline.peak_rss_mb,
@@ -153,24 +160,30 @@ def _baseline(model: Path, table: Path, predictions: Path) -> Run:
     return Run("in-memory", times["predict_s"], rss, wall, load_s=times["load_s"])
 
 
-def _restpredict(model: Path, table: Path, output: Path, jobs: int) -> Run:
+def _restpredict(
+    model: Path, table: Path, output: Path, jobs: int, backend: str | None = None
+) -> Run:
     name = "restpredict" if jobs == 1 else f"restpredict --jobs {jobs}"
+    name += f" (backend {backend})" if backend else ""
+    env = {**os.environ, "RESTPREDICT_BACKEND": backend} if backend else None
     argv = [sys.executable, "-m", "restpredict", "predict", "-m", str(model), "-i", str(table)]
-    _, err, rss, wall = _run(name, [*argv, "-o", str(output), "--jobs", str(jobs)])
+    _, err, rss, wall = _run(name, [*argv, "-o", str(output), "--jobs", str(jobs)], env)
     match = _SUMMARY.search(err)
     if match is None:
         raise BenchmarkError(f"{name}: no summary line in {err!r}")
     return Run(name, float(match.group(2)), rss, wall)
 
 
-def _run(name: str, argv: list[str]) -> tuple[str, str, float, float]:
+def _run(
+    name: str, argv: list[str], env: dict[str, str] | None = None
+) -> tuple[str, str, float, float]:
     """Run to completion; its stdout, stderr, peak RSS (MiB) and wall seconds."""
     _progress(f"{name}: {' '.join(argv[1:])}")
     started = time.perf_counter()
     with tempfile.TemporaryDirectory(prefix="restpredict-peak-") as tmp:
         peak_file = Path(tmp) / "peak"
         measured = [sys.executable, "-m", "benchmarks.peak_rss", str(peak_file), "--", *argv]
-        done = subprocess.run(measured, capture_output=True, text=True, check=False)
+        done = subprocess.run(measured, capture_output=True, text=True, check=False, env=env)
         wall = time.perf_counter() - started
         if done.returncode != 0:
             raise BenchmarkError(f"{name} exited {done.returncode}: {done.stderr.strip()[-500:]}")
@@ -208,6 +221,11 @@ def render(doc: dict[str, object]) -> str:
         f"- restpredict rows/s vs in-memory `model.predict`: **{t:.2f}x** "
         f"(goal >= {GOAL_THROUGHPUT}: {'met' if t >= GOAL_THROUGHPUT else 'not met'}); "  # type: ignore[operator]
         f"vs load + predict: {doc['ratio_to_load_predict']:.2f}x",
+        *(
+            [f"- on scikit-learn's own `predict` (backend sklearn): {plain:.2f}x"]
+            if (plain := doc.get("sklearn_ratio_to_predict")) is not None
+            else []
+        ),
         f"- peak RSS vs in-memory: **{r:.2f}x** "
         f"(goal <= {GOAL_RSS}: {'met' if r <= GOAL_RSS else 'not met'})",  # type: ignore[operator]
         f"- `--jobs {doc['jobs']}` speedup: {doc['jobs_speedup']:.2f}x "
