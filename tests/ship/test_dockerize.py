@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import ssl
 import subprocess
 import sys
 from pathlib import Path
@@ -39,6 +40,8 @@ from restpredict.ship.dockerize import (
     render_dockerfile,
     render_manifests,
 )
+from tests.e2e.certificates import Authority
+from tests.support.servers import close, free_port, spawn, wait_ready
 
 GOLDEN = Path(__file__).parent / "golden"
 UPDATE = os.environ.get("RESTPREDICT_UPDATE_GOLDEN") == "1"
@@ -293,7 +296,7 @@ def test_dockerfile_structure(tmp_path: Path, case: str) -> None:
     assert cmd[8:10] == ["--sha256", SHA]
     healthcheck = dict(final)["HEALTHCHECK"]
     probe = json.loads(healthcheck[healthcheck.index("CMD") + 3 :])
-    assert f"http://127.0.0.1:{plan.docker.port}/health/ready" in probe[-1]
+    assert f"://127.0.0.1:{plan.docker.port}/health/ready" in probe[-1]  # http or https
     labels = parser.labels
     assert labels["restpredict.model.sha256"] == SHA
     assert labels["restpredict.sklearn.version"] == "1.9.1"
@@ -371,6 +374,52 @@ def test_defaults_derived_from_the_model(tmp_path: Path) -> None:
     assert plan.name == "my-model-v2"
     assert plan.model_filename == "My_Model.v2.joblib"
     assert plan.serve_args == ()
+
+
+HEALTH_CASES = [
+    pytest.param(False, False, id="http"),
+    pytest.param(True, False, id="tls"),
+    pytest.param(True, True, id="mutual-tls"),
+]
+
+
+@pytest.mark.parametrize(("tls", "mutual"), HEALTH_CASES)
+def test_the_health_check_probes_the_server_as_the_container_runs_it(
+    tmp_path: Path, iris_path: Path, tls: bool, mutual: bool
+) -> None:
+    """The image's HEALTHCHECK, run against a real server configured by the environment a
+    Deployment gives the container (a tls_secret: RESTPREDICT_TLS_*): it passes while the
+    server serves and fails once it stopped."""
+    port = free_port()
+    config = tmp_path / "restpredict.yaml"
+    config.write_text(f"model: iris.joblib\ndocker:\n  python_version: '3.11'\n  port: {port}\n")
+    settings = load_deploy_settings(config)
+    plan = plan_build(settings, ModelFacts("iris.joblib", SHA, "1.9.1"))
+    parser = DockerfileParser(path=str(tmp_path / "Dockerfile"))
+    parser.content = render_dockerfile(plan)
+    healthcheck = next(s["value"] for s in parser.structure if s["instruction"] == "HEALTHCHECK")
+    probe = json.loads(healthcheck[healthcheck.index("CMD") + 3 :])[1:]  # this venv's Python
+    env = {k: v for k, v in os.environ.items() if not k.startswith("RESTPREDICT_")}
+    client: ssl.SSLContext | bool = True
+    if tls:
+        ca = Authority(tmp_path, "test-ca")
+        cert, key = ca.issue("server", server=True)
+        env |= {"RESTPREDICT_TLS_CERT": str(cert), "RESTPREDICT_TLS_KEY": str(key)}
+        client = ssl.create_default_context(cafile=str(ca.pem))
+        if mutual:
+            env["RESTPREDICT_TLS_CLIENT_CA"] = str(ca.pem)
+            client.load_cert_chain(*map(str, ca.issue("client", server=False)))
+    scheme = "https" if tls else "http"
+    command = [sys.executable, "-m", "restpredict", "serve", str(iris_path), "--port", str(port)]
+    server = spawn(command, f"{scheme}://127.0.0.1:{port}", env=env)
+    try:
+        wait_ready(server, verify=client)
+        healthy = subprocess.run([sys.executable, *probe], env=env, capture_output=True, timeout=30)
+        assert healthy.returncode == 0, healthy.stderr.decode()
+    finally:
+        close(server)
+    down = subprocess.run([sys.executable, *probe], env=env, capture_output=True, timeout=30)
+    assert down.returncode != 0
 
 
 def test_render_functions_are_pure(tmp_path: Path) -> None:
