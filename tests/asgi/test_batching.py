@@ -54,7 +54,8 @@ def calls(model: LoadedModel) -> list[tuple[str, int]]:
 
 def labels(prediction: Prediction) -> list[float]:
     assert prediction.labels is not None
-    return prediction.labels.tolist()
+    values: list[float] = prediction.labels.tolist()
+    return values
 
 
 def run(main: Callable[[Batcher], Coroutine[Any, Any, T]], **limits: Any) -> T:
@@ -201,7 +202,7 @@ def test_the_deadline_bounds_the_wait_for_an_arrival_that_never_comes() -> None:
 def test_leaving_answers_the_running_query_and_fails_queued_ones_with_503() -> None:
     model = echo_model()
 
-    async def main() -> list[Any]:
+    async def main() -> tuple[Prediction | BaseException, ...]:
         async with Batcher(max_batch_size=8, max_wait_s=1.0, max_rows=100) as batcher:
             blocker = await start_blocker(batcher, echo_model(delay=0.3))
             queued = asyncio.ensure_future(batcher.predict({}, model, query(1)))
@@ -209,7 +210,7 @@ def test_leaving_answers_the_running_query_and_fails_queued_ones_with_503() -> N
         return await asyncio.gather(blocker, queued, return_exceptions=True)
 
     running, queued = asyncio.run(main())
-    assert labels(running) == [1999]
+    assert isinstance(running, Prediction) and labels(running) == [1999]
     assert isinstance(queued, NotReadyError)
     assert calls(model) == []
 
@@ -217,7 +218,7 @@ def test_leaving_answers_the_running_query_and_fails_queued_ones_with_503() -> N
 def test_a_queued_query_whose_client_left_never_reaches_the_model() -> None:
     model = echo_model()
 
-    async def main() -> tuple[list[Any], bool]:
+    async def main() -> tuple[tuple[Prediction | BaseException, ...], bool]:
         async with Batcher(max_batch_size=8, max_wait_s=1.0, max_rows=100) as batcher:
             blocker = await start_blocker(batcher, echo_model(delay=0.3))
             scopes: list[dict[str, Any]] = [{}, {}]
@@ -231,9 +232,9 @@ def test_a_queued_query_whose_client_left_never_reaches_the_model() -> None:
             return results, ON_DISCONNECT in scopes[1]
 
     (running, left, stays), hook_kept = asyncio.run(main())
-    assert labels(running) == [1999]
+    assert isinstance(running, Prediction) and labels(running) == [1999]
     assert isinstance(left, ClientDisconnect)
-    assert labels(stays) == [1001]
+    assert isinstance(stays, Prediction) and labels(stays) == [1001]
     assert calls(model) == [("predict", 1)]  # the one row that stayed
     assert not hook_kept  # an answered request leaves no hook behind
 
