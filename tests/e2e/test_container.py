@@ -9,13 +9,8 @@ Select or skip it with ``-m container`` / ``-m "not container"``.
 
 from __future__ import annotations
 
-import contextlib
 import json
-import os
 import shutil
-import subprocess
-import sys
-import time
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -28,12 +23,11 @@ from typer.testing import CliRunner
 
 from restpredict._version import __version__
 from restpredict.cli import app
+from tests.support.containers import build_image, podman, skip_without_podman, wait_ready
 from tests.support.servers import free_port
 
 pytestmark = pytest.mark.container
 
-PODMAN_DIR = Path(os.environ.get("RP_PODMAN_DIR", "/tmp/rp-podman"))
-BASE_IMAGE = "docker.io/library/python:3.11-slim"
 UID = 10001
 GREETING = 'say "hi" to $HOME \\ now'
 ROWS = [
@@ -41,34 +35,6 @@ ROWS = [
     {"size": 7.0, "color": "blue", "weight": 6.5},
     {"size": 10.0, "color": "green", "weight": 5.0},
 ]
-
-
-def podman(*args: str, timeout: float = 60, check: bool = True) -> subprocess.CompletedProcess[str]:
-    """Run podman with the storage and settings container-setup.sh wrote (env.sh)."""
-    script = 'source "$1" && shift && exec podman "$@"'
-    env_sh = str(PODMAN_DIR / "env.sh")
-    result = subprocess.run(
-        ["bash", "-c", script, "podman", env_sh, *args],
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-    )
-    if check and result.returncode != 0:
-        raise AssertionError(
-            f"podman {' '.join(args)} exited {result.returncode}:\n{result.stderr}"
-        )
-    return result
-
-
-def skip_without_podman() -> None:
-    if shutil.which("podman") is None:
-        pytest.skip("podman is not installed: run .ci/container-setup.sh (CI does)")
-    if not (PODMAN_DIR / "env.sh").exists():
-        pytest.skip(f"no {PODMAN_DIR}/env.sh: run .ci/container-setup.sh (CI does)")
-    if podman("image", "exists", BASE_IMAGE, check=False).returncode != 0:
-        pytest.skip(f"base image {BASE_IMAGE} not built: run .ci/container-setup.sh (CI does)")
-    if sys.version_info[:2] != (3, 11):
-        pytest.skip("the local base image has Python 3.11; dependencies are pinned for this one")
 
 
 @dataclass
@@ -107,20 +73,7 @@ def running(tmp_path_factory: pytest.TempPathFactory, frame_path: Path) -> Itera
     image, container = f"localhost/restpredict-test-{suffix}:test", f"restpredict-test-{suffix}"
     port = free_port()
     try:
-        # --layers=false: no intermediate images are left behind; --pull=never: the local base.
-        podman(
-            "build",
-            "--pull=never",
-            "--network",
-            "host",
-            "--format",
-            "docker",
-            "--layers=false",
-            "-t",
-            image,
-            str(context),
-            timeout=900,
-        )
+        build_image(context, image)
         podman(
             "run",
             "-d",
@@ -145,20 +98,6 @@ def running(tmp_path_factory: pytest.TempPathFactory, frame_path: Path) -> Itera
     finally:
         podman("rm", "-f", "-t", "2", container, check=False)
         podman("rmi", "-f", image, check=False)
-
-
-def wait_ready(url: str, container: str, timeout: float = 120) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        with contextlib.suppress(httpx.TransportError):
-            if httpx.get(f"{url}/health/ready", timeout=2).status_code == 200:
-                return
-        state = podman("inspect", "--format", "{{.State.Running}}", container).stdout.strip()
-        if state != "true":
-            logs = podman("logs", container, check=False)
-            raise AssertionError(f"container stopped:\n{logs.stdout}{logs.stderr}")
-        time.sleep(0.5)
-    raise AssertionError(f"container not ready after {timeout} s")
 
 
 def local_info(running: Running) -> dict[str, str]:

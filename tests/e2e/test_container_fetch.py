@@ -6,7 +6,7 @@ skops among them), against a moto S3 server this test session starts on loopback
 containers run with ``--network host`` to reach it, bound to a free loopback port, with the
 credentials passed as environment variables as a Kubernetes Secret would (``envFrom``), a
 read-only root filesystem and a tmpfs as the cache. Needs podman and the local base image
-from ``.ci/container-setup.sh`` (see ``test_container.py``); marked ``container``.
+from ``.ci/container-setup.sh`` (see ``test_container.py`` and ``tests/support/containers.py``); marked ``container``.
 """
 
 from __future__ import annotations
@@ -27,7 +27,7 @@ from restpredict.cli import app
 from restpredict.errors import ExitCode
 from restpredict.model.prepare import load_source
 from restpredict.settings import load_settings
-from tests.e2e.test_container import podman, skip_without_podman, wait_ready
+from tests.support.containers import build_image, podman, skip_without_podman, wait_ready
 from tests.support.servers import free_port
 
 pytestmark = pytest.mark.container
@@ -82,19 +82,7 @@ def image(
         result = CliRunner().invoke(app, [*args, "--cache-dir", str(project / "cache")])
     assert result.exit_code == 0, result.output
     name = f"localhost/restpredict-fetch-{uuid.uuid4().hex[:8]}:test"
-    podman(
-        "build",
-        "--pull=never",
-        "--network",
-        "host",
-        "--format",
-        "docker",
-        "--layers=false",
-        "-t",
-        name,
-        str(context),
-        timeout=900,
-    )
+    build_image(context, name)
     digest = hashlib.sha256((mlflow_dir / "model.skops").read_bytes()).hexdigest()
     try:
         yield Image(name, context, source, digest, s3_endpoint)

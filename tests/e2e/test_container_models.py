@@ -25,7 +25,7 @@ from sklearn.pipeline import make_pipeline
 from typer.testing import CliRunner
 
 from restpredict.cli import app
-from tests.e2e.test_container import podman, skip_without_podman, wait_ready
+from tests.support.containers import build_image, podman, skip_without_podman, wait_ready
 from tests.support.servers import free_port
 
 pytestmark = pytest.mark.container
@@ -67,22 +67,6 @@ def _pickle_with(module: str, directory: Path, model_path: Path) -> list[object]
     return expected
 
 
-def _build(context: Path, image: str) -> None:
-    podman(
-        "build",
-        "--pull=never",
-        "--network",
-        "host",
-        "--format",
-        "docker",
-        "--layers=false",
-        "-t",
-        image,
-        str(context),
-        timeout=1200,
-    )
-
-
 @pytest.fixture(scope="module")
 def custom_lgbm(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, list[object]]]:
     """The running container's URL and the model's own predictions on ROWS."""
@@ -102,7 +86,7 @@ def custom_lgbm(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str,
     image, container = f"localhost/rp-custom-{suffix}:test", f"rp-custom-{suffix}"
     port = free_port()
     try:
-        _build(context, image)
+        build_image(context, image, timeout=1200)
         podman(
             "run",
             "-d",
@@ -161,7 +145,7 @@ def test_a_model_whose_module_nobody_provides_fails_the_build(tmp_path: Path) ->
     assert module in result.stderr and "build will fail" in result.stderr
     image = f"localhost/rp-orphan-{uuid.uuid4().hex[:8]}:test"
     with pytest.raises(AssertionError) as failed:
-        _build(context, image)
+        build_image(context, image, timeout=1200)
     assert f"the pickle needs module '{module}'" in str(failed.value)
     assert "--code-path" in str(failed.value)
     assert podman("image", "exists", image, check=False).returncode != 0
