@@ -6,7 +6,8 @@ skops among them), against a moto S3 server this test session starts on loopback
 containers run with ``--network host`` to reach it, bound to a free loopback port, with the
 credentials passed as environment variables as a Kubernetes Secret would (``envFrom``), a
 read-only root filesystem and a tmpfs as the cache. Needs podman and the local base image
-from ``.ci/container-setup.sh`` (see ``test_container.py`` and ``tests/support/containers.py``); marked ``container``.
+from ``.ci/container-setup.sh`` (see ``test_container.py`` and ``tests/support/containers.py``);
+marked ``container``.
 """
 
 from __future__ import annotations
