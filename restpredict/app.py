@@ -23,7 +23,7 @@ from starlette.middleware import Middleware
 from starlette.middleware.errors import ServerErrorMiddleware
 from starlette.types import ASGIApp
 
-from restpredict.asgi.admission import QueueDelay
+from restpredict.asgi.admission import ADMISSION, Admission, QueueDelay
 from restpredict.asgi.batching import make_batcher
 from restpredict.asgi.registry import ModelRegistry
 from restpredict.asgi.reloader import Reloader
@@ -34,6 +34,7 @@ from restpredict.middleware.access import AccessMiddleware, instrument
 from restpredict.middleware.batching import batching_middleware
 from restpredict.middleware.direct import DirectRoute
 from restpredict.middleware.leases import lease_middleware
+from restpredict.middleware.refusals import EarlyRefusals
 from restpredict.middleware.stack import protective_middleware
 from restpredict.model.loading import LoadedModel
 from restpredict.model.prepare import Prepared, prepare_model, prepare_models
@@ -77,7 +78,7 @@ def create_app(
     )
 
     @contextlib.asynccontextmanager
-    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+    async def lifespan(app: Starlette) -> AsyncIterator[dict[str, Admission]]:
         if settings.several_models:
             prepared = models
             if prepared is None:
@@ -97,17 +98,20 @@ def create_app(
             app.state.model = registry.default
             stack.enter_context(_serving_collection())
             app.state.ready = True
-            yield
+            # In the lifespan state, the server's protocol finds it (refusals before the app).
+            yield {ADMISSION: admission}
             app.state.ready = False
 
     serving = ServingState()
     predict = PredictEndpoint(settings, batcher)
-    admission = None
+    admission = _admission(settings, serving)
     if batcher is not None:  # the batcher is what measures how long requests wait
-        admission = QueueDelay(
+        admission.delay = QueueDelay(
             settings.queue_delay_target_ms / 1000, settings.queue_delay_interval_ms / 1000
         )
         batcher.on_wait = admission.observe
+        batcher.on_call = admission.called
+        admission.on_client_refused = batcher.refused
     app = _ServingApp(
         middleware=[
             *protective_middleware(settings, problem_response, admission),
@@ -132,6 +136,7 @@ def create_app(
     # header: a redirect anyone can point at another site. A path is served as it is, or 404.
     app.router.redirect_slashes = False
     metrics = instrument(app, settings, metrics_dir, response_headers=ServingHeaders(serving))
+    admission.on_refused = EarlyRefusals(app, metrics)
     if batcher is not None:
         batcher.on_batch = metrics.observe_batch
     app.state.settings = settings
@@ -147,6 +152,21 @@ def create_app(
     app.state.serving = serving
     app.state.reloader = Reloader(app.state, settings, reread)
     return app
+
+
+def _admission(settings: Settings, serving: ServingState) -> Admission:
+    """The admission decision (``asgi/admission.py``), refusing before the app when it can."""
+    admission = Admission(
+        max_concurrency=settings.max_concurrency,
+        retry_after=settings.retry_after,
+        exempt_paths=settings.limit_exempt_paths,
+        batch_size=settings.max_batch_size,
+    )
+    if settings.cors_origins:  # a 503 a browser can read needs the CORS layer's headers
+        admission.early = lambda: False
+    else:  # while draining, answers must also say Connection: close (``ServingHeaders``)
+        admission.early = lambda: not (serving.draining or serving.retiring)
+    return admission
 
 
 class _ServingApp(Starlette):

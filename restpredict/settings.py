@@ -211,8 +211,9 @@ class Settings(BaseModel):
         100.0,
         gt=0,
         le=60_000,
-        description="Requests waiting longer than this for the model, for a whole "
-        "queue_delay_interval_ms, mean overload: new predictions get 503 until waits drop.",
+        description="Most requests waiting longer than this for the model (from arrival; never "
+        "less than two model calls), over a whole queue_delay_interval_ms, mean overload: new "
+        "predictions that would wait longer get 503.",
     )
     queue_delay_interval_ms: float = Field(
         1000.0, gt=0, le=600_000, description="How long waits must stay over the target."

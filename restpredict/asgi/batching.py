@@ -72,6 +72,7 @@ from restpredict.model.loading import LoadedModel, Prediction
 from restpredict.settings import Settings
 
 __all__ = [
+    "ARRIVED",
     "EXPECT_WINDOW_S",
     "FOLLOW_FACTOR",
     "ON_DISCONNECT",
@@ -95,12 +96,16 @@ _ARRIVING = "restpredict.arriving"
 #: Scope key of a queued request: a callable taking no argument, for the server to call when
 #: the request's client disconnects (the query then leaves the queue). Removed once answered.
 ON_DISCONNECT = "restpredict.on_disconnect"
+#: Scope key of the ``time.monotonic()`` at which the server began reading the request (set by
+#: ``server/protocols/``): a query's wait, as admission sees it, counts from there, since under
+#: load much of it is spent before the app runs (tasks waiting for the loop, bodies decoded).
+ARRIVED = "restpredict.arrived"
 
 
 class _Waiting:
     """One query in the queue, with the future its request awaits."""
 
-    __slots__ = ("client", "future", "key", "model", "query", "queued_at")
+    __slots__ = ("arrived_at", "client", "future", "key", "model", "query", "queued_at")
 
     def __init__(
         self,
@@ -109,6 +114,7 @@ class _Waiting:
         key: BatchKey,
         future: asyncio.Future[Prediction],
         client: Hashable | None,
+        arrived_at: float | None = None,
     ) -> None:
         self.model = model  # held, so the id in ``key`` cannot be reused while queued
         self.query = query
@@ -116,6 +122,8 @@ class _Waiting:
         self.key = key
         self.future = future
         self.queued_at = time.monotonic()
+        #: When the server began reading the request (``ARRIVED``), else when it queued.
+        self.arrived_at = self.queued_at if arrived_at is None else arrived_at
 
 
 def batch_key(model: LoadedModel, query: Query) -> BatchKey:
@@ -190,6 +198,8 @@ class Batcher:
         self.on_batch: Callable[[int], None] | None = None
         #: Called with each query's wait, from queued to its call starting (admission).
         self.on_wait: Callable[[float], None] | None = None
+        #: Called with the moving average of the called model's call time (admission).
+        self.on_call: Callable[[float], None] | None = None
         #: A model's own ``max_batch_size`` (``models:``), by model name, below the server's.
         self.model_batch_sizes: dict[str, int] = {}
 
@@ -225,11 +235,13 @@ class Batcher:
         self.arrived(scope)
         if self._task is None or self._task.done() or self._loop is None:
             raise NotReadyError("the prediction queue is not running")
+        arrived_at = scope.get(ARRIVED)
         if not self._busy and not self._queue and self.expected() <= 0:
             # Nothing to share the call with: it can start now without blocking anyone.
-            return await self._predict_alone(model, query, returning_client(scope))
+            return await self._predict_alone(model, query, returning_client(scope), arrived_at)
         future: asyncio.Future[Prediction] = self._loop.create_future()
-        waiting = _Waiting(model, query, batch_key(model, query), future, returning_client(scope))
+        client = returning_client(scope)
+        waiting = _Waiting(model, query, batch_key(model, query), future, client, arrived_at)
         self._queue.append(waiting)
         scope[ON_DISCONNECT] = functools.partial(self._client_left, waiting)
         self._wake()
@@ -259,20 +271,22 @@ class Batcher:
         """A call on ``model`` took ``seconds``: update its cost and the batches' wait."""
         cost = self.cost(model)
         cost.record(rows, seconds)
+        if self.on_call is not None:
+            self.on_call(cost.seconds)
         if self.max_wait_s <= 0:  # told never to wait
             return
         self.wait_s = min(max(self.max_wait_s, cost.seconds), self.longest_wait_s)
         self.expect_window_s = min(self.wait_s, max(EXPECT_WINDOW_S, cost.seconds))
 
     async def _predict_alone(
-        self, model: LoadedModel, query: Query, client: Hashable | None
+        self, model: LoadedModel, query: Query, client: Hashable | None, arrived_at: float | None
     ) -> Prediction:
         """Nothing queued, running or expected: straight to the worker thread."""
         assert self._thread is not None
         if self.on_batch is not None:
             self.on_batch(len(query))
         if self.on_wait is not None:
-            self.on_wait(0.0)
+            self.on_wait(0.0 if arrived_at is None else time.monotonic() - arrived_at)
         self._busy = True
         try:
             outcome, seconds = await self._thread.run(_predict_one, model, query)
@@ -314,6 +328,11 @@ class Batcher:
         now = time.monotonic()
         self._answered[client] = now
         self._answered_order.append((now, client))
+
+    def refused(self, client: Hashable) -> None:
+        """``client``'s request was refused (overload): its connection is not coming back."""
+        if self._answered.pop(client, None) is not None:
+            self._wake()  # a batch gathering may have waited for it
 
     def expected(self) -> int:
         """Requests on their way: bodies being received, and connections answered lately."""
@@ -379,7 +398,7 @@ class Batcher:
             if self.on_wait is not None:
                 now = time.monotonic()
                 for waiting in batch:
-                    self.on_wait(now - waiting.queued_at)
+                    self.on_wait(now - waiting.arrived_at)
             try:
                 self._busy = True
                 try:

@@ -54,7 +54,9 @@ __all__ = [
     "AccessMiddleware",
     "AccessRecord",
     "ResponseHeaders",
+    "id_source",
     "instrument",
+    "request_id",
     "route_template",
 ]
 
@@ -118,7 +120,7 @@ class AccessMiddleware:
         # each request cost more than the rest of this middleware. Bounded, since paths with
         # parameters are the client's to vary; 404s are not kept.
         self._templates: dict[tuple[str, str, str], str] = {}
-        self._new_id = _id_source()
+        self._new_id = id_source()
         self._finished: TurnQueue[_Finished] = TurnQueue(self._record)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -126,7 +128,7 @@ class AccessMiddleware:
             await self.app(scope, receive, send)
             return
         started = time.perf_counter()
-        exchange = Exchange(_request_id(scope, self._new_id), self._template(scope))
+        exchange = Exchange(request_id(scope, self._new_id), self._template(scope))
         scope[SCOPE_KEY] = exchange
         id_header = (_ID_HEADER, exchange.request_id.encode())
         status: int | None = None
@@ -227,7 +229,7 @@ def _match(routes: list[BaseRoute], scope: Scope, prefix: str) -> str | None:
     return partial
 
 
-def _request_id(scope: Scope, new_id: Callable[[], str]) -> str:
+def request_id(scope: Scope, new_id: Callable[[], str]) -> str:
     """The client's ``X-Request-ID`` if it is safe to log and echo, else a fresh one."""
     for name, value in scope["headers"]:
         if name == b"x-request-id":
@@ -237,7 +239,7 @@ def _request_id(scope: Scope, new_id: Callable[[], str]) -> str:
     return new_id()
 
 
-def _id_source() -> Callable[[], str]:
+def id_source() -> Callable[[], str]:
     """Fresh request ids: 32 hex digits, a random prefix per process and a counter.
 
     Unique across workers and restarts (64 random bits each), like a uuid4, but without

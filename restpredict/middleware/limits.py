@@ -3,9 +3,11 @@
 ``RequestLimits`` wraps every route, so it covers each prediction endpoint however
 it is implemented (``run_query``, batching, other protocols):
 
-- a concurrency limit: when ``max_concurrency`` requests are already in flight, the
-  next one is refused at once with 503 and ``Retry-After``; exempt paths (health,
-  metrics) bypass it and stay fast;
+- admission (``asgi/admission.py``): a request that would wait over the queueing-delay
+  target under overload, or that finds ``max_concurrency`` requests in flight, is refused
+  at once with 503 and ``Retry-After``; exempt paths (health, metrics) bypass it and stay
+  fast. The server's protocol asks the same question earlier and more cheaply, so under
+  the server this layer refuses only what got past it (a burst within one loop turn);
 - a body read timeout: the body must be complete within ``body_timeout`` of the
   headers, or the request ends with 408 and the connection is closed;
 - a prediction timeout: once the body is in, the response must start within
@@ -20,14 +22,13 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Collection
 from typing import Any
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from restpredict.asgi.admission import QueueDelay
+from restpredict.asgi.admission import Admission
 from restpredict.asgi.types import ProblemRenderer
-from restpredict.errors import OverloadedError, PredictionTimeoutError, RequestTimeoutError
+from restpredict.errors import PredictionTimeoutError, RequestTimeoutError
 
 __all__ = ["RequestLimits"]
 
@@ -35,7 +36,7 @@ logger = logging.getLogger("uvicorn.error")
 
 
 class RequestLimits:
-    """Concurrency limit (503 + Retry-After), body read timeout (408), prediction timeout (504).
+    """Admission (503 + Retry-After), body read timeout (408), prediction timeout (504).
 
     Everything runs in the request's own task, and one sweeper timer per layer, not a timer or
     a task per request, watches the deadlines: this runs for every request, and those cost more
@@ -48,22 +49,18 @@ class RequestLimits:
         self,
         app: ASGIApp,
         *,
-        max_concurrency: int,
-        retry_after: int,
-        exempt_paths: Collection[str],
+        admission: Admission,
         body_timeout: float,
         prediction_timeout: float,
         problem: ProblemRenderer,
-        admission: QueueDelay | None = None,
     ) -> None:
         self.app = app
-        self.max_concurrency = max_concurrency
-        self.retry_after = retry_after
-        self.exempt = frozenset(exempt_paths)
+        self.admission = admission
+        self.retry_after = admission.retry_after
+        self.exempt = admission.exempt
         self.body_timeout = body_timeout
         self.prediction_timeout = prediction_timeout
         self.problem = problem
-        self.admission = admission
         self.in_flight = 0
         # Deadlines are checked this often: a tenth of the shorter timeout, within reason.
         self.tick = min(max(min(body_timeout, prediction_timeout) / 10, 0.01), 0.5)
@@ -75,12 +72,14 @@ class RequestLimits:
             await self.app(scope, receive, send)
             return
         exempt = scope["path"] in self.exempt
-        if not exempt and (
-            self.in_flight >= self.max_concurrency
-            or (self.admission is not None and self.admission.overloaded())
-        ):
-            await self._refuse(scope, receive, send)
-            return
+        if not exempt and self.admission.refusing(self.in_flight):
+            client = scope.get("client")
+            client_key = None if client is None else tuple(client)
+            refusal = self.admission.refusal(scope["path"], self.in_flight, client_key)
+            if refusal is not None:
+                headers = {"Retry-After": str(self.retry_after)}
+                await self.problem(refusal, headers)(scope, receive, send)
+                return
         loop = asyncio.get_running_loop()
         exchange = _Exchange(self, scope, receive, send, loop.time(), exempt)
         watched = self._watched
@@ -113,18 +112,6 @@ class RequestLimits:
                 # ends, or the server would answer a response-less request with its own 500
                 # and then see the 504 as a second start.
                 await late
-
-    async def _refuse(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if self.in_flight >= self.max_concurrency:
-            why = f"{self.in_flight} requests are in flight, the limit is {self.max_concurrency}"
-        else:
-            assert self.admission is not None
-            why = (
-                f"requests wait over {self.admission.target * 1000:g} ms for the model (overloaded)"
-            )
-        error = OverloadedError(f"{why}; retry in {self.retry_after} s")
-        headers = {"Retry-After": str(self.retry_after)}
-        await self.problem(error, headers)(scope, receive, send)
 
     def _sweep(self, loop: asyncio.AbstractEventLoop) -> None:
         """Enforce the deadlines that have passed; keep sweeping while requests are watched."""

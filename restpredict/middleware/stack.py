@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from starlette.middleware import Middleware
 
-from restpredict.asgi.admission import QueueDelay
+from restpredict.asgi.admission import Admission
 from restpredict.asgi.types import ProblemRenderer
 from restpredict.middleware.auth import BearerAuth
 from restpredict.middleware.cors import cors_middleware
@@ -21,9 +21,9 @@ __all__ = ["protective_middleware"]
 
 
 def protective_middleware(
-    settings: Settings, problem: ProblemRenderer, admission: QueueDelay | None = None
+    settings: Settings, problem: ProblemRenderer, admission: Admission
 ) -> list[Middleware]:
-    """CORS (if origins are named), bearer auth (if a key is set), limits."""
+    """CORS (if origins are named), bearer auth (if a key is set), limits (``admission``)."""
     stack: list[Middleware] = []
     if settings.cors_origins:
         stack.append(cors_middleware(settings.cors_origins))
@@ -39,9 +39,6 @@ def protective_middleware(
     stack.append(
         Middleware(
             RequestLimits,
-            max_concurrency=settings.max_concurrency,
-            retry_after=settings.retry_after,
-            exempt_paths=settings.limit_exempt_paths,
             body_timeout=settings.body_timeout,
             prediction_timeout=settings.prediction_timeout,
             problem=problem,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import socket
 import threading
 import time
 from collections import Counter
@@ -12,9 +13,10 @@ import httpx
 import joblib
 import pytest
 
+from tests.routes.test_core import problem
 from tests.support.servers import ServerProcess
 
-from .hostile_models import Steady
+from .hostile_models import SLOW_VALUE, SlowOnOne, Steady
 from .servers import PYTHONPATH
 
 pytestmark = pytest.mark.adversarial
@@ -71,3 +73,95 @@ def test_10x_overload_is_refused_fast_while_admitted_requests_are_answered(
     started = time.monotonic()
     assert httpx.get(f"{server.url}/health/live", timeout=10).status_code == 200
     assert time.monotonic() - started < 2.0
+
+
+def _follow(server: ServerProcess) -> Callable[[Callable[[list[str]], bool], float], list[str]]:
+    """Collect the server's output lines in a thread; the returned function waits until
+    ``done(lines)`` holds (or ``timeout`` passed) and returns the lines so far."""
+    lines: list[str] = []
+    arrived = threading.Condition()
+    stdout = server.process.stdout
+    assert stdout is not None
+
+    def read() -> None:
+        for line in stdout:
+            with arrived:
+                lines.append(line)
+                arrived.notify_all()
+
+    threading.Thread(target=read, daemon=True).start()
+
+    def wait_for(done: Callable[[list[str]], bool], timeout: float) -> list[str]:
+        with arrived:
+            arrived.wait_for(lambda: done(lines), timeout)
+            return list(lines)
+
+    return wait_for
+
+
+def _requests_total(url: str, status: str) -> float:
+    """``restpredict_requests_total`` of POST /predict answered with ``status``."""
+    for line in httpx.get(f"{url}/metrics").text.splitlines():
+        labels = ('route="/predict"', 'method="POST"', f'status="{status}"')
+        if line.startswith("restpredict_requests_total{") and all(x in line for x in labels):
+            return float(line.rsplit(" ", 1)[1])
+    return 0.0
+
+
+def test_refusals_are_answered_by_the_server_counted_and_logged_in_aggregate(
+    serve: Callable[..., ServerProcess], tmp_path: Path
+) -> None:
+    """A request that holds the one slot for seconds: every other prediction is refused before
+    the app (no access line each), as problem+json with Retry-After, and counted in /metrics."""
+    path = tmp_path / "slow.joblib"
+    joblib.dump(SlowOnOne(delay=10.0).fit(), path)
+    env = {**PYTHONPATH, "RESTPREDICT_RETRY_AFTER": "3"}
+    server = serve(str(path), "--max-concurrency", "1", env=env)
+    wait_for = _follow(server)
+    stuck = threading.Thread(
+        target=httpx.post,
+        args=(f"{server.url}/predict",),
+        kwargs={"json": {"features": [SLOW_VALUE, 0]}, "timeout": 60},
+        daemon=True,
+    )
+    stuck.start()
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:  # until the slow request is in (the scrape is the other)
+        metrics = httpx.get(f"{server.url}/metrics").text
+        if "restpredict_requests_in_flight 2.0" in metrics:
+            break
+    with httpx.Client(base_url=server.url, timeout=30) as client:  # keep-alive, as under load
+        for _ in range(20):
+            refused = client.post("/predict", json={"features": [1, 0]})
+            body = problem(refused, 503, "overloaded")
+            assert refused.headers["retry-after"] == "3"
+            assert "limit is 1" in body["detail"]
+            assert refused.headers["x-request-id"]
+        assert client.get("/health/live").status_code == 200  # exempt, on the same connection
+    # Two refusals pipelined in one write: the first is the server's, the second (behind it)
+    # the app's; both answered, in order, on the kept-alive connection.
+    body = b'{"features": [1, 0]}'
+    request = (
+        b"POST /predict HTTP/1.1\r\nHost: t\r\nContent-Type: application/json\r\n"
+        b"X-Request-ID: pipelined-%d\r\nContent-Length: %d\r\n\r\n%s"
+    )
+    port = int(server.url.rsplit(":", 1)[1])
+    with socket.create_connection(("127.0.0.1", port), timeout=30) as sock:
+        sock.sendall(request % (1, len(body), body) + request % (2, len(body), body))
+        answers = b""
+        while answers.count(b"HTTP/1.1 503") < 2 or not answers.endswith(b"}"):
+            chunk = sock.recv(65536)
+            assert chunk, answers
+            answers += chunk
+    assert answers.index(b"x-request-id: pipelined-1") < answers.index(b"pipelined-2")
+    assert _requests_total(server.url, "503") == 22
+    lines = wait_for(lambda lines: _refusals_logged(lines) >= 21, 30)
+    assert _refusals_logged(lines) == 21, "".join(lines)
+    access = [line for line in lines if '"status":503' in line]
+    assert len(access) == 1 and "pipelined-2" in access[0]  # only the app's refusal has one
+
+
+def _refusals_logged(lines: list[str]) -> int:
+    """The refusals the server's summary warnings count."""
+    summaries = [line for line in lines if "requests refused with 503" in line]
+    return sum(int(line.split("overloaded: ")[1].split()[0]) for line in summaries)

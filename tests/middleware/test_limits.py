@@ -16,6 +16,7 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from restpredict.app import create_app
+from restpredict.asgi.admission import Admission
 from restpredict.asgi.responses import problem_response
 from restpredict.middleware.limits import RequestLimits
 from restpredict.settings import Settings
@@ -124,9 +125,7 @@ def test_a_request_without_a_body_gets_its_504_too() -> None:
 
     limits = RequestLimits(
         Starlette(routes=[Route("/metadata", stuck)]),
-        max_concurrency=4,
-        retry_after=1,
-        exempt_paths=("/health/live",),
+        admission=Admission(max_concurrency=4, retry_after=1, exempt_paths=("/health/live",)),
         body_timeout=30,
         prediction_timeout=0.3,
         problem=problem_response,

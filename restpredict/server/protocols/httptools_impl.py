@@ -15,11 +15,17 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from typing import Any
+import time
+import urllib.parse
+from typing import Any, ClassVar
 
+from restpredict.asgi.admission import ADMISSION, Admission
+from restpredict.asgi.batching import ARRIVED
+from restpredict.asgi.responses import problem_response
 from restpredict.errors import (
     BadRequestError,
     HeadersTooLargeError,
+    OverloadedError,
     RestPredictError,
     TransferCodingError,
     UnsupportedMediaTypeError,
@@ -117,9 +123,11 @@ if HttpToolsProtocol is not None:
         def connection_made(self, transport: asyncio.BaseTransport) -> None:
             super().connection_made(transport)
             self._responses = OneWriteResponses(self.transport, self.loop)
+            self._admission: Admission | None = self.app_state.get(ADMISSION)
 
         def on_message_begin(self) -> None:
             super().on_message_begin()
+            self.scope[ARRIVED] = time.monotonic()  # type: ignore[literal-required]
             self._in_head = True
             self._begun += 1
             self._head_bytes = 0
@@ -323,10 +331,139 @@ if HttpToolsProtocol is not None:
                     self.scope["path"] = httptools.parse_url(self.url).path.decode("latin-1")
                 self.refuse(error)
                 return
+            admission = self._admission
+            if (
+                admission is not None
+                and admission.refusing(len(self.tasks))
+                and self._refused_early(admission, version)
+            ):
+                return
             super().on_headers_complete()
             cycle = self.cycle
             if cycle is not None:
                 cycle.transport = self._responses
+
+        def _refused_early(self, admission: Admission, version: str) -> bool:
+            """Refuse an overloaded request here, before any task or app: True if it was.
+
+            Only a plain keep-alive HTTP/1.1 request with nothing before it to answer, on a
+            server without a root path, and while the app allows it: anything else is the
+            app's to refuse, in full. The body that follows is parsed and dropped.
+            """
+            started = time.perf_counter()
+            existing = self.cycle
+            if (
+                (existing is not None and not existing.response_complete)
+                or version != "1.1"
+                or self.expect_100_continue
+                or self.root_path
+                or self.parser.should_upgrade()
+                or not self.parser.should_keep_alive()
+                or not admission.early()
+            ):
+                return False
+            try:
+                path = httptools.parse_url(self.url).path.decode("ascii")
+            except (httptools.HttpParserInvalidURLError, UnicodeDecodeError):
+                return False  # uvicorn's own handling, then the app's
+            if "%" in path:
+                path = urllib.parse.unquote(path)
+            error = admission.refusal(path, len(self.tasks), self.client)
+            if error is None:
+                return False
+            response = _early_response(error, admission.retry_after, self.server_state)
+            if admission.on_refused is not None:
+                method = self.parser.get_method().decode("ascii", "replace")
+                seconds = time.perf_counter() - started
+                request_id = admission.on_refused(path, method, self.headers, seconds)
+                response = _REQUEST_ID + request_id.encode("ascii") + b"\r\n" + response
+            # Held, with this connection's reading, until the next pacing tick: a client that
+            # retries at once (ignoring Retry-After) then costs a refusal per tick, not per
+            # loop turn, and the requests admitted keep the loop (``REFUSAL_PACE_S``).
+            self.cycle = _Refused()  # the body's callbacks see a request being answered
+            self.flow.pause_reading()
+            held = _HELD.get(self.loop)
+            if held is None:
+                held = _HELD[self.loop] = []
+                self.loop.call_later(REFUSAL_PACE_S, _answer_held, self.loop)
+            held.append((self, response))
+            return True
+
+        def answer_refusal(self, response: bytes) -> None:
+            """Send a held early refusal; the connection reads its next request."""
+            if self.transport.is_closing():
+                return
+            self.transport.write(_STATUS_503 + response)
+            if type(self.cycle) is _Refused:  # else a pipelined request's, parsed meanwhile
+                self.cycle = _ANSWERED
+            self.on_response_complete()
+
+        def on_body(self, body: bytes) -> None:
+            if type(self.cycle) is _Refused:  # a refused request's body is dropped
+                return
+            super().on_body(body)
+
+        def on_message_complete(self) -> None:
+            if type(self.cycle) is _Refused:
+                return
+            super().on_message_complete()
+
+
+class _NoEvent:
+    """The ``message_event`` of a cycle no app waits on."""
+
+    def set(self) -> None:
+        pass
+
+
+class _Answered:
+    """Stands for the cycle of a request refused before the app, once answered."""
+
+    response_complete = True
+    disconnected = False
+    scope: ClassVar[dict[str, Any]] = {}
+    message_event: ClassVar[_NoEvent] = _NoEvent()
+
+
+class _Refused(_Answered):
+    """Stands for the cycle of a request refused before the app, its answer held."""
+
+    response_complete = False
+
+
+_ANSWERED = _Answered()
+#: Early refusals are answered together this often (at most this late): see ``_HELD``.
+REFUSAL_PACE_S = 0.05
+#: Connections whose early refusal waits for the next pacing tick, with that answer, by event
+#: loop (one per server; tests run several servers in one process).
+_HELD: dict[asyncio.AbstractEventLoop, list[tuple[Any, bytes]]] = {}
+
+
+def _answer_held(loop: asyncio.AbstractEventLoop) -> None:
+    for protocol, response in _HELD.pop(loop, []):
+        protocol.answer_refusal(response)
+
+
+#: The headers and body of each early refusal, by its detail and Retry-After.
+_EARLY_TAILS: dict[tuple[str, int], bytes] = {}
+
+
+def _early_response(error: OverloadedError, retry_after: int, server_state: Any) -> bytes:
+    """A 503 problem+json with Retry-After and the server's default headers, but its status line."""
+    key = (error.detail, retry_after)
+    tail = _EARLY_TAILS.get(key)
+    if tail is None:
+        response = problem_response(error, {"Retry-After": str(retry_after)})
+        head = b"".join(name + b": " + value + b"\r\n" for name, value in response.raw_headers)
+        tail = head + b"\r\n" + response.body
+        if len(_EARLY_TAILS) < 64:
+            _EARLY_TAILS[key] = tail
+    defaults = server_state.default_headers
+    return b"".join([*(name + b": " + value + b"\r\n" for name, value in defaults), tail])
+
+
+_STATUS_503 = b"HTTP/1.1 503 Service Unavailable\r\n"
+_REQUEST_ID = b"x-request-id: "
 
 
 def framing_error(headers: list[tuple[bytes, bytes]], http_version: str) -> RestPredictError | None:
