@@ -19,7 +19,8 @@ and 320 (overload). The goals (issue 19), each a ratio to loads of the same run:
 wrk keeps one latency distribution for all answers, so the admitted p99 is read from it as its
 percentile ``100 - a`` (``a``: the 2xx share), an upper bound of the 2xx answers' own p99, and
 the refusals' p99 as percentile ``99 x (1 - a)``, an estimate that holds when refusals are all
-faster than admitted answers (see ``wrk_report.lua``). Writes
+faster than admitted answers (see ``wrk_report.lua``): the server holds refusals until a 50 ms
+tick, so neither is exact (the first stays an upper bound). Writes
 ``benchmarks/results/<UTC start>-overload.json`` and ``.md``; exits 1 when a goal is missed.
 """
 
