@@ -117,9 +117,11 @@ class QueueDelay:
 class Admission:
     """Whether a new request is admitted now: the one decision the protocol and the limits share.
 
-    ``in_flight`` is the caller's count of requests being handled (the protocol counts the
-    server's request tasks, the middleware the requests it admitted). ``call_seconds`` is set by
-    the batcher: the measured time of a model call, which turns a count into a wait.
+    ``max_concurrency`` caps ``admitted``, the requests the limits layer holds (never health
+    probes or scrapes). The queueing-delay limit applies to ``in_flight``, the caller's count:
+    the protocol counts the server's request tasks (which include those whose task has not run
+    yet, so a burst read in one loop turn is judged as a whole), the middleware ``admitted``.
+    ``call_seconds`` is set by the batcher: the measured time of a model call.
     """
 
     __slots__ = (
@@ -127,6 +129,7 @@ class Admission:
         "_overloaded",
         "_too_many",
         "_window_start",
+        "admitted",
         "batch_size",
         "call_seconds",
         "delay",
@@ -154,6 +157,9 @@ class Admission:
         self.delay = delay
         self.batch_size = batch_size
         self.call_seconds = 0.0
+        #: Requests the limits layer admitted and still holds (health and metrics excluded):
+        #: what ``max_concurrency`` caps.
+        self.admitted = 0
         #: Queries reaching the model per second, lately (a moving average over windows).
         self.rate = 0.0
         self._counted = 0
@@ -204,7 +210,7 @@ class Admission:
     def refusing(self, in_flight: int) -> bool:
         """Cheap and usually False: whether any request might be refused now."""
         delay = self.delay
-        return in_flight >= self.max_concurrency or (delay is not None and delay.overloaded())
+        return self.admitted >= self.max_concurrency or (delay is not None and delay.overloaded())
 
     def refusal(
         self, path: str, in_flight: int, client: Hashable | None = None
@@ -213,7 +219,7 @@ class Admission:
         handled; None: admitted."""
         if not self.refusing(in_flight) or path in self.exempt:
             return None
-        if in_flight >= self.max_concurrency:
+        if self.admitted >= self.max_concurrency:
             error = self._too_many
         else:
             delay = self.delay

@@ -61,7 +61,6 @@ class RequestLimits:
         self.body_timeout = body_timeout
         self.prediction_timeout = prediction_timeout
         self.problem = problem
-        self.in_flight = 0
         # Deadlines are checked this often: a tenth of the shorter timeout, within reason.
         self.tick = min(max(min(body_timeout, prediction_timeout) / 10, 0.01), 0.5)
         self._watched: set[_Exchange] = set()
@@ -72,10 +71,11 @@ class RequestLimits:
             await self.app(scope, receive, send)
             return
         exempt = scope["path"] in self.exempt
-        if not exempt and self.admission.refusing(self.in_flight):
+        admission = self.admission
+        if not exempt and admission.refusing(admission.admitted):
             client = scope.get("client")
             client_key = None if client is None else tuple(client)
-            refusal = self.admission.refusal(scope["path"], self.in_flight, client_key)
+            refusal = admission.refusal(scope["path"], admission.admitted, client_key)
             if refusal is not None:
                 headers = {"Retry-After": str(self.retry_after)}
                 await self.problem(refusal, headers)(scope, receive, send)
@@ -92,7 +92,7 @@ class RequestLimits:
             finally:
                 watched.discard(exchange)
             return
-        self.in_flight += 1
+        admission.admitted += 1
         try:
             await self.app(scope, exchange.receive, exchange.send)
         except Exception:
@@ -104,7 +104,7 @@ class RequestLimits:
         finally:
             # The slot is held until the app really returns: the limit bounds the work
             # actually running, not just the requests still waiting.
-            self.in_flight -= 1
+            admission.admitted -= 1
             watched.discard(exchange)
             late = exchange.late_answer
             if late is not None:

@@ -126,10 +126,8 @@ def test_refusals_are_answered_by_the_server_counted_and_logged_in_aggregate(
     )
     stuck.start()
     deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:  # until the slow request is in (the scrape is the other)
-        metrics = httpx.get(f"{server.url}/metrics").text
-        if "restpredict_requests_in_flight 2.0" in metrics:
-            break
+    while "restpredict_requests_in_flight 2.0" not in httpx.get(f"{server.url}/metrics").text:
+        assert time.monotonic() < deadline, "the slow request never came in"  # (+ the scrape)
     with httpx.Client(base_url=server.url, timeout=30) as client:  # keep-alive, as under load
         for _ in range(20):
             refused = client.post("/predict", json={"features": [1, 0]})
