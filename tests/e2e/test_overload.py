@@ -75,28 +75,14 @@ def test_10x_overload_is_refused_fast_while_admitted_requests_are_answered(
     assert time.monotonic() - started < 2.0
 
 
-def _follow(server: ServerProcess) -> Callable[[Callable[[list[str]], bool], float], list[str]]:
-    """Collect the server's output lines in a thread; the returned function waits until
-    ``done(lines)`` holds (or ``timeout`` passed) and returns the lines so far."""
-    lines: list[str] = []
-    arrived = threading.Condition()
-    stdout = server.process.stdout
-    assert stdout is not None
-
-    def read() -> None:
-        for line in stdout:
-            with arrived:
-                lines.append(line)
-                arrived.notify_all()
-
-    threading.Thread(target=read, daemon=True).start()
-
-    def wait_for(done: Callable[[list[str]], bool], timeout: float) -> list[str]:
-        with arrived:
-            arrived.wait_for(lambda: done(lines), timeout)
-            return list(lines)
-
-    return wait_for
+def _logged_when(server: ServerProcess, done: Callable[[str], bool], timeout: float) -> str:
+    """The server's log once ``done(log)`` holds, or when ``timeout`` passed."""
+    deadline = time.monotonic() + timeout
+    log = server.logged()
+    while not done(log) and time.monotonic() < deadline:
+        time.sleep(0.05)
+        log = server.logged()
+    return log
 
 
 def _requests_total(url: str, status: str) -> float:
@@ -117,7 +103,6 @@ def test_refusals_are_answered_by_the_server_counted_and_logged_in_aggregate(
     joblib.dump(SlowOnOne(delay=10.0).fit(), path)
     env = {**PYTHONPATH, "RESTPREDICT_RETRY_AFTER": "3"}
     server = serve(str(path), "--max-concurrency", "1", env=env)
-    wait_for = _follow(server)
     stuck = threading.Thread(
         target=httpx.post,
         args=(f"{server.url}/predict",),
@@ -153,13 +138,13 @@ def test_refusals_are_answered_by_the_server_counted_and_logged_in_aggregate(
             answers += chunk
     assert answers.index(b"x-request-id: pipelined-1") < answers.index(b"pipelined-2")
     assert _requests_total(server.url, "503") == 22
-    lines = wait_for(lambda lines: _refusals_logged(lines) >= 21, 30)
-    assert _refusals_logged(lines) == 21, "".join(lines)
-    access = [line for line in lines if '"status":503' in line]
+    log = _logged_when(server, lambda log: _refusals_logged(log) >= 21, 30)
+    assert _refusals_logged(log) == 21, log
+    access = [line for line in log.splitlines() if '"status":503' in line]
     assert len(access) == 1 and "pipelined-2" in access[0]  # only the app's refusal has one
 
 
-def _refusals_logged(lines: list[str]) -> int:
+def _refusals_logged(log: str) -> int:
     """The refusals the server's summary warnings count."""
-    summaries = [line for line in lines if "requests refused with 503" in line]
+    summaries = [line for line in log.splitlines() if "requests refused with 503" in line]
     return sum(int(line.split("overloaded: ")[1].split()[0]) for line in summaries)
