@@ -82,6 +82,20 @@ def test_a_replaced_worker_serves_the_verified_model_not_the_file_on_disk(
     assert server.process.poll() is None
 
 
+def wait_dead(pid: int) -> None:
+    """Until ``pid`` has exited (a zombie not yet reaped by the supervisor, or gone)."""
+    deadline = time.monotonic() + 30
+    while True:
+        try:
+            state = Path(f"/proc/{pid}/stat").read_text().rpartition(") ")[2].split()[0]
+        except (FileNotFoundError, ProcessLookupError):
+            return
+        if state in ("Z", "X"):
+            return
+        assert time.monotonic() < deadline, f"process {pid} still running ({state})"
+        time.sleep(0.01)
+
+
 @contextlib.contextmanager
 def https_workers(cert: Path, key: Path, ca: Path, *args: str) -> Iterator[ServerProcess]:
     """``serve ARGS --workers 2`` over TLS; stopped (SIGTERM, then SIGKILL) at the end."""
@@ -121,6 +135,8 @@ def test_a_replacement_that_cannot_start_is_retried_while_the_others_serve(
         shutil.move(key, kept)
         victim = min(first)
         os.kill(victim, signal.SIGKILL)
+        # Until it is dead: still running, it may accept the next request and then reset it.
+        wait_dead(victim)
         deadline = time.monotonic() + 30
         while "did not start" not in (ready := get("/health/ready")).json().get("problem", ""):
             assert time.monotonic() < deadline, ready.text
