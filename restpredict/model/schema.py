@@ -6,6 +6,7 @@ container config, so it is computed once, at load time.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass, replace
 from typing import Any, Literal
 
@@ -171,19 +172,10 @@ def string_columns(estimator: Any, names: tuple[str, ...]) -> dict[str, Scalar]:
     encoders and imputers learned: categories or fill values of object dtype.
     """
     found: dict[str, Scalar] = {}
-    for transformer, columns in _column_routes(estimator, names):
-        for step in _steps(transformer):
-            learned = getattr(step, "categories_", None)
-            if learned is None:
-                stats = getattr(step, "statistics_", None)
-                learned = list(stats.reshape(-1, 1)) if stats is not None else None
-            if learned is None:
-                continue
-            for column, values in zip(columns, learned):
-                values = np.asarray(values)
-                if values.dtype.kind in "OUS" and column not in found:
-                    strings = [v for v in values.tolist() if isinstance(v, str)]
-                    found[column] = strings[0] if strings else ""
+    for column, values in _learned_values(estimator, names):
+        if values.dtype.kind in "OUS" and column not in found:
+            strings = [v for v in values.tolist() if isinstance(v, str)]
+            found[column] = strings[0] if strings else ""
     return found
 
 
@@ -209,6 +201,16 @@ def known_categories(estimator: Any, names: tuple[str, ...]) -> dict[str, tuple[
 def column_categories(estimator: Any, names: tuple[str, ...]) -> dict[str, tuple[str, ...]]:
     """String columns with every string their encoders and imputers learned (probe rows)."""
     found: dict[str, set[str]] = {}
+    for column, values in _learned_values(estimator, names):
+        strings = {v for v in values.tolist() if isinstance(v, str)}
+        if strings:
+            found.setdefault(column, set()).update(strings)
+    return {column: tuple(sorted(values)) for column, values in found.items()}
+
+
+def _learned_values(estimator: Any, names: tuple[str, ...]) -> Iterator[tuple[str, np.ndarray]]:
+    """(input column, values learned for it) from encoders' categories and imputers' fill
+    values, in step order: what tells a string column from a numeric one."""
     for transformer, columns in _column_routes(estimator, names):
         for step in _steps(transformer):
             learned = getattr(step, "categories_", None)
@@ -216,10 +218,7 @@ def column_categories(estimator: Any, names: tuple[str, ...]) -> dict[str, tuple
                 stats = getattr(step, "statistics_", None)
                 learned = list(stats.reshape(-1, 1)) if stats is not None else None
             for column, values in zip(columns, learned or ()):
-                strings = {v for v in np.asarray(values).tolist() if isinstance(v, str)}
-                if strings:
-                    found.setdefault(column, set()).update(strings)
-    return {column: tuple(sorted(values)) for column, values in found.items()}
+                yield column, np.asarray(values)
 
 
 def _column_routes(estimator: Any, names: tuple[str, ...]) -> list[tuple[Any, list[str]]]:
