@@ -92,15 +92,9 @@ def _filesystem(location: str) -> tuple[Any, str, str]:
     """A fresh filesystem for the URL (no shared instance or listing cache), its path, its
     redacted form."""
     ref = parse_source(location)
-    try:
+    try:  # ImportError: fsspec itself, or the package of the scheme's filesystem
         import fsspec
-    except ImportError:
-        extra = EXTRAS[ref.scheme]
-        raise SourceError(
-            f"{ref.display}: {ref.scheme}:// tables need pip install 'restpredict[{extra}]'",
-            code="missing_extra",
-        ) from None
-    try:
+
         fs, path = fsspec.core.url_to_fs(
             ref.text, skip_instance_cache=True, use_listings_cache=False
         )

@@ -6,6 +6,7 @@ leaving no output file, and peak memory staying bounded on a table of a few mill
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import os
 import shutil
@@ -293,6 +294,24 @@ def test_engine_spark_refuses_an_object_store_output(tmp_path: Path, iris_path: 
     assert done.returncode == 4, done.stderr
     assert "s3://***@bucket/scored/" in done.stderr and "pass" not in done.stderr
     assert len(done.stderr.strip().splitlines()) == 1, done.stderr
+
+
+@pytest.mark.skipif(
+    importlib.util.find_spec("gcsfs") is not None, reason="gcsfs is installed: nothing is missing"
+)
+def test_a_table_store_whose_package_is_missing_names_the_extra(
+    tmp_path: Path, iris_path: Path
+) -> None:
+    output = tmp_path / "out.csv"
+    done = restpredict(
+        "predict", "-m", str(iris_path), "-i", "gs://bucket/table.parquet", "-o", str(output)
+    )
+    assert done.returncode != 0
+    assert "Traceback" not in done.stderr
+    assert done.stderr.strip().splitlines() == [
+        "error: gs://bucket/table.parquet: gs:// tables need pip install 'restpredict[gcs]'"
+    ], done.stderr
+    assert not output.exists()
 
 
 @pytest.mark.skipif(shutil.which("java") is None, reason="Spark needs a Java runtime")
