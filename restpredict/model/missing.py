@@ -16,12 +16,12 @@ from __future__ import annotations
 
 import math
 import warnings
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
 
-from restpredict.model.schema import ColumnKind, Missing, Scalar
+from restpredict.model.schema import ColumnKind, Missing, Scalar, column_names
 
 __all__ = ["MAX_PROBED", "missing_support"]
 
@@ -74,7 +74,7 @@ def _candidates(
     for name, fitted, selected in routes:
         spec = specs.get(name)
         transformer = spec if isinstance(spec, str) else fitted
-        for position, column in enumerate(_column_names(selected, columns)):
+        for position, column in enumerate(column_names(selected, columns)):
             if column in found:
                 continue
             if isinstance(transformer, str):
@@ -147,18 +147,6 @@ def _marker(owner: Any, position: int, kinds: tuple[ColumnKind, ...] | None, j: 
         if any(v is None for v in values):
             return "none"
     return "nan"
-
-
-def _column_names(selected: Any, columns: Sequence[str]) -> list[str]:
-    if callable(selected):
-        return []
-    picked = np.arange(len(columns))[selected] if isinstance(selected, slice) else selected
-    picked = np.atleast_1d(np.asarray(picked))
-    if picked.dtype.kind == "b":
-        return [c for c, keep in zip(columns, picked) if keep]
-    if picked.dtype.kind in "iu":
-        return [columns[i] for i in picked]
-    return [str(c) for c in picked]
 
 
 def _confirmed(

@@ -6,7 +6,7 @@ container config, so it is computed once, at load time.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, replace
 from typing import Any, Literal
 
@@ -19,6 +19,7 @@ __all__ = [
     "ModelSchema",
     "Scalar",
     "column_categories",
+    "column_names",
     "describe_estimator",
     "infer_schema",
     "known_categories",
@@ -233,11 +234,15 @@ def _column_routes(estimator: Any, names: tuple[str, ...]) -> list[tuple[Any, li
     for _, transformer, columns in routes:
         if isinstance(transformer, str):
             continue
-        pairs.append((transformer, _column_names(columns, names)))
+        pairs.append((transformer, column_names(columns, names)))
     return pairs
 
 
-def _column_names(columns: Any, names: tuple[str, ...]) -> list[str]:
+def column_names(columns: Any, names: Sequence[str]) -> list[str]:
+    """The input columns a ColumnTransformer's column selection names (none for a callable
+    selector: what it picks is known only from data)."""
+    if callable(columns):
+        return []
     selected = np.arange(len(names))[columns] if isinstance(columns, slice) else columns
     selected = np.atleast_1d(np.asarray(selected))
     if selected.dtype.kind == "b":
