@@ -368,7 +368,7 @@ def score_parquet(
     with _staged_directory(output) as partial:
         _run(lambda: result.write.parquet(str(partial)))
         rows = _run(lambda: spark.read.parquet(str(partial)).count())
-    return Summary(rows, rows, 0, time.perf_counter() - started)
+    return Summary(rows, rows, 0, time.perf_counter() - started, backend="sklearn")
 
 
 def _read(spark: SparkSession, path: str) -> DataFrame:

@@ -33,20 +33,22 @@ class BatchJob:
 
 @dataclass
 class Summary:
-    """Rows read, scored and refused, and the wall-clock seconds it took."""
+    """Rows read, scored and refused, the wall-clock seconds it took, and what predicted."""
 
     rows_in: int = 0
     rows_scored: int = 0
     rows_rejected: int = 0
     seconds: float = 0.0
+    backend: str = ""  # ``backend_label``: sklearn, onnx, or the fast path's family
 
     def line(self) -> str:
-        """``rows in 1,000  scored 998  rejected 2  1.2 s  832 rows/s``."""
+        """``rows in 1,000  scored 998  rejected 2  1.2 s  832 rows/s  backend sklearn``."""
         rate = self.rows_in / self.seconds if self.seconds > 0 else 0.0
-        return (
+        line = (
             f"rows in {self.rows_in:,}  scored {self.rows_scored:,}  "
             f"rejected {self.rows_rejected:,}  {self.seconds:.1f} s  {rate:,.0f} rows/s"
         )
+        return f"{line}  backend {self.backend}" if self.backend else line
 
 
 class Progress(Protocol):

@@ -28,6 +28,7 @@ from restpredict.batch.writers import (
 )
 from restpredict.codecs.payload import Row
 from restpredict.errors import InputError
+from restpredict.model.backend import backend_label
 from restpredict.model.loading import LoadedModel
 
 __all__ = ["score_table"]
@@ -42,7 +43,7 @@ def score_table(model: LoadedModel, job: BatchJob, progress: Progress | None = N
     started = time.perf_counter()
     source = open_source(job.input, job.input_format, model.schema, job.batch_size)
     layout = _layout(source, model, job)
-    summary = Summary()
+    summary = Summary(backend=backend_label(model))
     if progress is not None:
         progress.start(source.total_rows)
     with contextlib.ExitStack() as stack:

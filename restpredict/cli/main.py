@@ -28,6 +28,7 @@ from restpredict._version import __version__
 from restpredict.cli.flags import Flags, with_flags
 from restpredict.cli.help import SettingsCommand
 from restpredict.cli.options import (
+    BACKEND,
     BATCH_FLAGS,
     CACHE_FLAGS,
     CLIENT_FLAGS,
@@ -193,7 +194,7 @@ def _served_line(label: str, model: LoadedModel, settings: Settings) -> str:
 @app.command(cls=SettingsCommand)
 @_errors_to_exit_codes
 @with_flags(
-    source=(*SOURCE_FLAGS, UNKNOWN_COLUMNS),
+    source=(*SOURCE_FLAGS, UNKNOWN_COLUMNS, BACKEND),
     remote=(*CLIENT_FLAGS, TIMEOUT),
     rows=IO_FLAGS,
     batch=BATCH_FLAGS,
@@ -237,6 +238,10 @@ def predict(
                 "locally with --model; --features and --url write to stdout"
             )
         assert input_path is not None
+        if scoring.engine == "spark" and source["backend"] not in (None, "sklearn"):
+            raise InputError(
+                "--engine spark predicts with scikit-learn on its executors; leave out --backend"
+            )
         _score_table(
             settings, input_path, input_format, output, output_format, proba, chunk_size, scoring
         )
@@ -272,7 +277,7 @@ def _predict_to_stdout(
     # lazy: start-up time (see the note on imports above)
     from restpredict.cli.render import PredictionWriter
     from restpredict.codecs.rows import chunks, detect_format, parse_features
-    from restpredict.model.prepare import load_configured_model
+    from restpredict.model.prepare import prepare_model
 
     writer = PredictionWriter(_output_format(output_format), sys.stdout)
     with ExitStack() as stack:
@@ -286,7 +291,9 @@ def _predict_to_stdout(
             run_chunk: Predictor = lambda rows, p: client.predict(rows, proba=p)  # noqa: E731
             schema: Callable[[], ModelSchema] = lambda: _remote_schema(client)  # noqa: E731
         else:
-            loaded = load_configured_model(settings)
+            # Prepared as serve prepares it (warm-up, then the configured backend), so a row
+            # gets the answer /predict gives.
+            loaded = prepare_model(settings)
             run_chunk = _local(loaded, settings)
             schema = lambda: loaded.schema  # noqa: E731
         if features is not None:

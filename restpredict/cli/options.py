@@ -15,6 +15,7 @@ import typer
 from restpredict.cli.flags import option, setting
 
 __all__ = [
+    "BACKEND",
     "BATCH_FLAGS",
     "CACHE_FLAGS",
     "CLIENT_FLAGS",

@@ -21,7 +21,7 @@ from restpredict.model.loading import LoadedModel
 from restpredict.model.schema import column_categories
 from restpredict.settings import Settings
 
-__all__ = ["backend_name", "fast_model", "select_backend"]
+__all__ = ["backend_label", "backend_name", "fast_model", "select_backend"]
 
 logger = logging.getLogger("restpredict.model.backend")
 
@@ -68,6 +68,13 @@ def fast_model(model: LoadedModel) -> LoadedModel:
 def backend_name(model: LoadedModel) -> str:
     """``fast``, ``onnx`` or ``sklearn``: what computes this model's answers (in /metadata)."""
     return str(getattr(model.estimator, "restpredict_backend", "sklearn"))
+
+
+def backend_label(model: LoadedModel) -> str:
+    """``sklearn``, ``onnx``, or ``fast: forest (bit-identical)``: the backend, in one phrase."""
+    name = backend_name(model)
+    path = getattr(model.estimator, "fast_path", None) if name == "fast" else None
+    return f"{name}: {path}" if path else name
 
 
 def _verify(reference: LoadedModel, candidate: LoadedModel) -> str | None:

@@ -50,6 +50,22 @@ def test_predict_with_probabilities_as_csv(iris_path: Path, iris: LoadedModel) -
     assert float(row.split(",")[1]) == pytest.approx(expected[0])
 
 
+@pytest.mark.parametrize("backend", ["sklearn", "auto"])
+def test_predict_one_row_on_the_backend_asked_for(
+    iris_path: Path, iris: LoadedModel, backend: str
+) -> None:
+    row = [6.1, 2.8, 4.7, 1.2]
+    code, out, err = invoke(
+        "predict", "-m", str(iris_path), "-f", json.dumps(row), "--proba", "-o", "json",
+        "--backend", backend,
+    )  # fmt: skip
+    assert code == 0, err
+    expected = iris.estimator.predict_proba(np.array([row]))[0]
+    got = json.loads(out)
+    assert got["prediction"] == iris.estimator.predict(np.array([row]))[0]
+    assert [got["probabilities"][c] for c in iris.schema.classes or ()] == expected.tolist()
+
+
 def test_predict_table_output(iris_path: Path) -> None:
     code, out, _ = invoke("predict", "-m", str(iris_path), "-f", "5.1,3.5,1.4,0.2", "-o", "table")
     assert code == 0
@@ -141,6 +157,18 @@ def test_named_csv_for_a_dataframe_model(
             ExitCode.BAD_INPUT,
             "--output-format on stdout must be table, json or csv",
             id="bad-output-format",
+        ),
+        pytest.param(
+            ["-f", "1,2,3,4", "--backend", "fast"],
+            ExitCode.CONFIG,
+            "command line: backend: Input should be 'auto', 'sklearn' or 'onnx' (got 'fast')",
+            id="bad-backend",
+        ),
+        pytest.param(
+            ["-i", "in.parquet", "-o", "out", "--engine", "spark", "--backend", "onnx"],
+            ExitCode.BAD_INPUT,
+            "--engine spark predicts with scikit-learn on its executors; leave out --backend",
+            id="spark-backend",
         ),
         pytest.param(
             ["-i", "rows.parquet", "-o", "scored.xml"],

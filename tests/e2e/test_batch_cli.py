@@ -61,6 +61,34 @@ def test_parquet_in_parquet_out_with_summary(
     assert scored["prediction"].to_pylist() == iris.estimator.predict(values).tolist()
 
 
+@pytest.mark.parametrize(
+    ("args", "reported"),
+    [
+        pytest.param(
+            [], "backend fast: pipeline: StandardScaler, linear (bit-identical)", id="auto"
+        ),
+        pytest.param(["--backend", "sklearn"], "backend sklearn", id="sklearn"),
+    ],
+)
+def test_the_backend_is_chosen_and_reported_in_the_summary(
+    tmp_path: Path, iris_path: Path, iris: LoadedModel, args: list[str], reported: str
+) -> None:
+    values = np.random.default_rng(3).uniform(0, 7, size=(500, 4))
+    pq.write_table(pa.table({k: values[:, j] for j, k in enumerate("abcd")}), tmp_path / "in.pq")
+    done = restpredict(
+        "predict", "-m", str(iris_path), "-i", str(tmp_path / "in.pq"),
+        "-o", str(tmp_path / "scored.parquet"), "--proba", *args,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    summary = done.stderr.strip().splitlines()[-1]
+    assert summary.startswith("rows in 500  scored 500  rejected 0  ")
+    assert summary.endswith(f"rows/s  {reported}")
+    scored = pq.read_table(tmp_path / "scored.parquet")
+    assert scored["prediction"].to_pylist() == iris.estimator.predict(values).tolist()
+    proba = np.column_stack([scored[f"proba_{c}"] for c in iris.schema.classes or ()])
+    np.testing.assert_array_equal(proba, iris.estimator.predict_proba(values))
+
+
 def test_bad_rows_exit_4_or_go_to_the_errors_file(tmp_path: Path, iris_path: Path) -> None:
     values = np.ones((50, 4))
     values[17, 3] = np.inf
