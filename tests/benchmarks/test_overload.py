@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from benchmarks.overload import judge, render
+from benchmarks.h2load import parse_log
+from benchmarks.overload import judge, percentile, render, summarise
 
 
 def _load(clients: int, good: float, p99: float, refused: int = 0, **more: Any) -> dict[str, Any]:
@@ -14,16 +15,31 @@ def _load(clients: int, good: float, p99: float, refused: int = 0, **more: Any) 
         "seconds": 10.0,
         "good_per_s": good,
         "refused_503": refused,
-        "retry_after_503": refused,
         "other_non_2xx": 0,
         "socket_errors": 0,
         "p50_ms": p99 / 2,
         "p99_ms": p99,
         "admitted_p99_ms": p99,
+        "refused_p50_ms": 0.4 if refused else None,
         "refused_p99_ms": 0.5 if refused else None,
     }
+    if refused:
+        load["polite"] = _polite(2)
     load.update(more)
     return load
+
+
+def _polite(refused: int, bare: int = 0) -> dict[str, Any]:
+    """What clients that honour Retry-After saw: ``refused`` 503s, ``bare`` without it."""
+    return {
+        "clients": 8,
+        "requests": 100,
+        "good_per_s": 10.0,
+        "refused_503": refused,
+        "retry_after_503": refused - bare,
+        "other": 0,
+        "admitted_p99_ms": 6.0,
+    }
 
 
 def _verdicts(loads: list[dict[str, Any]]) -> dict[str, bool]:
@@ -36,7 +52,7 @@ def test_overload_goals_are_ratios_to_the_peak_and_the_unloaded_p99() -> None:
         _load(32, 8000, 5.0),
         _load(64, 7000, 9.0, refused=1),  # a 503 at 64 well-behaved clients
         _load(200, 7300, 5.9, refused=5000),  # 0.91x the peak, 2.95x the unloaded p99
-        _load(320, 7100, 7.0, refused=9000, retry_after_503=8999),  # 0.89x, 3.5x, one bare 503
+        _load(320, 7100, 7.0, refused=9000, polite=_polite(2, bare=1)),  # 0.89x, 3.5x, a bare 503
     ]
     verdicts = _verdicts(loads)
     assert verdicts == {
@@ -61,5 +77,30 @@ def test_overload_goals_are_ratios_to_the_peak_and_the_unloaded_p99() -> None:
         "loadavg": [1.0, 1.0, 1.0],
     }
     report = render(document)
-    assert "| 200 | 7,300 | 0.91x | 5,000 | 5,000 | 0 |" in report
+    assert (
+        "| 200 | 7,300 | 0.91x | 5,000 | 0 | 2.95 | 5.90 | 2.95x | 1.18x | 0.40 | 0.50 |" in report
+    )
+    assert "| 320 | 8 | 100 | 10 | 2 | 1 | 6.00 |" in report
     assert report.count("MISSED") == 4
+
+
+def test_each_requests_status_and_latency_make_exact_figures() -> None:
+    """h2load's log, one line per request: 2xx and 503 latencies kept apart, nothing estimated."""
+    lines = [f"{1_000_000 + i * 1000}\t200\t{1000 + i}" for i in range(99)]
+    lines += ["1000000\t503\t50000", "1000000\t503\t70", "1050000\t-1\t5", ""]
+    run = parse_log("\n".join(lines), errors=1)
+    assert run.seconds == (1_000_000 + 98 * 1000 + 1098 - 1_000_000) / 1e6
+    load = summarise(200, run.statuses, run.latencies_us, run.seconds, run.errors)
+    assert load["requests"] == 102
+    assert load["refused_503"] == 2 and load["other_non_2xx"] == 1 and load["socket_errors"] == 1
+    assert load["good_per_s"] == 99 / run.seconds
+    assert load["admitted_p99_ms"] == 1.098  # the slowest 2xx (rank 99 of 99), not a 503
+    assert load["refused_p50_ms"] == 0.07 and load["refused_p99_ms"] == 50.0
+
+
+def test_percentile_is_the_nearest_rank() -> None:
+    assert percentile([], 99) == 0.0
+    assert percentile([7], 50) == 7.0
+    assert percentile(list(range(1, 101)), 99) == 99.0
+    assert percentile(list(range(1, 101)), 50) == 50.0
+    assert percentile(list(range(1, 201)), 99.5) == 199.0

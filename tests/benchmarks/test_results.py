@@ -164,9 +164,11 @@ def test_the_committed_run_report_is_rendered_from_its_json() -> None:
     # The batch cell (python -m benchmarks batch) keeps its runs beside, named *-batch.
     for path in sorted((REPO / "benchmarks" / "results").glob("*-batch.json")):
         assert path.with_suffix(".md").read_text() == batch.rerender(path)
-    # So does the overload cell (python -m benchmarks overload), named *-overload.
+    # So does the overload cell (python -m benchmarks overload), named *-overload; its runs
+    # made with wrk, before h2load, keep the report of their time (other columns).
     for path in sorted((REPO / "benchmarks" / "results").glob("*-overload.json")):
-        assert path.with_suffix(".md").read_text() == overload.rerender(path)
+        if json.loads(path.read_text()).get("load_generator") == "h2load":
+            assert path.with_suffix(".md").read_text() == overload.rerender(path)
     # The performance page shows the latest run.
     page = (REPO / "docs" / "performance.md").read_text()
     assert f'--8<-- "benchmarks/results/{runs[-1].with_suffix(".md").name}:report"' in page
