@@ -16,6 +16,7 @@ calls per level for each bad row instead of one call per row.
 from __future__ import annotations
 
 import contextlib
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -25,6 +26,7 @@ import sklearn
 from restpredict.batch.readers import Piece
 from restpredict.batch.validate import Checked, Reject
 from restpredict.errors import InputError
+from restpredict.model.fast.base import received_finite
 from restpredict.model.loading import LoadedModel, Prediction
 
 __all__ = ["Scored", "Work", "predict_rows", "rows_per_call"]
@@ -69,8 +71,9 @@ def predict_rows(
 ) -> Scored:
     """Labels (and probabilities with ``proba``) for ``rows``, numbered for error messages.
 
-    ``finite`` says validation saw every value finite, so scikit-learn need not scan the
-    matrix again (``assume_finite``): a second full pass over each batch otherwise.
+    ``finite`` says validation saw every value finite, so neither scikit-learn
+    (``assume_finite``) nor a fast path (``received_finite``) scans the matrix again: a second
+    full pass over each batch otherwise.
     """
     step = rows_per_call(model, rows)
     if step < len(rows):
@@ -94,9 +97,8 @@ def _predict(
     model: LoadedModel, rows: np.ndarray, row_numbers: np.ndarray, proba: bool, finite: bool
 ) -> Scored:
     """One call, halving on a refusal (see the module docstring)."""
-    skip_scan = sklearn.config_context(assume_finite=True) if finite else contextlib.nullcontext()
     try:
-        with skip_scan:
+        with _scanned(finite):
             return Scored(model.predict(rows, proba=proba))
     except InputError as exc:
         if exc.code == "proba_unavailable":
@@ -113,6 +115,16 @@ def _predict(
         _predict(model, rows[half:], row_numbers[half:], proba, finite),
     ]
     return _joined(parts)
+
+
+@contextlib.contextmanager
+def _scanned(finite: bool) -> Iterator[None]:
+    """Within: the model does not scan rows validation found finite (when ``finite``)."""
+    if not finite:
+        yield
+        return
+    with sklearn.config_context(assume_finite=True), received_finite():
+        yield
 
 
 def _joined(parts: list[Scored]) -> Scored:

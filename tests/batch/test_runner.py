@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from pathlib import Path
 
@@ -14,6 +15,7 @@ import pytest
 
 from restpredict.batch import BatchJob, score_table
 from restpredict.errors import InputError
+from restpredict.model.backend import backend_name, fast_model
 from restpredict.model.loading import LoadedModel
 from tests.support.models import frame_data
 
@@ -125,6 +127,33 @@ def test_bad_rows_fail_the_run_by_default_and_leave_no_output(
         score_table(iris, job(tmp_path / "in.parquet", out, keep_columns=("id",), batch_size=1000))
     assert out.read_bytes() == b"yesterday's result"
     assert sorted(p.name for p in tmp_path.iterdir()) == ["in.parquet", "out.parquet"]
+
+
+@pytest.mark.parametrize(
+    ("value", "reason"),
+    [
+        pytest.param(np.inf, ": expected a finite number, got inf", id="inf"),
+        pytest.param(-np.inf, ": expected a finite number, got -inf", id="-inf"),
+        pytest.param(np.nan, " is missing (null), but Pipeline(StandardScaler, ", id="nan"),
+    ],
+)
+def test_non_finite_input_on_the_fast_path_gets_validations_error(
+    tmp_path: Path, iris: LoadedModel, value: float, reason: str
+) -> None:
+    """Validation is the one scan of the input: its error, naming the row and feature."""
+    model = dataclasses.replace(iris, extra={})
+    model.warm_up()
+    fast = fast_model(model)
+    assert backend_name(fast) == "fast"
+    table, _ = iris_table(3000)
+    d = table["d"].to_numpy().copy()
+    d[2100] = value
+    pq.write_table(table.set_column(4, "d", pa.array(d)), tmp_path / "in.parquet")
+    with pytest.raises(InputError) as raised:
+        score_table(
+            fast, job(tmp_path / "in.parquet", tmp_path / "out.parquet", keep_columns=("id",))
+        )
+    assert raised.value.detail.startswith(f"row 2100: feature 'd'{reason}")
 
 
 def test_skip_sends_bad_rows_to_the_errors_file(tmp_path: Path, iris: LoadedModel) -> None:

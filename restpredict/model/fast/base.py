@@ -8,11 +8,21 @@ DataFrame checks. Each one states how exact it is, and is verified against sciki
 
 from __future__ import annotations
 
+from contextvars import ContextVar, Token
 from typing import Any, Literal
 
 import numpy as np
 
-__all__ = ["Exactness", "FastEstimator", "FastStep", "float32_rows", "refuse_non_finite"]
+__all__ = [
+    "Exactness",
+    "FastEstimator",
+    "FastStep",
+    "check_finite",
+    "computed_rows",
+    "float32_rows",
+    "received_finite",
+    "refuse_non_finite",
+]
 
 #: ``bit-identical``: the same operations in the same order, compared with ``np.array_equal``;
 #: ``1e-12``: the same formula where summation order may differ, compared within that much.
@@ -78,12 +88,54 @@ class FastEstimator:
         return getattr(self.original, name)
 
 
+#: Whether the rows a fast path is handed are known to hold only finite values. Batch scoring
+#: validates every value before predicting (and names the row and feature of a bad one), so
+#: the fast path need not scan the same rows again; rows a fast path computes itself (a
+#: scaler's output, which finite input can overflow) are always checked.
+_KNOWN_FINITE: ContextVar[bool] = ContextVar("restpredict_known_finite", default=False)
+
+
+class _Finiteness:
+    """``with``: the rows handed on from here are known finite, or not (see ``_KNOWN_FINITE``).
+
+    A class rather than ``contextlib.contextmanager``: a pipeline enters one per call.
+    """
+
+    def __init__(self, known: bool) -> None:
+        self._known = known
+        self._token: Token[bool] | None = None
+
+    def __enter__(self) -> None:
+        self._token = _KNOWN_FINITE.set(self._known)
+
+    def __exit__(self, *exc: object) -> None:
+        assert self._token is not None
+        _KNOWN_FINITE.reset(self._token)
+
+
+def received_finite() -> _Finiteness:
+    """Within: the rows given to the model were all found finite (batch scoring's validation)."""
+    return _Finiteness(True)
+
+
+def computed_rows() -> _Finiteness:
+    """Within: the rows handed on were computed by a step, so their checks run again."""
+    return _Finiteness(False)
+
+
+def check_finite(X: np.ndarray, *, allow_nan: bool) -> None:
+    """Refuse non-finite rows as scikit-learn does, unless they were found finite already."""
+    if not _KNOWN_FINITE.get() and not np.isfinite(X).all():
+        refuse_non_finite(X, allow_nan=allow_nan)
+
+
 def float32_rows(X: np.ndarray, *, allow_nan: bool) -> np.ndarray:
     """Rows as C-contiguous float32, refusing what scikit-learn's trees refuse.
 
     Trees compare float32 inputs with float64 thresholds; scikit-learn converts with
     ``astype`` and then rejects values that overflowed to infinity, and NaN unless the tree
-    takes missing values; so does this, with scikit-learn's messages.
+    takes missing values; so does this, with scikit-learn's messages. The check runs even on
+    rows known finite (``received_finite``): finite float64 values can overflow float32.
     """
     with np.errstate(over="ignore"):  # reported below as the error scikit-learn raises
         rows = np.ascontiguousarray(X, dtype=np.float32)

@@ -28,7 +28,7 @@ from typing import Any
 
 import numpy as np
 
-from restpredict.model.fast.base import Exactness, FastStep
+from restpredict.model.fast.base import Exactness, FastStep, computed_rows
 
 __all__ = ["fast_column_step"]
 
@@ -269,8 +269,11 @@ class _Columns(FastStep):
             # Numbers as scikit-learn gets them: float64, column-major from a DataFrame.
             out = X[:, part.columns].astype(np.float64)
             out = np.asfortranarray(out) if self._frame else np.ascontiguousarray(out)
-        for step in part.steps:
-            out = step.transform(out)
+        if part.steps:
+            out = part.steps[0].transform(out)
+            with computed_rows():  # a later step's input may have overflowed: checked again
+                for step in part.steps[1:]:
+                    out = step.transform(out)
         if out.dtype.kind == "O":
             raise ValueError("a ColumnTransformer passes strings on")  # refused at load
         return out

@@ -23,7 +23,7 @@ from sklearn.linear_model import (
 )
 from sklearn.svm import LinearSVC, LinearSVR
 
-from restpredict.model.fast.base import FastEstimator, refuse_non_finite
+from restpredict.model.fast.base import FastEstimator, check_finite
 
 __all__ = ["FastLinearClassifier", "FastLinearRegressor", "fast_linear"]
 
@@ -123,6 +123,5 @@ def _float64(X: np.ndarray) -> np.ndarray:
     scikit-learn's error.
     """
     rows = np.asarray(X, dtype=np.float64)
-    if not np.isfinite(rows).all():
-        refuse_non_finite(rows, allow_nan=False)
+    check_finite(rows, allow_nan=False)
     return rows

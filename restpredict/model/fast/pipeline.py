@@ -15,7 +15,7 @@ from typing import Any
 import numpy as np
 from sklearn.pipeline import Pipeline
 
-from restpredict.model.fast.base import FastEstimator, FastStep
+from restpredict.model.fast.base import FastEstimator, FastStep, computed_rows
 
 __all__ = ["FastPipeline", "fast_pipeline"]
 
@@ -67,14 +67,19 @@ class FastPipeline(FastEstimator):
 
     def predict(self, X: np.ndarray) -> Any:
         """The final estimator's ``predict`` on the transformed rows."""
-        return self._tail.predict(self._transform(X))
+        return self._through(X, "predict")
 
     def predict_proba(self, X: np.ndarray) -> Any:
         """The final estimator's ``predict_proba`` on the transformed rows."""
-        return self._tail.predict_proba(self._transform(X))
+        return self._through(X, "predict_proba")
 
-    def _transform(self, X: np.ndarray) -> np.ndarray:
-        X = self.as_scikit_learn_sees(X)
-        for step in self._front:
-            X = step.transform(X)
-        return X
+    def _through(self, X: np.ndarray, method: str) -> Any:
+        rows = self.as_scikit_learn_sees(X)
+        if not self._front:
+            return getattr(self._tail, method)(rows)
+        rows = self._front[0].transform(rows)
+        # What the first step computed can overflow even from finite rows: checked again.
+        with computed_rows():
+            for step in self._front[1:]:
+                rows = step.transform(rows)
+            return getattr(self._tail, method)(rows)

@@ -15,7 +15,7 @@ from typing import Any
 
 import numpy as np
 
-from restpredict.model.fast.base import FastStep, refuse_non_finite
+from restpredict.model.fast.base import FastStep, check_finite
 
 __all__ = ["fast_step"]
 
@@ -116,6 +116,5 @@ class _Imputer(FastStep):
 def _checked(X: np.ndarray) -> np.ndarray:
     """A float64 copy; infinity refused as scikit-learn does, NaN passed on (these take it)."""
     out = np.array(X, dtype=np.float64)
-    if not np.isfinite(out).all():
-        refuse_non_finite(out, allow_nan=True)
+    check_finite(out, allow_nan=True)
     return out
