@@ -34,6 +34,7 @@ the CLI maps them to one red line and an exit code in one place (``cli/main.py``
     ├── OverloadedError ............ too many requests in flight             (503)
     ├── ReloadError ................ a hot reload was refused; old model kept (409)
     ├── RepositoryError ............ a repository load/unload is refused      (409)
+    ├── ReloadTimeoutError ......... a reload or repository load took too long (504)
     ├── PredictionError ............ the model failed or returned NaN/inf    (500, exit 6)
     │   └── PredictionTimeoutError . the model took longer than allowed      (504)
     └── ClientError ................ talking to a remote server failed       (exit 5)
@@ -65,6 +66,7 @@ __all__ = [
     "PredictionError",
     "PredictionTimeoutError",
     "ReloadError",
+    "ReloadTimeoutError",
     "RemoteError",
     "RepositoryError",
     "RequestTimeoutError",
@@ -322,6 +324,14 @@ class RepositoryError(RestPredictError):
     status = 409
     code = "repository_refused"
     title = "Repository request refused"
+
+
+class ReloadTimeoutError(RestPredictError):
+    """A reload or repository load or unload did not answer within ``reload_timeout``."""
+
+    status = 504
+    code = "reload_timeout"
+    title = "Reload timed out"
 
 
 class PredictionError(RestPredictError):

@@ -262,6 +262,14 @@ class Settings(BaseModel):
     prediction_timeout: float = Field(
         30.0, gt=0, le=3600, description="Seconds from a complete body to the response (504)."
     )
+    reload_timeout: float = Field(
+        600.0,
+        gt=0,
+        le=3600,
+        description="Seconds from a complete body to the response of POST /admin/reload and "
+        "a repository load or unload (504): loading a large model can take longer than a "
+        "prediction should.",
+    )
     allow_schema_change: bool = Field(
         False,
         description="Let a reload swap in a model whose inputs (features, names, kinds) or "

@@ -31,7 +31,6 @@ import msgspec
 
 __all__ = [
     "DEGRADED_HEADER",
-    "SUPERVISOR_WAIT",
     "FleetStatus",
     "IndexEntry",
     "ReloadOutcome",
@@ -51,9 +50,6 @@ DEGRADED_HEADER = "X-Degraded"
 _STATUS = "fleet.json"
 _REQUEST = "reload-request-"
 _ANSWERS_KEPT = 32  # outcomes kept in the file: more than requests that arrive together
-#: How long a worker waits for the supervisor to prepare, verify (and for the repository
-#: API, roll onto) new models.
-SUPERVISOR_WAIT = 600.0
 
 
 class Rollout(msgspec.Struct):
@@ -141,12 +137,15 @@ def degraded_headers(status: FleetStatus | None) -> dict[str, str]:
     return {DEGRADED_HEADER: f"{status.serving}/{status.wanted} workers serving"}
 
 
-async def ask_supervisor(pid: int, directory: Path, request: ReloadRequest) -> ReloadOutcome | None:
+async def ask_supervisor(
+    pid: int, directory: Path, request: ReloadRequest, wait: float
+) -> ReloadOutcome | None:
     """Hand ``request`` to the supervisor and wait for its verdict (written by id); None if
-    none came within ``SUPERVISOR_WAIT``."""
+    none came within ``wait`` seconds (``reload_timeout``: preparing, verifying and, for the
+    repository API, rolling onto new models)."""
     write_reload_request(directory, request)
     os.kill(pid, signal.SIGHUP)
-    deadline = time.monotonic() + SUPERVISOR_WAIT
+    deadline = time.monotonic() + wait
     while time.monotonic() < deadline:
         await asyncio.sleep(0.05)
         status = read_fleet(directory)

@@ -259,6 +259,12 @@ LIMITS_FLAGS = (
     setting(
         "prediction_timeout", float, text="Seconds a prediction may take (504).", panel=LIMITS_PANEL
     ),
+    setting(
+        "reload_timeout",
+        float,
+        text="Seconds a reload or a repository load or unload may take (504).",
+        panel=LIMITS_PANEL,
+    ),
 )
 
 SECURITY_FLAGS = (

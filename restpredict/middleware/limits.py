@@ -14,6 +14,8 @@ it is implemented (``run_query``, batching, other protocols):
   ``prediction_timeout``, or the client gets 504. A model call in a thread cannot be
   interrupted, so the request keeps its slot until that call really returns: the
   limit bounds the work actually running, not just the requests still waiting.
+  Admin operations (``admin_operation``: a reload, a repository load or unload) have
+  ``reload_timeout`` instead: loading a large model can take longer than a prediction should.
 
 Header read timeouts are the connection's business (``server/protocols/``).
 """
@@ -28,9 +30,9 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from restpredict.asgi.admission import Admission
 from restpredict.asgi.types import ProblemRenderer
-from restpredict.errors import PredictionTimeoutError, RequestTimeoutError
+from restpredict.errors import PredictionTimeoutError, ReloadTimeoutError, RequestTimeoutError
 
-__all__ = ["RequestLimits"]
+__all__ = ["RequestLimits", "admin_operation"]
 
 logger = logging.getLogger("uvicorn.error")
 
@@ -52,6 +54,7 @@ class RequestLimits:
         admission: Admission,
         body_timeout: float,
         prediction_timeout: float,
+        reload_timeout: float,
         problem: ProblemRenderer,
     ) -> None:
         self.app = app
@@ -60,6 +63,7 @@ class RequestLimits:
         self.exempt = admission.exempt
         self.body_timeout = body_timeout
         self.prediction_timeout = prediction_timeout
+        self.reload_timeout = reload_timeout
         self.problem = problem
         # Deadlines are checked this often: a tenth of the shorter timeout, within reason.
         self.tick = min(max(min(body_timeout, prediction_timeout) / 10, 0.01), 0.5)
@@ -186,19 +190,29 @@ class _Exchange:
                 return False
         if self.exempt:
             return True
-        if now < self.body_done_at + limits.prediction_timeout:
+        admin = admin_operation(self._scope["path"])
+        timeout = limits.reload_timeout if admin else limits.prediction_timeout
+        if now < self.body_done_at + timeout:
             return False
         self.abandoned = True
-        logger.warning(
-            "prediction timeout after %g s; the model call runs on", limits.prediction_timeout
-        )
-        self.late_answer = asyncio.get_running_loop().create_task(self._answer_late())
+        if admin:
+            logger.warning("reload timeout after %g s; the reload runs on", timeout)
+        else:
+            logger.warning("prediction timeout after %g s; the model call runs on", timeout)
+        self.late_answer = asyncio.get_running_loop().create_task(self._answer_late(admin))
         return True
 
-    async def _answer_late(self) -> None:
-        late = PredictionTimeoutError(
-            f"no answer within the prediction timeout of {self._limits.prediction_timeout:g} s"
-        )
+    async def _answer_late(self, admin: bool) -> None:
+        late: ReloadTimeoutError | PredictionTimeoutError
+        if admin:
+            late = ReloadTimeoutError(
+                f"no answer within the reload timeout of {self._limits.reload_timeout:g} s; "
+                "the reload or load runs on"
+            )
+        else:
+            late = PredictionTimeoutError(
+                f"no answer within the prediction timeout of {self._limits.prediction_timeout:g} s"
+            )
         await self._limits.problem(late, None)(self._scope, self._receive, self._send)
 
     async def receive(self) -> Message:
@@ -243,6 +257,18 @@ class _Exchange:
                     "headers": [*message.get("headers", ()), (b"connection", b"close")],
                 }
         await self._send(message)
+
+
+def admin_operation(path: str) -> bool:
+    """Whether ``path`` (concrete, or a route's template) is bounded by ``reload_timeout``.
+
+    ``POST /admin/reload`` and the repository's ``/v2/repository/models/{name}/load`` and
+    ``/unload`` (``routes/admin.py``, ``routes/repository.py``): they load, verify and warm a
+    model, or drain one, and answer when done.
+    """
+    if path == "/admin/reload":
+        return True
+    return path.startswith("/v2/repository/models/") and path.endswith(("/load", "/unload"))
 
 
 def _has_body(scope: Scope) -> bool:

@@ -41,6 +41,7 @@ def protective_middleware(
             RequestLimits,
             body_timeout=settings.body_timeout,
             prediction_timeout=settings.prediction_timeout,
+            reload_timeout=settings.reload_timeout,
             problem=problem,
             admission=admission,
         )

@@ -7,7 +7,8 @@ added here to every operation they can reach, from the same settings the middlew
 - with an API key, the ``bearerAuth`` scheme; operations outside ``open_paths`` require
   it and answer 401 (with ``WWW-Authenticate``), those on it say ``security: []``;
 - outside ``limit_exempt_paths``: 503 ``overloaded`` (with ``Retry-After``) and 504
-  ``prediction_timeout``, both problem+json whatever the route's own error shape;
+  ``prediction_timeout`` (``reload_timeout`` on a reload or a repository load or unload),
+  both problem+json whatever the route's own error shape;
 - where a body is read: 408, in the route's own error shape (the protocols catch it like
   their other errors), so the body of its 400.
 
@@ -20,6 +21,7 @@ from typing import Any
 
 from restpredict.asgi.responses import PROBLEM_JSON
 from restpredict.middleware.auth import CHALLENGE
+from restpredict.middleware.limits import admin_operation
 from restpredict.openapi.context import OpenAPIContext, PathItems, ref
 
 __all__ = ["SCHEME", "components", "protect"]
@@ -76,10 +78,7 @@ def _operation(api: OpenAPIContext, path: str, operation: dict[str, Any]) -> dic
         responses["408"] = _request_timeout(api, operation)
     if path not in settings.limit_exempt_paths:
         responses["503"] = _overloaded(api, responses.get("503"))
-        responses["504"] = _problem(
-            f"No response started within `prediction_timeout` ({settings.prediction_timeout:g} "
-            "s) of the complete body. The model call runs on and holds its slot until it ends."
-        )
+        responses["504"] = _timed_out(api, path)
     return {**operation, **protected, "responses": dict(sorted(responses.items()))}
 
 
@@ -89,6 +88,19 @@ def _problem(description: str, **headers: Any) -> dict[str, Any]:
         "headers": {**_REQUEST_ID, **headers},
         "content": {PROBLEM_JSON: {"schema": ref("Problem")}},
     }
+
+
+def _timed_out(api: OpenAPIContext, path: str) -> dict[str, Any]:
+    settings = api.settings
+    if admin_operation(path):
+        return _problem(
+            f"`reload_timeout`: no response started within `reload_timeout` "
+            f"({settings.reload_timeout:g} s) of the complete body. The reload or load runs on."
+        )
+    return _problem(
+        f"No response started within `prediction_timeout` ({settings.prediction_timeout:g} "
+        "s) of the complete body. The model call runs on and holds its slot until it ends."
+    )
 
 
 def _unauthorized() -> dict[str, Any]:

@@ -19,7 +19,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from restpredict.asgi.fleet import SUPERVISOR_WAIT, ReloadRequest, ask_supervisor
+from restpredict.asgi.fleet import ReloadRequest, ask_supervisor
 from restpredict.errors import InputError, MalformedBodyError, ReloadError
 from restpredict.settings import Settings
 
@@ -50,11 +50,10 @@ async def reload(request: Request) -> Response:
         if pin is not None and request.app.state.settings.several_models:
             raise ReloadError(SEVERAL_PIN)
         handed = ReloadRequest(uuid.uuid4().hex, pin, wanted.allow_schema_change)
-        outcome = await ask_supervisor(serving.supervisor_pid, serving.fleet_dir, handed)
+        wait = request.app.state.settings.reload_timeout
+        outcome = await ask_supervisor(serving.supervisor_pid, serving.fleet_dir, handed, wait)
         if outcome is None:
-            raise ReloadError(
-                f"the supervisor did not answer the reload request in {SUPERVISOR_WAIT:g} s"
-            )
+            raise ReloadError(f"the supervisor did not answer the reload request in {wait:g} s")
         if not outcome.accepted:
             raise ReloadError(outcome.detail, serving_sha256=outcome.sha256)
         if request.app.state.settings.several_models:  # answered once every worker rolled

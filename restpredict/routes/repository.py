@@ -29,7 +29,6 @@ from starlette.routing import Route
 
 from restpredict.asgi.body import read_body
 from restpredict.asgi.fleet import (
-    SUPERVISOR_WAIT,
     IndexEntry,
     ReloadRequest,
     ask_supervisor,
@@ -127,7 +126,7 @@ async def load(request: Request) -> Response:
         )
     items = catalogued(settings, name, None)
     if request.app.state.serving.supervisor_pid is not None:
-        return await _hand_over(request.app.state.serving, "load", name)
+        return await _hand_over(request, "load", name)
     async with _lock(request):
         registry: ModelRegistry = request.app.state.registry
         failures = [f for item in items if (f := await _load_one(request, registry, item))]
@@ -147,7 +146,7 @@ async def unload(request: Request) -> Response:
             "models: or --model-dir to unload models by name"
         )
     if request.app.state.serving.supervisor_pid is not None:
-        return await _hand_over(request.app.state.serving, "unload", name)
+        return await _hand_over(request, "unload", name)
     registry: ModelRegistry = request.app.state.registry
     async with _lock(request):
         versions = [s for s in registry.versions(name) if s.state == READY]
@@ -191,17 +190,15 @@ async def _load_one(request: Request, registry: ModelRegistry, item: Catalogued)
     return None
 
 
-async def _hand_over(
-    serving: ServingState, action: Literal["load", "unload"], name: str
-) -> Response:
+async def _hand_over(request: Request, action: Literal["load", "unload"], name: str) -> Response:
     """Several workers: the supervisor loads or unloads, rolls every worker, then answers."""
+    serving: ServingState = request.app.state.serving
     assert serving.supervisor_pid is not None and serving.fleet_dir is not None
     asked = ReloadRequest(uuid.uuid4().hex, action=action, name=name)
-    outcome = await ask_supervisor(serving.supervisor_pid, serving.fleet_dir, asked)
+    wait = request.app.state.settings.reload_timeout
+    outcome = await ask_supervisor(serving.supervisor_pid, serving.fleet_dir, asked, wait)
     if outcome is None:
-        raise RepositoryError(
-            f"the supervisor did not answer the {action} in {SUPERVISOR_WAIT:g} s"
-        )
+        raise RepositoryError(f"the supervisor did not answer the {action} in {wait:g} s")
     if outcome.accepted:
         return JSONResponse({})
     if outcome.status == 404:

@@ -67,6 +67,7 @@ _SERVE_FLAGS = {
     "body_timeout": "--body-timeout",
     "keep_alive_timeout": "--keep-alive-timeout",
     "prediction_timeout": "--prediction-timeout",
+    "reload_timeout": "--reload-timeout",
     "drain_seconds": "--drain-seconds",
     "shutdown_timeout": "--shutdown-timeout",
 }

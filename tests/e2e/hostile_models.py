@@ -85,3 +85,22 @@ class Steady(RegressorMixin, BaseEstimator):
     def predict(self, X: Any) -> np.ndarray:
         time.sleep(self.delay)
         return np.asarray(X, dtype=np.float64)[:, 0].copy()
+
+
+class SlowToLoad(RegressorMixin, BaseEstimator):
+    """Predicts the first feature at once, but unpickling it takes ``load_delay`` s: a large
+    model's load, longer than a prediction should take."""
+
+    def __init__(self, load_delay: float = 0.0) -> None:
+        self.load_delay = load_delay
+
+    def fit(self, X: Any = None, y: Any = None) -> SlowToLoad:
+        self.n_features_in_ = 2
+        return self
+
+    def predict(self, X: Any) -> np.ndarray:
+        return np.asarray(X, dtype=np.float64)[:, 0].copy()
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        time.sleep(state.get("load_delay", 0.0))
+        super().__setstate__(state)

@@ -128,6 +128,7 @@ def test_a_request_without_a_body_gets_its_504_too() -> None:
         admission=Admission(max_concurrency=4, retry_after=1, exempt_paths=("/health/live",)),
         body_timeout=30,
         prediction_timeout=0.3,
+        reload_timeout=30,
         problem=problem_response,
     )
     try:
@@ -137,5 +138,36 @@ def test_a_request_without_a_body_gets_its_504_too() -> None:
             assert time.monotonic() - started < 5  # the 0.3 s deadline, not the 30 s body one
             problem(late, 504, "prediction_timeout")
             release.set()  # before the server stops: it waits for the request it gave up on
+    finally:
+        release.set()
+
+
+def test_admin_operations_are_bounded_by_the_reload_timeout() -> None:
+    """A reload or repository load gets ``reload_timeout``'s 504, not the prediction's."""
+    release = threading.Event()
+
+    async def stuck(request: Request) -> Response:
+        await run_in_threadpool(release.wait, 30)
+        return Response("too late")
+
+    limits = RequestLimits(
+        Starlette(
+            routes=[
+                Route("/admin/reload", stuck, methods=["POST"]),
+                Route("/v2/repository/models/{name}/load", stuck, methods=["POST"]),
+            ]
+        ),
+        admission=Admission(max_concurrency=4, retry_after=1, exempt_paths=("/health/live",)),
+        body_timeout=30,
+        prediction_timeout=30,
+        reload_timeout=0.3,
+        problem=problem_response,
+    )
+    try:
+        with running(cast(Starlette, limits)) as url:
+            for path in ("/admin/reload", "/v2/repository/models/iris/load"):
+                body = problem(httpx.post(f"{url}{path}", timeout=10), 504, "reload_timeout")
+                assert body["detail"].startswith("no answer within the reload timeout of 0.3 s")
+            release.set()  # before the server stops: it waits for the requests it gave up on
     finally:
         release.set()
