@@ -75,7 +75,8 @@ class Metrics:
         )
         self.model_load_seconds = Gauge(
             "restpredict_model_load_seconds",
-            "Seconds it took to read, verify and unpickle the model (one series per worker).",
+            "Seconds the model's load took: read, verify, unpickle. With several workers, one "
+            "series per live worker (pid), each the supervisor's one load it was started with.",
             registry=own,
             multiprocess_mode="liveall",
         )

@@ -133,15 +133,36 @@ def test_two_workers_merge_their_metrics_and_forget_dead_ones(
         assert info["sha256"] == hashlib.sha256(iris_path.read_bytes()).hexdigest()
         samples = scrape(server.url)
 
+    # The supervisor loads the model once; every worker, a replacement too, is started with it.
+    loaded = load_seconds(samples)
+    assert sorted(loaded) == pids and len(set(loaded.values())) == 1 and loaded[pids[0]] > 0
+    help_line = next(
+        line
+        for line in httpx.get(f"{server.url}/metrics").text.splitlines()
+        if line.startswith("# HELP restpredict_model_load_seconds ")
+    )
+    assert "one series per live worker (pid), each the supervisor's one load" in help_line
+
     os.kill(int(pids[0]), signal.SIGKILL)
     survivors = wait_for_workers(server.url, 2, without=pids[0])
     assert pids[0] not in survivors and pids[1] in survivors
-    assert answered(scrape(server.url)) == 10  # a dead worker's counts are kept
+    samples = scrape(server.url)
+    assert answered(samples) == 10  # a dead worker's counts are kept
+    assert set(load_seconds(samples).values()) == set(loaded.values())
 
     log = access_lines(server.output())
     for pid, ids in served.items():
         mine = [line["request_id"] for line in log if line["pid"] == int(pid)]
         assert set(ids) <= set(mine)
+
+
+def load_seconds(samples: Samples) -> dict[str, float]:
+    """Each live worker's model-load gauge, by pid."""
+    return {
+        dict(labels)["pid"]: v
+        for (name, labels), v in samples.items()
+        if name == "restpredict_model_load_seconds"
+    }
 
 
 def answered(samples: Samples) -> float:
