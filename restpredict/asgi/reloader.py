@@ -80,6 +80,7 @@ class Reloader:
             new = refusal
             self._state.registry.swap(old, new)
             self._state.model = new
+            self._state.metrics.observe_model(new, replacing=old)
             self._pin = pin
             where = new.origin.get("source", new.source)
             revision = new.origin.get("source_revision")

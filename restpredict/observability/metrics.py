@@ -11,6 +11,7 @@ spawns workers and passes the same directory here; this module never reads it.
 
 from __future__ import annotations
 
+import contextlib
 from bisect import bisect_left
 from collections.abc import Iterator, Sequence
 from pathlib import Path
@@ -160,22 +161,39 @@ class Metrics:
         """The hook for a micro-batcher: call once per model call with the rows it joined."""
         self._families.observe_batch(size)
 
-    def observe_model(self, model: LoadedModel) -> None:
-        """Record what this process serves and how long it took to load."""
+    def observe_model(self, model: LoadedModel, replacing: LoadedModel | None = None) -> None:
+        """Record what this process serves and how long it took to load.
+
+        ``replacing``: the model it took over from in place (a reload, a repository load), whose
+        info series goes. In-place swaps happen with one worker only, where the series live in
+        this process; with several, the supervisor starts new workers instead.
+        """
+        if replacing is not None:
+            self.forget_model(replacing)
         self.model_load_seconds.set(model.load_seconds)
-        self.model_info.labels(
-            model.name,
-            model.sha256,
-            model.schema.estimator,
-            model.sklearn_running,
-            model.sklearn_trained or "",
-            __version__,
-        ).set(1)
+        self.model_info.labels(*_info_labels(model)).set(1)
+
+    def forget_model(self, model: LoadedModel) -> None:
+        """``model`` is served no more (replaced or unloaded): its info series goes."""
+        with contextlib.suppress(KeyError):  # never recorded
+            self.model_info.remove(*_info_labels(model))
 
     def exposition(self, accept: str | None) -> tuple[bytes, str]:
         """The scrape body and its content type, in the format the ``Accept`` header asks for."""
         encode, content_type = choose_encoder(accept or "")
         return encode(self.registry), content_type
+
+
+def _info_labels(model: LoadedModel) -> tuple[str, ...]:
+    """``restpredict_model_info``'s label values for ``model``."""
+    return (
+        model.name,
+        model.sha256,
+        model.schema.estimator,
+        model.sklearn_running,
+        model.sklearn_trained or "",
+        __version__,
+    )
 
 
 def _merged_registry(directory: Path) -> CollectorRegistry:

@@ -160,6 +160,8 @@ async def unload(request: Request) -> Response:
         for served in versions:  # new requests no longer reach it; answer those that did
             if served.inflight > 0:
                 await served.idle.wait()
+            if served.model is not None:
+                request.app.state.metrics.forget_model(served.model)
             registry.set_state(served, UNAVAILABLE, "unloaded")
         if request.app.state.model is not None and registry.default is None:
             request.app.state.model = None
@@ -183,9 +185,10 @@ async def _load_one(request: Request, registry: ModelRegistry, item: Catalogued)
         gc.collect()
         logger.error("loading %s failed: %s", item.label, exc.detail)
         return f"{item.label}: {exc.detail}"
+    previous = served.model
     registry.put(model, default=item.default)
     request.app.state.model = registry.default
-    request.app.state.metrics.observe_model(model)
+    request.app.state.metrics.observe_model(model, replacing=previous)
     logger.info("loaded %s from %s: sha256 %s", item.label, item.source, model.sha256)
     return None
 

@@ -7,6 +7,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from prometheus_client.parser import text_string_to_metric_families
 from pydantic import SecretStr
 from starlette.testclient import TestClient
 
@@ -122,3 +123,20 @@ def test_bad_reload_requests(admin: TestClient, body: bytes, status: int, code: 
 def test_no_admin_route_without_a_key(iris: LoadedModel) -> None:
     with TestClient(create_app(Settings(), iris)) as client:
         problem(client.post("/admin/reload"), 404, "not_found")
+
+
+def test_metrics_name_the_model_a_reload_swapped_in(
+    admin: TestClient, model_file: Path, iris_path: Path, iris_int_path: Path
+) -> None:
+    """One ``restpredict_model_info`` series, the served file's; its load time with it."""
+    replace(model_file, iris_int_path)
+    allowed = {"allow_schema_change": True}
+    assert admin.post("/admin/reload", json=allowed, headers=AUTH).status_code == 200
+    families = {
+        f.name: f.samples
+        for f in text_string_to_metric_families(admin.get("/metrics", headers=AUTH).text)
+    }
+    (info,) = families["restpredict_model_info"]
+    assert info.labels["sha256"] == sha256(iris_int_path)
+    (load,) = families["restpredict_model_load_seconds"]
+    assert load.value == admin.app.state.model.load_seconds  # type: ignore[attr-defined]

@@ -11,6 +11,7 @@ from typing import Any
 import numpy as np
 import pytest
 from openapi_spec_validator import validate
+from prometheus_client.parser import text_string_to_metric_families
 from starlette.testclient import TestClient
 
 from restpredict.app import create_app
@@ -18,7 +19,7 @@ from restpredict.errors import ConfigError
 from restpredict.model.catalog import catalog
 from restpredict.model.loading import LoadedModel, load_model
 from restpredict.settings import ModelEntry, Settings
-from tests.support.models import frame_data
+from tests.support.models import frame_data, sha256
 
 ROWS = [[5.1, 3.5, 1.4, 0.2], [6.7, 3.0, 5.2, 2.3]]
 
@@ -187,6 +188,32 @@ def test_repository_load_and_unload(folder: Path) -> None:
         given = c.post("/v2/repository/models/iris/load", json={"parameters": {"config": "{}"}})
         assert given.status_code == 400
         assert c.post("/v2/repository/models/ghost/unload").status_code == 404
+
+
+def test_metrics_name_the_models_served_after_unload_and_load(
+    tmp_path: Path, iris_path: Path, iris_int_path: Path, regressor_path: Path
+) -> None:
+    """``restpredict_model_info`` has one series per model served, none for an unloaded one."""
+    shutil.copy(iris_path, tmp_path / "iris.joblib")
+    shutil.copy(regressor_path, tmp_path / "regressor.pkl")
+
+    def served(c: TestClient) -> dict[str, str]:
+        (info,) = [
+            f for f in text_string_to_metric_families(c.get("/metrics").text)
+            if f.name == "restpredict_model_info"
+        ]  # fmt: skip
+        names = [s.labels["name"] for s in info.samples]
+        assert len(names) == len(set(names)), names
+        return {s.labels["name"]: s.labels["sha256"] for s in info.samples}
+
+    with TestClient(create_app(Settings(model_dir=tmp_path)), raise_server_exceptions=False) as c:
+        assert served(c) == {"iris": sha256(iris_path), "regressor": sha256(regressor_path)}
+        assert c.post("/v2/repository/models/iris/unload").json() == {}
+        assert served(c) == {"regressor": sha256(regressor_path)}
+        assert c.post("/v2/repository/models/iris/load").json() == {}
+        shutil.copy(iris_int_path, tmp_path / "iris.joblib")
+        assert c.post("/v2/repository/models/iris/load").json() == {}  # a reload in place
+        assert served(c) == {"iris": sha256(iris_int_path), "regressor": sha256(regressor_path)}
 
 
 def test_the_openapi_document_has_a_section_per_model(several: TestClient) -> None:
