@@ -16,12 +16,10 @@ calls per level for each bad row instead of one call per row.
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Iterator
 from dataclasses import dataclass, field
 
 import numpy as np
 import pyarrow as pa
-import sklearn
 
 from restpredict.batch.readers import Piece
 from restpredict.batch.validate import Checked, Reject
@@ -71,9 +69,10 @@ def predict_rows(
 ) -> Scored:
     """Labels (and probabilities with ``proba``) for ``rows``, numbered for error messages.
 
-    ``finite`` says validation saw every value finite, so neither scikit-learn
-    (``assume_finite``) nor a fast path (``received_finite``) scans the matrix again: a second
-    full pass over each batch otherwise.
+    ``finite`` says validation saw every value finite, so a fast path does not scan the matrix
+    again (``received_finite``): a second full pass over each batch otherwise. scikit-learn
+    itself is not told (its ``assume_finite`` would skip every check, also of what a pipeline
+    computes: a scaler's overflow to infinity then got a label where ``/predict`` refuses it).
     """
     step = rows_per_call(model, rows)
     if step < len(rows):
@@ -117,14 +116,9 @@ def _predict(
     return _joined(parts)
 
 
-@contextlib.contextmanager
-def _scanned(finite: bool) -> Iterator[None]:
-    """Within: the model does not scan rows validation found finite (when ``finite``)."""
-    if not finite:
-        yield
-        return
-    with sklearn.config_context(assume_finite=True), received_finite():
-        yield
+def _scanned(finite: bool) -> contextlib.AbstractContextManager[None]:
+    """Within: a fast path does not scan rows validation found finite (when ``finite``)."""
+    return received_finite() if finite else contextlib.nullcontext()
 
 
 def _joined(parts: list[Scored]) -> Scored:

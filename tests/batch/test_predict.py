@@ -66,3 +66,36 @@ def test_a_row_the_model_refuses_in_a_later_slice_keeps_its_number(
     assert np.flatnonzero(~scored.accepted).tolist() == [9_000]
     good = np.delete(rows, 9_000, axis=0)
     np.testing.assert_array_equal(scored.prediction.labels, linear.estimator.original.predict(good))
+
+
+@pytest.mark.filterwarnings("ignore:overflow encountered:RuntimeWarning")  # the scaler's
+@pytest.mark.filterwarnings("ignore:invalid value encountered:RuntimeWarning")  # unchecked, NaN
+def test_on_scikit_learn_a_row_the_scaler_overflows_is_refused_as_predict_refuses_it(
+    tmp_path: Path,
+) -> None:
+    """Validated finite rows are not scanned again, but what the pipeline computes is: a row
+    the scaler overflows to infinity is refused (labels only: no proba to come out NaN)."""
+    train = np.random.default_rng(0).normal(scale=0.5, size=(500, 30))
+    pipeline = make_pipeline(StandardScaler(), LogisticRegression())
+    joblib.dump(pipeline.fit(train, train[:, 0] > 0), tmp_path / "model.joblib")
+    model = load_model(tmp_path / "model.joblib")  # scikit-learn itself: no fast path
+    rows = np.random.default_rng(2).normal(size=(100, 30))
+    rows[40] = 1.7e308
+    scored = predict_rows(model, rows, np.arange(100), proba=False, finite=True)
+    assert [(r.row, "infinity" in r.reason) for r in scored.rejects] == [(40, True)]
+    good = np.delete(rows, 40, axis=0)
+    np.testing.assert_array_equal(scored.prediction.labels, pipeline.predict(good))
+
+
+@pytest.mark.filterwarnings("ignore:overflow encountered in cast:RuntimeWarning")  # its astype
+def test_on_scikit_learn_a_value_over_float32_is_refused_by_a_tree(tmp_path: Path) -> None:
+    """Finite as float64, infinite as the float32 a tree compares: refused, as /predict does."""
+    train = np.random.default_rng(0).normal(size=(200, 4))
+    forest = RandomForestClassifier(n_estimators=3, random_state=0)
+    joblib.dump(forest.fit(train, train[:, 0] > 0), tmp_path / "forest.joblib")
+    model = load_model(tmp_path / "forest.joblib")
+    rows = np.random.default_rng(1).normal(size=(10, 4))
+    rows[3, 2] = 1e39
+    scored = predict_rows(model, rows, np.arange(10), proba=True, finite=True)
+    assert [r.row for r in scored.rejects] == [3]
+    assert "float32" in scored.rejects[0].reason
