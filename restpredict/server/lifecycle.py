@@ -98,6 +98,9 @@ class GracefulServer(uvicorn.Server):
         self.closed_listeners = False
         self._loop: asyncio.AbstractEventLoop | None = None
         self._reloads: set[asyncio.Task[None]] = set()
+        #: Called once the server has started, before it serves a request (a worker tells its
+        #: supervisor with it).
+        self.on_started: Callable[[], None] | None = None
 
     @property
     def app(self) -> Starlette | None:
@@ -122,6 +125,12 @@ class GracefulServer(uvicorn.Server):
         finally:
             signal.signal(signal.SIGHUP, previous[0])
             signal.signal(RETIRE, previous[1])
+
+    async def startup(self, sockets: list[socket] | None = None) -> None:
+        await super().startup(sockets)
+        # Listening began at most one loop turn ago: no request can have been answered yet.
+        if self.started and self.on_started is not None:
+            self.on_started()
 
     def handle_exit(self, sig: int, frame: FrameType | None) -> None:
         if sig == signal.SIGTERM:

@@ -7,8 +7,11 @@ second. What must not cross the fork does not exist in the supervisor: it runs n
 and no thread, and each worker builds its own app, batcher thread and metrics in its own
 process (``AppFactory``). The listening socket is inherited on purpose.
 
-The supervisor health-checks a worker over a pipe, as uvicorn's ``Multiprocess`` does: a
-thread in the worker answers each ping with whether its server has started.
+The worker reports its own readiness: once its server has started, before it answers a
+request, it writes to a pipe of its own, which the supervisor reads even after the worker has
+died (a worker that served and then died started; one that never got there did not). The
+supervisor also health-checks a worker over a second pipe, as uvicorn's ``Multiprocess`` does:
+a thread in the worker answers each ping with whether its server has started.
 """
 
 from __future__ import annotations
@@ -23,6 +26,7 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from multiprocessing.connection import wait
 from socket import socket
 
 import uvicorn
@@ -51,6 +55,7 @@ class Worker:
         self.ready_at: float | None = None  # set once it answered ready
         self.retired_at: float | None = None
         self._parent_conn, self._child_conn = _FORK.Pipe()
+        self._ready_in, self._ready_out = _FORK.Pipe(duplex=False)  # the worker's "started"
         self.process = _FORK.Process(target=self._serve, args=(sockets,), daemon=False)
 
     @property
@@ -65,21 +70,30 @@ class Worker:
         self.started_at = time.monotonic()
         self.process.start()
         self._child_conn.close()  # EOF on our end as soon as the worker dies
+        self._ready_out.close()
 
     def is_alive(self, timeout: float) -> bool:
         """Running, and answering a health check within ``timeout`` (a hung worker does not)."""
         return self.process.is_alive() and self._ping(timeout) is not None
 
     def wait_until_ready(self, timeout: float, stop: Callable[[], bool]) -> bool:
-        """True once the worker's server has started; False if it died, hung or ``stop()``."""
+        """True once the worker has reported its server started, even if it died since; False
+        if it died before, did not within ``timeout``, or ``stop()``."""
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline and not stop():
-            if not self.process.is_alive():
-                return False
-            if self._ping(min(1.0, max(deadline - time.monotonic(), 0.01))):
+            left = min(0.5, max(deadline - time.monotonic(), 0.01))
+            woken = wait([self._ready_in, self.process.sentinel], left)
+            if self._ready_in in woken and self._reported():
                 self.ready_at = time.monotonic()
                 return True
-            time.sleep(0.02)
+            if self.process.sentinel in woken:
+                return False  # died, and (read just above) never reported
+        return False
+
+    def _reported(self) -> bool:
+        """Whether the worker's report is in its pipe (it stays there once the worker is gone)."""
+        with contextlib.suppress(OSError, EOFError):
+            return self._ready_in.poll() and bool(self._ready_in.recv())
         return False
 
     def signal(self, sig: int) -> None:
@@ -100,11 +114,13 @@ class Worker:
     def kill(self) -> None:
         self.process.kill()
         self._parent_conn.close()
+        self._ready_in.close()
 
     def join(self, timeout: float | None = None) -> None:
         self.process.join(timeout)
         if self.process.exitcode is not None:
             self._parent_conn.close()
+            self._ready_in.close()
 
     def _ping(self, timeout: float) -> bool | None:
         """The worker's "server started" flag, or None if it does not answer in time."""
@@ -126,7 +142,9 @@ class Worker:
         for sig in SIGNALS:  # the supervisor's handlers were inherited: the server sets its own
             signal.signal(sig, signal.SIG_DFL)
         self._parent_conn.close()
+        self._ready_in.close()
         server = GracefulServer(config=self.config, reload_on_hup=False)
+        server.on_started = self._report_started
         threading.Thread(target=self._pong, args=(server,), daemon=True).start()
         try:
             server.run(sockets=sockets)
@@ -137,6 +155,11 @@ class Worker:
             sys.exit(STARTUP_FAILURE)
         if not server.started:
             sys.exit(STARTUP_FAILURE)
+
+    def _report_started(self) -> None:
+        with contextlib.suppress(OSError):  # the supervisor is gone: nobody to tell
+            self._ready_out.send(True)
+        self._ready_out.close()
 
     def _pong(self, server: GracefulServer) -> None:
         with contextlib.suppress(OSError, EOFError):
