@@ -8,6 +8,7 @@ DataFrame checks. Each one states how exact it is, and is verified against sciki
 
 from __future__ import annotations
 
+import contextlib
 from contextvars import ContextVar, Token
 from typing import Any, Literal
 
@@ -98,7 +99,8 @@ _KNOWN_FINITE: ContextVar[bool] = ContextVar("restpredict_known_finite", default
 class _Finiteness:
     """``with``: the rows handed on from here are known finite, or not (see ``_KNOWN_FINITE``).
 
-    A class rather than ``contextlib.contextmanager``: a pipeline enters one per call.
+    A class rather than ``contextlib.contextmanager``: batch scoring enters one per pipeline
+    call.
     """
 
     def __init__(self, known: bool) -> None:
@@ -118,9 +120,13 @@ def received_finite() -> _Finiteness:
     return _Finiteness(True)
 
 
-def computed_rows() -> _Finiteness:
+_UNCHANGED: contextlib.AbstractContextManager[None] = contextlib.nullcontext()
+
+
+def computed_rows() -> contextlib.AbstractContextManager[None]:
     """Within: the rows handed on were computed by a step, so their checks run again."""
-    return _Finiteness(False)
+    # Serving never sets the flag: nothing to clear, on a path that counts microseconds.
+    return _Finiteness(False) if _KNOWN_FINITE.get() else _UNCHANGED
 
 
 def check_finite(X: np.ndarray, *, allow_nan: bool) -> None:
