@@ -33,6 +33,7 @@ from restpredict.asgi.state import ServingHeaders, ServingState
 from restpredict.middleware.access import AccessMiddleware, instrument
 from restpredict.middleware.batching import batching_middleware
 from restpredict.middleware.direct import DirectRoute
+from restpredict.middleware.hot_route import HotRoute
 from restpredict.middleware.leases import lease_middleware
 from restpredict.middleware.refusals import EarlyRefusals
 from restpredict.middleware.stack import protective_middleware
@@ -170,7 +171,8 @@ def _admission(settings: Settings, serving: ServingState) -> Admission:
 
 
 class _ServingApp(Starlette):
-    """Starlette without its outermost ``ServerErrorMiddleware`` when ours comes next.
+    """Starlette without its outermost ``ServerErrorMiddleware`` when ours comes next, and
+    with the busiest route's layers fused (``middleware/hot_route.py``) where they can be.
 
     ``AccessMiddleware`` already answers an unhandled error with the app's 500 handler (with
     the request id) and re-raises it for the server to log, as that layer would: one layer and
@@ -180,7 +182,9 @@ class _ServingApp(Starlette):
     def build_middleware_stack(self) -> ASGIApp:
         stack = super().build_middleware_stack()
         if isinstance(stack, ServerErrorMiddleware) and isinstance(stack.app, AccessMiddleware):
-            return stack.app
+            stack = stack.app
+        if isinstance(stack, AccessMiddleware):
+            return HotRoute.over(stack) or stack
         return stack
 
 

@@ -54,6 +54,7 @@ __all__ = [
     "AccessMiddleware",
     "AccessRecord",
     "ResponseHeaders",
+    "error_response",
     "id_source",
     "instrument",
     "request_id",
@@ -128,9 +129,7 @@ class AccessMiddleware:
             await self.app(scope, receive, send)
             return
         started = time.perf_counter()
-        exchange = Exchange(request_id(scope, self._new_id), self._template(scope))
-        scope[SCOPE_KEY] = exchange
-        id_header = (_ID_HEADER, exchange.request_id.encode())
+        exchange, id_header = self.open(scope)
         status: int | None = None
         more_headers = self.response_headers
 
@@ -144,27 +143,35 @@ class AccessMiddleware:
                 message = {**message, "headers": headers}
             await send(message)
 
-        self.metrics.request_started()
         final = 500
         try:
             refused = scope.get(REFUSED)
             if refused is None:
                 await self.app(scope, receive, send_with_id)
             else:
-                await _error_response(scope, receive, send_with_id, refused)
+                await error_response(scope, receive, send_with_id, refused)
         except ClientDisconnect:
             # The client's doing, not a server error: no traceback, no 500, nobody to answer.
             final = CLIENT_CLOSED
         except Exception as exc:
             if status is None:
-                await _error_response(scope, receive, send_with_id, exc)
+                await error_response(scope, receive, send_with_id, exc)
             raise
         finally:
-            self.metrics.request_finished()
-            elapsed = time.perf_counter() - started
-            if status is not None:
-                final = status
-            self._finished.add((time.time(), scope, exchange, final, elapsed))
+            self.close(scope, exchange, final if status is None else status, started)
+
+    def open(self, scope: Scope) -> tuple[Exchange, tuple[bytes, bytes]]:
+        """A request begins: its ``Exchange`` (in its scope) and its ``X-Request-ID`` header."""
+        exchange = Exchange(request_id(scope, self._new_id), self._template(scope))
+        scope[SCOPE_KEY] = exchange
+        self.metrics.request_started()
+        return exchange, (_ID_HEADER, exchange.request_id.encode())
+
+    def close(self, scope: Scope, exchange: Exchange, status: int, started: float) -> None:
+        """A request ended with ``status``: its metrics and log line, at the end of the turn."""
+        self.metrics.request_finished()
+        elapsed = time.perf_counter() - started
+        self._finished.add((time.time(), scope, exchange, status, elapsed))
 
     def _record(self, finished: list[_Finished]) -> None:
         """The metrics and access lines of the requests that finished in one loop turn."""
@@ -185,14 +192,13 @@ class AccessMiddleware:
                 metrics.observe_model_request(model, status)
             if not log:
                 continue
-            fields = _access_fields(scope, exchange, status, elapsed)
             args = (scope["method"], scope["path"], status)
             if direct is None:
+                fields = _access_fields(scope, exchange, status, elapsed)
                 _access_log.handle(AccessRecord(args, fields, created))
-            else:
+            else:  # the line's own fields follow the JSON document's first ones, in one dict
                 line = json_document(created, "info", ACCESS_LOGGER, pid, _MESSAGE % args)
-                line.update(fields)
-                lines.append(line)
+                lines.append(_access_fields(scope, exchange, status, elapsed, line))
         if direct is not None and lines:
             direct.add_json_lines(lines)
 
@@ -251,7 +257,7 @@ def id_source() -> Callable[[], str]:
     return lambda: f"{prefix}{next(counter):016x}"
 
 
-async def _error_response(scope: Scope, receive: Receive, send: Send, exc: Exception) -> None:
+async def error_response(scope: Scope, receive: Receive, send: Send, exc: Exception) -> None:
     """Answer an unhandled exception with the app's own 500 handler, so the id is echoed too.
 
     Starlette's outermost middleware would send the same response, but without our
@@ -270,18 +276,25 @@ async def _error_response(scope: Scope, receive: Receive, send: Send, exc: Excep
         await response(scope, receive, send)
 
 
-def _access_fields(scope: Scope, exchange: Exchange, status: int, elapsed: float) -> dict[str, Any]:
+def _access_fields(
+    scope: Scope,
+    exchange: Exchange,
+    status: int,
+    elapsed: float,
+    fields: dict[str, Any] | None = None,
+) -> dict[str, Any]:
+    """An access line's own fields, added to ``fields`` (a JSON line's first ones) if given."""
+    if fields is None:
+        fields = {}
     client = scope.get("client")
-    fields = {
-        "method": scope["method"],
-        "path": scope["path"],
-        "route": exchange.route,
-        "status": status,
-        "latency_ms": round(elapsed * 1000, 3),
-        "rows": exchange.rows,
-        "request_id": exchange.request_id,
-        "client": f"{client[0]}:{client[1]}" if client else None,
-    }
+    fields["method"] = scope["method"]
+    fields["path"] = scope["path"]
+    fields["route"] = exchange.route
+    fields["status"] = status
+    fields["latency_ms"] = round(elapsed * 1000, 3)
+    fields["rows"] = exchange.rows
+    fields["request_id"] = exchange.request_id
+    fields["client"] = f"{client[0]}:{client[1]}" if client else None
     model = scope.get("state", {}).get("model")
     if model is not None and model.version is not None:  # which version answered (canary)
         fields["model"], fields["model_version"] = model.name, model.version

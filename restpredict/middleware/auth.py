@@ -52,6 +52,10 @@ class BearerAuth:
         response = self._problem(error, {"WWW-Authenticate": CHALLENGE})
         await response(scope, receive, send)
 
+    def admits(self, scope: Scope) -> bool:
+        """Whether this HTTP request may pass: an open path, or the right key."""
+        return scope["path"] in self._open or self._authorized(scope)
+
     def _authorized(self, scope: Scope) -> bool:
         scheme, _, token = Headers(scope=scope).get("authorization", "").partition(" ")
         matches = hmac.compare_digest(_digest(token.strip()), self._digest)

@@ -32,7 +32,7 @@ from restpredict.asgi.admission import Admission
 from restpredict.asgi.types import ProblemRenderer
 from restpredict.errors import PredictionTimeoutError, ReloadTimeoutError, RequestTimeoutError
 
-__all__ = ["RequestLimits", "admin_operation"]
+__all__ = ["RequestLimits", "abandoned_failed", "admin_operation"]
 
 logger = logging.getLogger("uvicorn.error")
 
@@ -84,38 +84,55 @@ class RequestLimits:
                 headers = {"Retry-After": str(self.retry_after)}
                 await self.problem(refusal, headers)(scope, receive, send)
                 return
-        loop = asyncio.get_running_loop()
-        exchange = _Exchange(self, scope, receive, send, loop.time(), exempt)
-        watched = self._watched
-        watched.add(exchange)
-        if self._sweeper is None:
-            self._sweeper = loop.call_later(self.tick, self._sweep, loop)
+        exchange = self.watch(scope, receive, send, exempt)
         if exempt:
             try:
                 await self.app(scope, exchange.receive, exchange.send)
             finally:
-                watched.discard(exchange)
+                self._watched.discard(exchange)
             return
-        admission.admitted += 1
         try:
             await self.app(scope, exchange.receive, exchange.send)
         except Exception:
             if not exchange.abandoned:
                 raise
-            # The client has its 504 and the connection may serve others by now: what the
-            # late call raised is for the log only.
-            logger.exception("a prediction that timed out failed later")
+            abandoned_failed()
         finally:
-            # The slot is held until the app really returns: the limit bounds the work
-            # actually running, not just the requests still waiting.
-            admission.admitted -= 1
-            watched.discard(exchange)
-            late = exchange.late_answer
-            if late is not None:
-                # The 504 is this request's one response: it must be out before the request
-                # ends, or the server would answer a response-less request with its own 500
-                # and then see the 504 as a second start.
-                await late
+            await self.release(exchange)
+
+    def admits(self, scope: Scope) -> bool:
+        """Whether this request certainly passes admission now, with a deadline to watch: not
+        an exempt path, and nothing is being refused (``refusing`` is cheap and usually False).
+        """
+        return scope["path"] not in self.exempt and not self.admission.refusing(
+            self.admission.admitted
+        )
+
+    def watch(self, scope: Scope, receive: Receive, send: Send, exempt: bool = False) -> _Exchange:
+        """Start watching this request's deadlines (its receive and send go through the
+        result); one not ``exempt`` also takes its admission slot, until ``release``."""
+        loop = asyncio.get_running_loop()
+        exchange = _Exchange(self, scope, receive, send, loop.time(), exempt)
+        self._watched.add(exchange)
+        if self._sweeper is None:
+            self._sweeper = loop.call_later(self.tick, self._sweep, loop)
+        if not exempt:
+            self.admission.admitted += 1
+        return exchange
+
+    async def release(self, exchange: _Exchange) -> None:
+        """An admitted request's app returned or raised: free its slot, stop watching it, and
+        send its 504 if one is due."""
+        # The slot is held until the app really returns: the limit bounds the work actually
+        # running, not just the requests still waiting.
+        self.admission.admitted -= 1
+        self._watched.discard(exchange)
+        late = exchange.late_answer
+        if late is not None:
+            # The 504 is this request's one response: it must be out before the request ends,
+            # or the server would answer a response-less request with its own 500 and then
+            # see the 504 as a second start.
+            await late
 
     def _sweep(self, loop: asyncio.AbstractEventLoop) -> None:
         """Enforce the deadlines that have passed; keep sweeping while requests are watched."""
@@ -126,6 +143,13 @@ class RequestLimits:
                 self._watched.discard(exchange)
         if self._watched:
             self._sweeper = loop.call_later(self.tick, self._sweep, loop)
+
+
+def abandoned_failed() -> None:
+    """Log what the app raised for a request already answered with its 504."""
+    # The client has its 504 and the connection may serve others by now: what the late call
+    # raised is for the log only.
+    logger.exception("a prediction that timed out failed later")
 
 
 class _Exchange:

@@ -19,6 +19,7 @@ from starlette.testclient import TestClient
 
 from restpredict.app import create_app
 from restpredict.middleware.access import UNMATCHED, AccessMiddleware, route_template
+from restpredict.middleware.hot_route import HotRoute
 from restpredict.model.loading import LoadedModel
 from restpredict.observability.logs import ACCESS_LOGGER, direct_json_handler, logging_config
 from restpredict.settings import Settings
@@ -127,8 +128,10 @@ def test_an_unexpected_error_still_echoes_the_id_and_leaks_nothing(iris: LoadedM
     with TestClient(app, raise_server_exceptions=False) as test_client:
         response = test_client.get("/boom", headers={"X-Request-ID": "boom-1"})
         metrics = samples(test_client)
-    # Answered by the access layer, outermost now: Starlette's own error layer is left out.
-    assert isinstance(app.middleware_stack, AccessMiddleware)
+    # Answered by the access layer, outermost now (under the fused hot route, which passes
+    # other routes on): Starlette's own error layer is left out.
+    assert isinstance(app.middleware_stack, HotRoute)
+    assert isinstance(app.middleware_stack.app, AccessMiddleware)
     assert response.status_code == 500
     assert response.headers["x-request-id"] == "boom-1"
     assert response.headers["content-type"] == "application/problem+json"
