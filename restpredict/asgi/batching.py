@@ -105,7 +105,7 @@ ARRIVED = "restpredict.arrived"
 class _Waiting:
     """One query in the queue, with the future its request awaits."""
 
-    __slots__ = ("arrived_at", "client", "future", "key", "model", "query", "queued_at")
+    __slots__ = ("arrived_at", "client", "future", "key", "model", "query", "queued_at", "size")
 
     def __init__(
         self,
@@ -118,6 +118,8 @@ class _Waiting:
     ) -> None:
         self.model = model  # held, so the id in ``key`` cannot be reused while queued
         self.query = query
+        #: Its rows: ``len(query)`` once, as the batch is gathered over and over.
+        self.size = len(query)
         self.client = client
         self.key = key
         self.future = future
@@ -392,7 +394,7 @@ class Batcher:
             batch = self._running = await self._gather()
             if not batch:
                 continue
-            model, rows = batch[0].model, sum(len(waiting.query) for waiting in batch)
+            model, rows = batch[0].model, sum(waiting.size for waiting in batch)
             if self.on_batch is not None:
                 self.on_batch(rows)
             if self.on_wait is not None:
@@ -443,7 +445,7 @@ class Batcher:
         for waiting in self._queue:
             if waiting.key != key:
                 continue
-            size = len(waiting.query)
+            size = waiting.size
             if batch and rows + size > self.max_rows:
                 return batch, True
             batch.append(waiting)
@@ -548,7 +550,7 @@ def predict_batch(batch: list[_Waiting]) -> tuple[list[Outcome], float]:
     outcomes: list[Outcome] = []
     start = 0
     for waiting in batch:
-        end = start + len(waiting.query)
+        end = start + waiting.size
         outcomes.append(_slice(stacked, start, end))
         start = end
     return outcomes, seconds

@@ -119,6 +119,7 @@ if HttpToolsProtocol is not None:
             self._in_head = False
             self._begun = 0
             self._refused = False
+            self._header_size = 0
 
         def connection_made(self, transport: asyncio.BaseTransport) -> None:
             super().connection_made(transport)
@@ -131,13 +132,17 @@ if HttpToolsProtocol is not None:
             self._in_head = True
             self._begun += 1
             self._head_bytes = 0
+            self._header_size = 0  # of the header fields as kept, counted as they come
 
         def on_header(self, name: bytes, value: bytes) -> None:
-            if len(self.headers) >= self.max_header_count:
+            headers = self.headers
+            if len(headers) >= self.max_header_count:
                 raise HeadersTooLargeError(
                     f"more than {self.max_header_count} header fields; that is the limit"
                 )
             super().on_header(name, value)
+            name, value = headers[-1]  # as kept: lowercased, trailing whitespace stripped
+            self._header_size += len(name) + len(value) + 4
 
         def send_400_response(self, msg: str) -> None:
             self.refuse(BadRequestError("the request is not valid HTTP/1.1"))
@@ -318,7 +323,7 @@ if HttpToolsProtocol is not None:
         def on_headers_complete(self) -> None:
             self._in_head = False
             version = self.parser.get_http_version()
-            size = len(self.url) + sum(len(name) + len(value) + 4 for name, value in self.headers)
+            size = len(self.url) + self._header_size
             error: RestPredictError | None = None
             if size > self.max_header_bytes:
                 error = self._too_large()
