@@ -14,12 +14,14 @@ from __future__ import annotations
 import re
 import shutil
 import subprocess
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from benchmarks.errors import BenchmarkError
 
-__all__ = ["Requests", "parse_log", "require_h2load", "run"]
+__all__ = ["Requests", "figures", "parse_log", "percentile", "require_h2load", "run"]
 
 # h2load stops by itself after its duration; past this slack it is presumed hung and killed.
 _SLACK_S = 30.0
@@ -87,3 +89,34 @@ def parse_log(text: str, errors: int = 0) -> Requests:
         first, last = min(first, start), max(last, start + latency)
     seconds = (last - first) / 1e6 if statuses else 0.0
     return Requests(statuses=statuses, latencies_us=latencies, seconds=seconds, errors=errors)
+
+
+def figures(clients: int, run: Requests) -> dict[str, Any]:
+    """One load's figures, exact, from each of its requests' status and latency."""
+    statuses, latencies_us, seconds = run.statuses, run.latencies_us, run.seconds
+    admitted = sorted(us for status, us in zip(statuses, latencies_us) if 200 <= status < 300)
+    refused = sorted(us for status, us in zip(statuses, latencies_us) if status == 503)
+    every = sorted(latencies_us)
+    return {
+        "clients": clients,
+        "requests": len(statuses),
+        "seconds": seconds,
+        "good_per_s": len(admitted) / seconds if seconds > 0 else 0.0,
+        "refused_503": len(refused),
+        "other_non_2xx": len(statuses) - len(admitted) - len(refused),
+        "socket_errors": run.errors,
+        "p50_ms": percentile(every, 50) / 1e3,
+        "p99_ms": percentile(every, 99) / 1e3,
+        "admitted_p50_ms": percentile(admitted, 50) / 1e3,
+        "admitted_p99_ms": percentile(admitted, 99) / 1e3,
+        "refused_p50_ms": percentile(refused, 50) / 1e3 if refused else None,
+        "refused_p99_ms": percentile(refused, 99) / 1e3 if refused else None,
+    }
+
+
+def percentile(ordered: Sequence[int], q: float) -> float:
+    """The nearest-rank ``q``th percentile of sorted values; 0 for none."""
+    if not ordered:
+        return 0.0
+    rank = max(1, -(-len(ordered) * q // 100))  # ceil(n q / 100), at least 1
+    return float(ordered[int(rank) - 1])

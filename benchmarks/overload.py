@@ -22,8 +22,10 @@ loads of the same run:
   an admitted request waits about one model call for its batch, which at 1 client it never
   does (1-client p99 1.1 ms, 32-client p50 2.5 ms on the forest in a quiet run).
 
-Writes ``benchmarks/results/<UTC start>-overload.json`` and ``.md``; exits 1 when a goal is
-missed.
+Each load also reports the CPU time the hypervisor stole from the machine meanwhile
+(``/proc/stat``): on a shared virtual machine, seconds of it mean the loads stalled for reasons
+that are not the server's. Writes ``benchmarks/results/<UTC start>-overload.json`` and ``.md``;
+exits 1 when a goal is missed.
 """
 
 from __future__ import annotations
@@ -42,6 +44,7 @@ from typing import Any
 
 from benchmarks import gate, h2load, models, payloads
 from benchmarks.errors import BenchmarkError
+from benchmarks.h2load import figures
 from benchmarks.polite import PoliteClients
 from benchmarks.results import RESULTS_DIR, STAMP_FORMAT, write_text
 from benchmarks.runner import SETTLE_S
@@ -154,11 +157,14 @@ def _load(
         time.sleep(SETTLE_S)
         h2load.run(url, payload.path, clients, args.warmup, args.load_core, log)
     time.sleep(SETTLE_S)
+    stolen = steal_seconds()
     with PoliteClients(url, payload.body, polite) as polite_clients:
         run = h2load.run(url, payload.path, clients, args.duration, args.load_core, log)
-    load = summarise(clients, run.statuses, run.latencies_us, run.seconds, run.errors)
+    load = figures(clients, run)
+    after = steal_seconds()
+    load["steal_s"] = None if stolen is None or after is None else after - stolen
     if polite:
-        load["polite"] = summarise_polite(polite_clients)
+        load["polite"] = polite_clients.summary()
         load["good_per_s"] += load["polite"]["good_per_s"]
     _progress(
         f"{clients} client(s): {load['good_per_s']:,.0f} good/s, {load['refused_503']} x 503, "
@@ -167,52 +173,15 @@ def _load(
     return load
 
 
-def summarise(
-    clients: int, statuses: Sequence[int], latencies_us: Sequence[int], seconds: float, errors: int
-) -> Document:
-    """One load's figures from each of its requests' status and latency."""
-    admitted = sorted(us for status, us in zip(statuses, latencies_us) if 200 <= status < 300)
-    refused = sorted(us for status, us in zip(statuses, latencies_us) if status == 503)
-    every = sorted(latencies_us)
-    return {
-        "clients": clients,
-        "requests": len(statuses),
-        "seconds": seconds,
-        "good_per_s": len(admitted) / seconds if seconds > 0 else 0.0,
-        "refused_503": len(refused),
-        "other_non_2xx": len(statuses) - len(admitted) - len(refused),
-        "socket_errors": errors,
-        "p50_ms": percentile(every, 50) / 1e3,
-        "p99_ms": percentile(every, 99) / 1e3,
-        "admitted_p50_ms": percentile(admitted, 50) / 1e3,
-        "admitted_p99_ms": percentile(admitted, 99) / 1e3,
-        "refused_p50_ms": percentile(refused, 50) / 1e3 if refused else None,
-        "refused_p99_ms": percentile(refused, 99) / 1e3 if refused else None,
-    }
-
-
-def summarise_polite(clients: PoliteClients) -> Document:
-    """What the clients that honour ``Retry-After`` got."""
-    answers = clients.answers
-    admitted = sorted(a.latency_us for a in answers if 200 <= a.status < 300)
-    refused = [a for a in answers if a.status == 503]
-    return {
-        "clients": clients.count,
-        "requests": len(answers),
-        "good_per_s": len(admitted) / clients.seconds if clients.seconds > 0 else 0.0,
-        "refused_503": len(refused),
-        "retry_after_503": sum(a.retry_after for a in refused),
-        "other": len(answers) - len(admitted) - len(refused),
-        "admitted_p99_ms": percentile(admitted, 99) / 1e3 if admitted else None,
-    }
-
-
-def percentile(ordered: Sequence[int], q: float) -> float:
-    """The nearest-rank ``q``th percentile of sorted values; 0 for none."""
-    if not ordered:
-        return 0.0
-    rank = max(1, -(-len(ordered) * q // 100))  # ceil(n q / 100), at least 1
-    return float(ordered[int(rank) - 1])
+def steal_seconds() -> float | None:
+    """CPU seconds the hypervisor took from this (virtual) machine since boot, all CPUs
+    (``/proc/stat``); None where that is not known. A load with seconds of steal was not
+    the server's doing: the machine was not running at all."""
+    try:
+        fields = Path("/proc/stat").read_text().split("\n", 1)[0].split()
+        return int(fields[8]) / os.sysconf("SC_CLK_TCK")
+    except (OSError, IndexError, ValueError):
+        return None
 
 
 def judge(loads: Sequence[Document]) -> list[Document]:
@@ -295,8 +264,8 @@ def render(doc: Document) -> str:
         "h2load clients send again at once, 503s included; every latency is exact (per request).",
         "",
         "| clients | good answers/s | x peak | 503 | other errors | p50 ms (all) "
-        "| admitted p99 ms | x unloaded p99 | x peak p99 | 503 p50 ms | 503 p99 ms |",
-        "| ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
+        "| admitted p99 ms | x unloaded p99 | x peak p99 | 503 p50 ms | 503 p99 ms | steal s |",
+        "| ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
     ]
     for load in loads:
         lines.append(
@@ -305,7 +274,8 @@ def render(doc: Document) -> str:
             f"| {load['other_non_2xx'] + load['socket_errors']:,} | {load['p50_ms']:.2f} "
             f"| {load['admitted_p99_ms']:.2f} | {_ratio(load['admitted_p99_ms'], unloaded)} "
             f"| {_ratio(load['admitted_p99_ms'], peak_p99)} "
-            f"| {_ms(load.get('refused_p50_ms'))} | {_ms(load.get('refused_p99_ms'))} |"
+            f"| {_ms(load.get('refused_p50_ms'))} | {_ms(load.get('refused_p99_ms'))} "
+            f"| {_ms(load.get('steal_s'))} |"
         )
     polite = [(load["clients"], load["polite"]) for load in loads if load.get("polite")]
     if polite:

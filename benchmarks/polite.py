@@ -15,7 +15,10 @@ import threading
 import time
 from dataclasses import dataclass, field
 from types import TracebackType
+from typing import Any
 from urllib.parse import urlsplit
+
+from benchmarks.h2load import percentile
 
 __all__ = ["Answer", "PoliteClients"]
 
@@ -64,6 +67,21 @@ class PoliteClients:
         for thread in self._threads:
             thread.join(timeout=_TIMEOUT_S + 5)
         self.seconds = time.monotonic() - self._started
+
+    def summary(self) -> dict[str, Any]:
+        """What they got: answers, good answers/s, 503s and how many named a ``Retry-After``."""
+        answers = self.answers
+        admitted = sorted(a.latency_us for a in answers if 200 <= a.status < 300)
+        refused = [a for a in answers if a.status == 503]
+        return {
+            "clients": self.count,
+            "requests": len(answers),
+            "good_per_s": len(admitted) / self.seconds if self.seconds > 0 else 0.0,
+            "refused_503": len(refused),
+            "retry_after_503": sum(a.retry_after for a in refused),
+            "other": len(answers) - len(admitted) - len(refused),
+            "admitted_p99_ms": percentile(admitted, 99) / 1e3 if admitted else None,
+        }
 
     def _client(self) -> None:
         parts = urlsplit(self.url)

@@ -39,7 +39,7 @@ def run(url: str, body_path: Path, connections: int, duration_s: int, core: int)
 def run_raw(
     url: str, body_path: Path, connections: int, duration_s: int, core: int
 ) -> dict[str, Any]:
-    """``run``, as every field ``wrk_report.lua`` prints (503s and their Retry-After too)."""
+    """``run``, as every field ``wrk_report.lua`` prints."""
     with as_file(files("benchmarks") / "wrk_report.lua") as script:
         argv = [
             "taskset", "-c", str(core), "wrk",
