@@ -131,16 +131,12 @@ class AccessMiddleware:
         started = time.perf_counter()
         exchange, id_header = self.open(scope)
         status: int | None = None
-        more_headers = self.response_headers
 
         async def send_with_id(message: Message) -> None:
             nonlocal status
             if message["type"] == "http.response.start":
                 status = message["status"]
-                headers = [*message.get("headers", ()), id_header]
-                if more_headers is not None:
-                    headers += more_headers(scope, message)
-                message = {**message, "headers": headers}
+                message = self.start(scope, message, id_header)
             await send(message)
 
         final = 500
@@ -166,6 +162,16 @@ class AccessMiddleware:
         scope[SCOPE_KEY] = exchange
         self.metrics.request_started()
         return exchange, (_ID_HEADER, exchange.request_id.encode())
+
+    def start(
+        self, scope: Scope, message: Message, id_header: tuple[bytes, bytes], *extra: Any
+    ) -> Message:
+        """A response start with ``extra`` headers, the request id and the serving headers
+        added: the one place a response start is rewritten."""
+        headers = [*message.get("headers", ()), *extra, id_header]
+        if self.response_headers is not None:
+            headers += self.response_headers(scope, message)
+        return {**message, "headers": headers}
 
     def close(self, scope: Scope, exchange: Exchange, status: int, started: float) -> None:
         """A request ended with ``status``: its metrics and log line, at the end of the turn."""

@@ -112,17 +112,13 @@ class HotRoute:
         started = time.perf_counter()
         exchange, id_header = access.open(scope)
         status: int | None = None
-        more_headers = access.response_headers
 
         async def answer(message: Message) -> None:
             """The access layer's send: the status, the id and the serving headers."""
             nonlocal status
             if message["type"] == "http.response.start":
                 status = message["status"]
-                headers = [*message.get("headers", ()), id_header]
-                if more_headers is not None:
-                    headers += more_headers(scope, message)
-                message = {**message, "headers": headers}
+                message = access.start(scope, message, id_header)
             await send(message)
 
         limits = self.limits
@@ -136,13 +132,10 @@ class HotRoute:
             if message["type"] == "http.response.start":
                 watched.started = True
                 status = message["status"]
-                headers = [*message.get("headers", ())]
                 if watched.timed_out:
-                    headers.append(_CLOSE)
-                headers.append(id_header)
-                if more_headers is not None:
-                    headers += more_headers(scope, message)
-                message = {**message, "headers": headers}
+                    message = access.start(scope, message, id_header, _CLOSE)
+                else:
+                    message = access.start(scope, message, id_header)
             await send(message)
 
         final = 500
